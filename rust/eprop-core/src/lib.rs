@@ -1,0 +1,16 @@
+//! eprop-core: state and math of eprop, online training of spiking neural
+//! networks in memory that does not grow with sequence length.
+//!
+//! Names follow the e-prop paper (Bellec et al. 2020, Nat. Commun. 11:3625):
+//! `v` membrane, `z` spikes, `psi` pseudo-derivative, `alpha` membrane decay,
+//! `kappa` trace decay, `signal` the learning signal L_j, `elig` eligibility.
+//! Times are in ms. No Python here: the binding crate `eprop-py` wraps it.
+
+pub mod error;
+pub mod kernels;
+pub mod lif;
+pub mod rng;
+pub mod seed_eprop;
+pub mod seed_online;
+
+pub use error::{EpropError, Result};

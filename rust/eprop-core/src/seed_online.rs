@@ -1,0 +1,509 @@
+//! The seed's feedforward online trainer: `OnlineLIFLayer` and `OnlineTrainer`,
+//! reproduced number for number.
+//!
+//! A layer steps like the seed LIF (see `lif`) and keeps one trace per synapse,
+//! `trace <- 0.95 trace + psi (x) x` (the decay 0.95 is fixed, whatever dt and
+//! tau are). A learning signal s moves the weights as `W <- W - lr s (.) trace`.
+//! The trainer stacks layers; with a target it takes err = z_out - y*,
+//! loss = 0.5 |err|^2, and walks down the stack: layer l learns from s_l, then
+//! s_{l-1} = W_l^T s_l with the weights just updated.
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
+
+use crate::error::{
+    check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
+};
+use crate::kernels::{matvec, nonzeros, trace_row};
+use crate::lif::{decay, seed_layer_update};
+use crate::rng::LegacyRng;
+use crate::seed_eprop::{check_sequence, checked_matrix, copy_row};
+
+/// Decay of the layer trace, fixed by the seed.
+pub const LAYER_TRACE_DECAY: f64 = 0.95;
+
+/// Hyperparameters of one layer (times in ms).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedLayerConfig {
+    pub n_inputs: usize,
+    pub n_neurons: usize,
+    pub tau_mem: f64,
+    pub threshold: f64,
+    pub lr: f64,
+    pub dt: f64,
+}
+
+impl SeedLayerConfig {
+    pub fn new(
+        n_inputs: i64,
+        n_neurons: i64,
+        tau_mem: f64,
+        threshold: f64,
+        lr: f64,
+        dt: f64,
+    ) -> Result<Self> {
+        Ok(SeedLayerConfig {
+            n_inputs: check_size("n_inputs", n_inputs)?,
+            n_neurons: check_size("n_neurons", n_neurons)?,
+            tau_mem: check_positive("tau_mem", tau_mem)?,
+            threshold: check_positive("threshold", threshold)?,
+            lr: check_non_negative("lr", lr)?,
+            dt: check_positive("dt", dt)?,
+        })
+    }
+}
+
+/// Dynamic state of one layer for one sequence: `_v`, `_spikes`, `_trace`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedLayerState {
+    pub v: Array1<f64>,
+    pub z: Array1<f64>,
+    pub trace: Array2<f64>,
+    /// Pseudo-derivative of the last step (work buffer).
+    pub psi: Vec<f64>,
+    current: Vec<f64>,
+    idx: Vec<usize>,
+}
+
+impl SeedLayerState {
+    pub fn zeros(cfg: &SeedLayerConfig) -> Self {
+        SeedLayerState {
+            v: Array1::zeros(cfg.n_neurons),
+            z: Array1::zeros(cfg.n_neurons),
+            trace: Array2::zeros((cfg.n_neurons, cfg.n_inputs)),
+            psi: vec![0.0; cfg.n_neurons],
+            current: vec![0.0; cfg.n_neurons],
+            idx: Vec::with_capacity(cfg.n_inputs),
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.v.fill(0.0);
+        self.z.fill(0.0);
+        self.trace.fill(0.0);
+    }
+
+    pub fn bytes(&self) -> usize {
+        8 * (self.v.len()
+            + self.z.len()
+            + self.trace.len()
+            + self.psi.capacity()
+            + self.current.capacity())
+            + std::mem::size_of::<usize>() * self.idx.capacity()
+    }
+}
+
+/// One LIF layer: hyperparameters, weights `W` (n_neurons, n_inputs) and state.
+#[derive(Clone, Debug)]
+pub struct SeedLayer {
+    pub cfg: SeedLayerConfig,
+    pub w: Array2<f64>,
+    pub state: SeedLayerState,
+}
+
+fn slice_mut(a: &mut Array2<f64>) -> &mut [f64] {
+    a.as_slice_mut()
+        .expect("owned weight and state matrices are kept in standard layout")
+}
+
+impl SeedLayer {
+    /// Weights `RandomState(seed).randn(n_neurons, n_inputs) * sqrt(2 / n_inputs)`.
+    pub fn new(cfg: SeedLayerConfig, seed: u32) -> Self {
+        let mut rng = LegacyRng::new(seed);
+        let w = rng.normal_matrix(
+            cfg.n_neurons,
+            cfg.n_inputs,
+            (2.0 / cfg.n_inputs as f64).sqrt(),
+        );
+        let state = SeedLayerState::zeros(&cfg);
+        SeedLayer { cfg, w, state }
+    }
+
+    pub fn set_w(&mut self, m: ArrayView2<f64>) -> Result<()> {
+        self.w = checked_matrix("W", m, self.cfg.n_neurons, self.cfg.n_inputs)?;
+        Ok(())
+    }
+
+    pub fn check_input(&self, arg: &str, x: &[f64]) -> Result<()> {
+        check_vector(arg, x, self.cfg.n_inputs)
+    }
+
+    /// Membrane, spikes and pseudo-derivative for input `x`; the trace is not touched.
+    pub fn forward(&mut self, x: &[f64]) {
+        forward_state(&self.cfg, &self.w, &mut self.state, x);
+    }
+
+    /// Trace update for the input `x` of the step just taken.
+    pub fn update_trace(&mut self, x: &[f64]) {
+        update_trace_state(&self.cfg, &mut self.state, x);
+    }
+
+    /// The seed's `step`: forward, then trace. Spikes are in `state.z`.
+    pub fn step(&mut self, x: &[f64]) {
+        self.forward(x);
+        self.update_trace(x);
+    }
+
+    /// The seed's `apply_learning_signal`: `W <- W - lr signal (.) trace`.
+    pub fn apply_learning_signal(&mut self, signal: &[f64]) {
+        let (ni, lr) = (self.cfg.n_inputs, self.cfg.lr);
+        let tr = self.state.trace.as_slice().expect("standard layout");
+        for ((w, t), &s) in slice_mut(&mut self.w)
+            .chunks_exact_mut(ni)
+            .zip(tr.chunks_exact(ni))
+            .zip(signal)
+        {
+            for (wi, &ti) in w.iter_mut().zip(t) {
+                *wi -= lr * (s * ti);
+            }
+        }
+    }
+}
+
+/// Forward step of a layer's state on weights `w` (shared with batch code).
+pub fn forward_state(cfg: &SeedLayerConfig, w: &Array2<f64>, st: &mut SeedLayerState, x: &[f64]) {
+    let sparse = nonzeros(x, &mut st.idx);
+    matvec(
+        w.as_slice().expect("standard layout"),
+        x,
+        &st.idx,
+        sparse,
+        &mut st.current,
+    );
+    seed_layer_update(
+        st.v.as_slice_mut().expect("contiguous"),
+        &st.current,
+        st.z.as_slice_mut().expect("contiguous"),
+        &mut st.psi,
+        decay(cfg.dt, cfg.tau_mem),
+        cfg.threshold,
+    );
+}
+
+/// Trace update of a layer's state for input `x` (shared with batch code).
+pub fn update_trace_state(cfg: &SeedLayerConfig, st: &mut SeedLayerState, x: &[f64]) {
+    let ni = cfg.n_inputs;
+    for (tr, &psi) in slice_mut(&mut st.trace).chunks_exact_mut(ni).zip(&st.psi) {
+        trace_row(tr, x, psi, LAYER_TRACE_DECAY);
+    }
+}
+
+/// Checks a vector argument's length and finiteness.
+pub fn check_vector(arg: &str, x: &[f64], n: usize) -> Result<()> {
+    if x.len() != n {
+        return Err(EpropError::shape(
+            arg,
+            fmt_shape(&[n]),
+            fmt_shape(&[x.len()]),
+        ));
+    }
+    check_finite(arg, x, &[n])
+}
+
+/// Trace update, weight change and down-projection of a layer in one pass:
+/// `tr <- 0.95 tr + psi (x) x; W <- W - lr s (.) tr; down <- W^T s` (new W).
+/// `down` is skipped when `None` (bottom layer).
+pub fn learn_layer(
+    cfg: &SeedLayerConfig,
+    w: &mut Array2<f64>,
+    st: &mut SeedLayerState,
+    x: &[f64],
+    signal: &[f64],
+    mut down: Option<&mut [f64]>,
+) {
+    let (ni, lr) = (cfg.n_inputs, cfg.lr);
+    if let Some(d) = down.as_deref_mut() {
+        d.fill(0.0);
+    }
+    let rows = slice_mut(w)
+        .chunks_exact_mut(ni)
+        .zip(slice_mut(&mut st.trace).chunks_exact_mut(ni));
+    for ((wr, tr), (&psi, &s)) in rows.zip(st.psi.iter().zip(signal)) {
+        match down.as_deref_mut() {
+            Some(d) => {
+                for (((wi, ti), &xi), di) in
+                    wr.iter_mut().zip(tr.iter_mut()).zip(x).zip(d.iter_mut())
+                {
+                    let tn = LAYER_TRACE_DECAY * *ti + psi * xi;
+                    *ti = tn;
+                    let wn = *wi - lr * (s * tn);
+                    *wi = wn;
+                    *di += wn * s;
+                }
+            }
+            None => {
+                for ((wi, ti), &xi) in wr.iter_mut().zip(tr.iter_mut()).zip(x) {
+                    let tn = LAYER_TRACE_DECAY * *ti + psi * xi;
+                    *ti = tn;
+                    *wi -= lr * (s * tn);
+                }
+            }
+        }
+    }
+}
+
+/// Hyperparameters of the stack.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedOnlineConfig {
+    pub layer_sizes: Vec<usize>,
+    pub tau_mem: f64,
+    pub threshold: f64,
+    pub lr: f64,
+}
+
+impl SeedOnlineConfig {
+    pub fn new(layer_sizes: &[i64], tau_mem: f64, threshold: f64, lr: f64) -> Result<Self> {
+        if layer_sizes.len() < 2 {
+            return Err(EpropError::param(
+                "layer_sizes",
+                "at least 2 sizes [n_input, ..., n_output]",
+                format!("{} size(s)", layer_sizes.len()),
+            ));
+        }
+        let sizes = layer_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| check_size(&format!("layer_sizes[{i}]"), n))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SeedOnlineConfig {
+            layer_sizes: sizes,
+            tau_mem: check_positive("tau_mem", tau_mem)?,
+            threshold: check_positive("threshold", threshold)?,
+            lr: check_non_negative("lr", lr)?,
+        })
+    }
+
+    pub fn n_inputs(&self) -> usize {
+        self.layer_sizes[0]
+    }
+
+    pub fn n_outputs(&self) -> usize {
+        *self.layer_sizes.last().expect("at least two sizes")
+    }
+
+    /// Layer configs; every layer has dt = 1 ms, as the seed builds them.
+    pub fn layer_configs(&self) -> Vec<SeedLayerConfig> {
+        self.layer_sizes
+            .windows(2)
+            .map(|p| SeedLayerConfig {
+                n_inputs: p[0],
+                n_neurons: p[1],
+                tau_mem: self.tau_mem,
+                threshold: self.threshold,
+                lr: self.lr,
+                dt: 1.0,
+            })
+            .collect()
+    }
+}
+
+/// Work buffers of the stack (no meaning between steps).
+#[derive(Clone, Debug)]
+pub struct SeedOnlineScratch {
+    x: Vec<f64>,
+    pub err: Vec<f64>,
+    signal: Vec<f64>,
+    down: Vec<f64>,
+}
+
+impl SeedOnlineScratch {
+    pub fn new(cfg: &SeedOnlineConfig) -> Self {
+        let widest = cfg.layer_sizes.iter().copied().max().unwrap_or(1);
+        SeedOnlineScratch {
+            x: vec![0.0; cfg.n_inputs()],
+            err: vec![0.0; cfg.n_outputs()],
+            signal: Vec::with_capacity(widest),
+            down: Vec::with_capacity(widest),
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        8 * (self.x.capacity()
+            + self.err.capacity()
+            + self.signal.capacity()
+            + self.down.capacity())
+    }
+}
+
+/// The stacked trainer (`OnlineTrainer`).
+#[derive(Clone, Debug)]
+pub struct SeedOnline {
+    pub cfg: SeedOnlineConfig,
+    pub layers: Vec<SeedLayer>,
+    pub scratch: SeedOnlineScratch,
+}
+
+impl SeedOnline {
+    /// Every layer draws its weights from a fresh `RandomState(seed)`, as the seed does.
+    pub fn new(cfg: SeedOnlineConfig, seed: u32) -> Self {
+        let layers = cfg
+            .layer_configs()
+            .into_iter()
+            .map(|c| SeedLayer::new(c, seed))
+            .collect();
+        let scratch = SeedOnlineScratch::new(&cfg);
+        SeedOnline {
+            cfg,
+            layers,
+            scratch,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        for l in &mut self.layers {
+            l.state.reset();
+        }
+    }
+
+    /// The seed's `memory_per_step` (parameter count).
+    pub fn memory_per_step(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| 2 * l.cfg.n_neurons + l.cfg.n_neurons * l.cfg.n_inputs)
+            .sum()
+    }
+
+    /// Bytes of all per-trainer state (weights, layer states, buffers).
+    pub fn memory_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| 8 * l.w.len() + l.state.bytes())
+            .sum::<usize>()
+            + self.scratch.bytes()
+    }
+
+    pub fn check_step(&self, x: &[f64], target: Option<&[f64]>) -> Result<()> {
+        check_vector("x", x, self.cfg.n_inputs())?;
+        if let Some(t) = target {
+            check_vector("target", t, self.cfg.n_outputs())?;
+        }
+        Ok(())
+    }
+
+    /// Output (spikes of the last layer) of the last step.
+    pub fn output(&self) -> &[f64] {
+        self.layers
+            .last()
+            .expect("at least one layer")
+            .state
+            .z
+            .as_slice()
+            .expect("contiguous")
+    }
+
+    /// One step of the stack; returns the loss when a target is given.
+    pub fn step(&mut self, x: &[f64], target: Option<&[f64]>) -> Option<f64> {
+        let sc = &mut self.scratch;
+        sc.x.copy_from_slice(x);
+        for l in 0..self.layers.len() {
+            let (below, rest) = self.layers.split_at_mut(l);
+            let input = match below.last() {
+                Some(b) => b.state.z.as_slice().expect("contiguous"),
+                None => &sc.x,
+            };
+            rest[0].forward(input);
+        }
+        let Some(target) = target else {
+            for l in 0..self.layers.len() {
+                let (below, rest) = self.layers.split_at_mut(l);
+                let input = match below.last() {
+                    Some(b) => b.state.z.as_slice().expect("contiguous"),
+                    None => &sc.x,
+                };
+                rest[0].update_trace(input);
+            }
+            return None;
+        };
+        let mut loss = 0.0;
+        let out_z = &self.layers[self.layers.len() - 1].state.z;
+        for ((e, &y), &t) in sc.err.iter_mut().zip(out_z.iter()).zip(target) {
+            *e = y - t;
+            loss += *e * *e;
+        }
+        sc.signal.clear();
+        sc.signal.extend_from_slice(&sc.err);
+        for l in (0..self.layers.len()).rev() {
+            let (below, rest) = self.layers.split_at_mut(l);
+            let layer = &mut rest[0];
+            let input = match below.last() {
+                Some(b) => b.state.z.as_slice().expect("contiguous"),
+                None => &sc.x,
+            };
+            let down = if l > 0 {
+                sc.down.resize(layer.cfg.n_inputs, 0.0);
+                Some(&mut sc.down[..])
+            } else {
+                None
+            };
+            learn_layer(
+                &layer.cfg,
+                &mut layer.w,
+                &mut layer.state,
+                input,
+                &sc.signal,
+                down,
+            );
+            if l > 0 {
+                std::mem::swap(&mut sc.signal, &mut sc.down);
+            }
+        }
+        Some(0.5 * loss)
+    }
+
+    /// The seed's `train_sequence` (reset, learn every step, mean loss).
+    pub fn train_sequence(
+        &mut self,
+        inputs: ArrayView2<f64>,
+        targets: ArrayView2<f64>,
+    ) -> Result<f64> {
+        check_sequence("inputs", inputs, self.cfg.n_inputs(), None)?;
+        check_sequence(
+            "targets",
+            targets,
+            self.cfg.n_outputs(),
+            Some(inputs.nrows()),
+        )?;
+        if inputs.nrows() == 0 {
+            return Err(EpropError::shape(
+                "inputs",
+                format!("(T, {}) with T >= 1", self.cfg.n_inputs()),
+                fmt_shape(inputs.shape()),
+            ));
+        }
+        self.reset();
+        let mut x = vec![0.0; self.cfg.n_inputs()];
+        let mut y = vec![0.0; self.cfg.n_outputs()];
+        let mut total = 0.0;
+        for (xr, yr) in inputs.outer_iter().zip(targets.outer_iter()) {
+            copy_row(&mut x, xr);
+            copy_row(&mut y, yr);
+            total += self.step(&x, Some(&y)).unwrap_or(0.0);
+        }
+        Ok(total / inputs.nrows() as f64)
+    }
+
+    /// Reset, then steps without learning; outputs into `out` (T, n_outputs).
+    pub fn predict_sequence(
+        &mut self,
+        inputs: ArrayView2<f64>,
+        mut out: ArrayViewMut2<f64>,
+    ) -> Result<()> {
+        check_sequence("inputs", inputs, self.cfg.n_inputs(), None)?;
+        if out.dim() != (inputs.nrows(), self.cfg.n_outputs()) {
+            return Err(EpropError::shape(
+                "out",
+                fmt_shape(&[inputs.nrows(), self.cfg.n_outputs()]),
+                fmt_shape(out.shape()),
+            ));
+        }
+        self.reset();
+        let mut x = vec![0.0; self.cfg.n_inputs()];
+        for (xr, mut orow) in inputs.outer_iter().zip(out.outer_iter_mut()) {
+            copy_row(&mut x, xr);
+            self.step(&x, None);
+            for (o, &v) in orow.iter_mut().zip(self.output()) {
+                *o = v;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! Conversions at the Python boundary: array extraction with clear errors,
+//! read-only copies out, the core error mapped to Python exceptions, and the
+//! lock-with-the-GIL-released helper every trainer uses.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, MutexGuard};
+
+use eprop_core::error::fmt_shape;
+use eprop_core::EpropError;
+use numpy::ndarray::{Array1, Array2, ArrayD, Ix1, Ix2, Ix3};
+use numpy::{PyArray, PyArrayDyn, PyArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyFloat;
+
+/// Maps a core error to `ValueError`.
+pub fn to_py(e: EpropError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+pub fn value_error(msg: impl Into<String>) -> PyErr {
+    PyValueError::new_err(msg.into())
+}
+
+/// Locks a trainer's mutex. A poisoned lock (only possible after a bug made
+/// Rust panic) is still usable: every mutation is validated before it starts.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `f` on the locked value with the GIL released. A panic (a bug) comes
+/// back as `RuntimeError`, never as a `PanicException`.
+pub fn locked<T: Send, R: Send>(
+    py: Python<'_>,
+    m: &Mutex<T>,
+    f: impl FnOnce(&mut T) -> R + Send,
+) -> PyResult<R> {
+    py.detach(|| {
+        let mut g = lock(m);
+        catch_unwind(AssertUnwindSafe(|| f(&mut g)))
+    })
+    .map_err(|_| {
+        PyRuntimeError::new_err("eprop: internal error (a Rust panic was caught); please report it")
+    })
+}
+
+static ASARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Converts any array-like to an owned float64 array. Accepts float64 arrays
+/// of any layout, other float/int/bool arrays, lists and scalars; anything
+/// non-numeric is a `TypeError` naming `arg`. Values are not checked here.
+pub fn extract_f64(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<ArrayD<f64>> {
+    if let Ok(a) = obj.cast::<PyArrayDyn<f64>>() {
+        let ro = a
+            .try_readonly()
+            .map_err(|e| value_error(format!("{arg}: {e}")))?;
+        return Ok(ro.as_array().to_owned());
+    }
+    let py = obj.py();
+    let asarray = ASARRAY.import(py, "numpy", "asarray")?;
+    let arr = asarray.call1((obj,)).map_err(|e| {
+        value_error(format!(
+            "{arg}: expected a numeric array, could not convert it: {e}"
+        ))
+    })?;
+    let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
+    if !matches!(kind.as_str(), "b" | "i" | "u" | "f") {
+        let dtype = arr.getattr("dtype")?.str()?.to_string();
+        return Err(PyTypeError::new_err(format!(
+            "{arg}: expected a numeric array (bool, int or float), got dtype {dtype}"
+        )));
+    }
+    let converted = arr.call_method1("astype", ("float64",))?;
+    let a = converted.cast::<PyArrayDyn<f64>>().map_err(PyErr::from)?;
+    let ro = a
+        .try_readonly()
+        .map_err(|e| value_error(format!("{arg}: {e}")))?;
+    Ok(ro.as_array().to_owned())
+}
+
+fn shape_error(arg: &str, expected: String, got: &[usize]) -> PyErr {
+    to_py(EpropError::shape(arg, expected, fmt_shape(got)))
+}
+
+/// Extracts a vector of length `n`, finite.
+pub fn vector(arg: &str, obj: &Bound<'_, PyAny>, n: usize) -> PyResult<Array1<f64>> {
+    let a = extract_f64(arg, obj)?;
+    let shape = a.shape().to_vec();
+    let v = a
+        .into_dimensionality::<Ix1>()
+        .map_err(|_| shape_error(arg, fmt_shape(&[n]), &shape))?;
+    if v.len() != n {
+        return Err(shape_error(arg, fmt_shape(&[n]), &shape));
+    }
+    let v = v.as_standard_layout().to_owned();
+    eprop_core::error::check_finite(arg, v.as_slice().unwrap_or(&[]), &shape).map_err(to_py)?;
+    Ok(v)
+}
+
+/// Extracts a 2-D array; `width` is the required number of columns
+/// (`rows` the required rows when given). Values are checked finite.
+pub fn matrix(
+    arg: &str,
+    obj: &Bound<'_, PyAny>,
+    rows: Option<usize>,
+    width: usize,
+) -> PyResult<Array2<f64>> {
+    let a = extract_f64(arg, obj)?;
+    let shape = a.shape().to_vec();
+    let expected = format!(
+        "({}, {width})",
+        rows.map_or("T".to_string(), |r| r.to_string())
+    );
+    let m = a
+        .into_dimensionality::<Ix2>()
+        .map_err(|_| shape_error(arg, expected.clone(), &shape))?;
+    if m.ncols() != width || rows.is_some_and(|r| r != m.nrows()) {
+        return Err(shape_error(arg, expected, &shape));
+    }
+    let m = m.as_standard_layout().to_owned();
+    eprop_core::error::check_finite(arg, m.as_slice().unwrap_or(&[]), &shape).map_err(to_py)?;
+    Ok(m)
+}
+
+/// Extracts a 3-D batch (B, T, width), finite; `bt` fixes (B, T) when given.
+pub fn batch(
+    arg: &str,
+    obj: &Bound<'_, PyAny>,
+    bt: Option<(usize, usize)>,
+    width: usize,
+) -> PyResult<numpy::ndarray::Array3<f64>> {
+    let a = extract_f64(arg, obj)?;
+    let shape = a.shape().to_vec();
+    let expected = match bt {
+        Some((b, t)) => format!("({b}, {t}, {width})"),
+        None => format!("(B, T, {width})"),
+    };
+    let m = a
+        .into_dimensionality::<Ix3>()
+        .map_err(|_| shape_error(arg, expected.clone(), &shape))?;
+    let (b, t, w) = m.dim();
+    if w != width || bt.is_some_and(|bt| bt != (b, t)) {
+        return Err(shape_error(arg, expected, &shape));
+    }
+    let m = m.as_standard_layout().to_owned();
+    eprop_core::error::check_finite(arg, m.as_slice().unwrap_or(&[]), &shape).map_err(to_py)?;
+    Ok(m)
+}
+
+/// A read-only NumPy copy of `a` (writing to it raises instead of being lost).
+pub fn readonly<'py, D: numpy::ndarray::Dimension>(
+    py: Python<'py>,
+    a: numpy::ndarray::Array<f64, D>,
+) -> Bound<'py, PyAny> {
+    let arr = PyArray::from_owned_array(py, a);
+    let ro = arr.readwrite().make_nonwriteable();
+    let any = ro.as_any().clone();
+    drop(ro);
+    any
+}
+
+/// Python's `repr` of a float (`20.0`, `0.01`, `1e-05`).
+pub fn float_repr(py: Python<'_>, x: f64) -> PyResult<String> {
+    Ok(PyFloat::new(py, x).repr()?.to_string())
+}
+
+/// Checks a user seed fits `RandomState` (0 <= seed < 2**32).
+pub fn check_seed(seed: i128) -> PyResult<u32> {
+    u32::try_from(seed).map_err(|_| {
+        value_error(format!(
+            "seed: expected an integer in [0, 2**32 - 1], got {seed}"
+        ))
+    })
+}

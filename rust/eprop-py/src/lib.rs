@@ -1,0 +1,18 @@
+//! PyO3 bindings of eprop: the native module `eprop._core`. Arguments are
+//! extracted and validated with the GIL held, copied into owned arrays, and the
+//! work runs in `eprop-core` with the GIL released.
+
+use pyo3::prelude::*;
+
+mod convert;
+mod seed_eprop;
+mod seed_online;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<seed_eprop::PyEpropTrainer>()?;
+    m.add_class::<seed_online::PyOnlineLIFLayer>()?;
+    m.add_class::<seed_online::PyOnlineTrainer>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
