@@ -6,9 +6,11 @@
 //! `kappa` trace decay, `signal` the learning signal L_j, `elig` eligibility.
 //! Times are in ms. No Python here: the binding crate `eprop-py` wraps it.
 
+pub mod batch;
 pub mod error;
 pub mod kernels;
 pub mod lif;
+pub mod pool;
 pub mod rng;
 pub mod seed_eprop;
 pub mod seed_online;

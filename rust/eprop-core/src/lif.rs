@@ -73,6 +73,6 @@ mod tests {
         assert_eq!(z2, 0.0);
         assert_eq!(v2, (1.0 - alpha) * 1.0);
         assert_eq!(seed_pseudo_derivative(1.0, 1.0), 1.0);
-        assert_eq!(seed_pseudo_derivative(0.8, 1.0), 1.0 / (2.0 * 2.0));
+        assert_eq!(seed_pseudo_derivative(0.5, 1.0), 1.0 / (3.5 * 3.5));
     }
 }

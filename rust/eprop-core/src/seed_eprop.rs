@@ -18,6 +18,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 
+use crate::batch::{apply_mean_rows, BatchModel};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
 };
@@ -372,6 +373,12 @@ impl SeedEpropNet {
 
     /// Trace and eligibility update without learning; commits z(t).
     fn traces(&self, seq: &mut SeedEpropSeq, x: &[f64]) {
+        self.traces_only(seq, x);
+        vslice_mut(&mut seq.state.z).copy_from_slice(&seq.scratch.z_new);
+    }
+
+    /// Trace and eligibility update, z(t) not yet committed.
+    fn traces_only(&self, seq: &mut SeedEpropSeq, x: &[f64]) {
         let kappa = self.kappa();
         let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
         let st = &mut seq.state;
@@ -389,7 +396,6 @@ impl SeedEpropNet {
         for ((tr, el), &psi) in rows.zip(&sc.psi) {
             trace_elig_row(tr, el, z_prev, psi, kappa);
         }
-        vslice_mut(&mut st.z).copy_from_slice(&sc.z_new);
     }
 
     /// Trace, eligibility and weight update in one pass over each matrix; commits z(t).
@@ -561,5 +567,108 @@ impl SeedEprop {
     /// Bytes of all per-trainer state: weights, dynamic state, step buffers.
     pub fn memory_bytes(&self) -> usize {
         self.net.weight_bytes() + self.seq.bytes()
+    }
+}
+
+/// Summed weight changes of one sequence (batch `update="sequence"`).
+#[derive(Clone, Debug)]
+pub struct SeedEpropAcc {
+    d_in: Vec<f64>,
+    d_rec: Vec<f64>,
+    d_out: Vec<f64>,
+}
+
+fn add_scaled_outer(acc: &mut [f64], lr: f64, rows: &[f64], m: &[f64]) {
+    let cols = m.len() / rows.len().max(1);
+    for ((a, r), &l) in acc
+        .chunks_exact_mut(cols.max(1))
+        .zip(m.chunks_exact(cols.max(1)))
+        .zip(rows)
+    {
+        for (ai, &e) in a.iter_mut().zip(r) {
+            *ai += lr * (l * e);
+        }
+    }
+}
+
+impl BatchModel for SeedEpropNet {
+    type Seq = SeedEpropSeq;
+    type Acc = SeedEpropAcc;
+
+    fn n_inputs(&self) -> usize {
+        self.cfg.n_inputs
+    }
+
+    fn n_outputs(&self) -> usize {
+        self.cfg.n_outputs
+    }
+
+    fn new_seq(&self) -> SeedEpropSeq {
+        SeedEpropSeq::new(&self.cfg)
+    }
+
+    fn seq_bytes(&self) -> usize {
+        SeedEpropSeq::new(&self.cfg).bytes()
+    }
+
+    fn new_acc(&self) -> SeedEpropAcc {
+        SeedEpropAcc {
+            d_in: vec![0.0; self.w_in.len()],
+            d_rec: vec![0.0; self.w_rec.len()],
+            d_out: vec![0.0; self.w_out.len()],
+        }
+    }
+
+    fn acc_bytes(&self) -> usize {
+        self.weight_bytes()
+    }
+
+    fn seq_step(&self, seq: &mut SeedEpropSeq, x: &[f64], target: &[f64]) -> f64 {
+        self.forward(seq, x);
+        let loss = self.learning_signal(seq, target);
+        self.traces(seq, x);
+        loss
+    }
+
+    fn accumulate(&self, seq: &SeedEpropSeq, acc: &mut SeedEpropAcc) {
+        let lr = self.cfg.lr;
+        let (st, sc) = (&seq.state, &seq.scratch);
+        add_scaled_outer(&mut acc.d_in, lr, &sc.signal, slice(&st.elig_in));
+        add_scaled_outer(&mut acc.d_rec, lr, &sc.signal, slice(&st.elig_rec));
+        add_scaled_outer(&mut acc.d_out, lr, &sc.err, &sc.z_new);
+    }
+
+    fn apply_step_mean(&mut self, seqs: &[SeedEpropSeq]) {
+        let lr = self.cfg.lr;
+        let b = seqs.len();
+        let sig: Vec<&[f64]> = seqs.iter().map(|s| &s.scratch.signal[..]).collect();
+        let err: Vec<&[f64]> = seqs.iter().map(|s| &s.scratch.err[..]).collect();
+        let z: Vec<&[f64]> = seqs.iter().map(|s| &s.scratch.z_new[..]).collect();
+        let el_in: Vec<&[f64]> = seqs.iter().map(|s| slice(&s.state.elig_in)).collect();
+        let el_rec: Vec<&[f64]> = seqs.iter().map(|s| slice(&s.state.elig_rec)).collect();
+        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
+        apply_mean_rows(&mut self.w_in, b, |k, j, i| {
+            lr * (sig[k][j] * el_in[k][j * ni + i])
+        });
+        apply_mean_rows(&mut self.w_rec, b, |k, j, i| {
+            lr * (sig[k][j] * el_rec[k][j * nr + i])
+        });
+        self.w_rec.diag_mut().fill(0.0);
+        apply_mean_rows(&mut self.w_out, b, |k, o, j| lr * (err[k][o] * z[k][j]));
+    }
+
+    fn apply_acc_mean(&mut self, accs: &[SeedEpropAcc]) {
+        let b = accs.len();
+        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
+        apply_mean_rows(&mut self.w_in, b, |k, j, i| accs[k].d_in[j * ni + i]);
+        apply_mean_rows(&mut self.w_rec, b, |k, j, i| accs[k].d_rec[j * nr + i]);
+        self.w_rec.diag_mut().fill(0.0);
+        apply_mean_rows(&mut self.w_out, b, |k, o, j| accs[k].d_out[o * nr + j]);
+    }
+
+    fn predict_step(&self, seq: &mut SeedEpropSeq, x: &[f64], out: &mut [f64]) {
+        self.forward(seq, x);
+        vslice_mut(&mut seq.state.z).copy_from_slice(&seq.scratch.z_new);
+        out.copy_from_slice(&seq.scratch.output);
     }
 }

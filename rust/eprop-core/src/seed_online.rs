@@ -10,6 +10,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 
+use crate::batch::{apply_mean_rows, BatchModel};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
 };
@@ -199,6 +200,14 @@ pub fn check_vector(arg: &str, x: &[f64], n: usize) -> Result<()> {
     check_finite(arg, x, &[n])
 }
 
+/// One synapse of a learning step: new trace `0.95 tr + psi x` and new weight
+/// `w - lr (s tr)`.
+#[inline(always)]
+fn learn_synapse(w: f64, tr: f64, x: f64, psi: f64, s: f64, lr: f64) -> (f64, f64) {
+    let tn = LAYER_TRACE_DECAY * tr + psi * x;
+    (tn, w - lr * (s * tn))
+}
+
 /// Trace update, weight change and down-projection of a layer in one pass:
 /// `tr <- 0.95 tr + psi (x) x; W <- W - lr s (.) tr; down <- W^T s` (new W).
 /// `down` is skipped when `None` (bottom layer).
@@ -218,24 +227,41 @@ pub fn learn_layer(
         .chunks_exact_mut(ni)
         .zip(slice_mut(&mut st.trace).chunks_exact_mut(ni));
     for ((wr, tr), (&psi, &s)) in rows.zip(st.psi.iter().zip(signal)) {
-        match down.as_deref_mut() {
-            Some(d) => {
-                for (((wi, ti), &xi), di) in
-                    wr.iter_mut().zip(tr.iter_mut()).zip(x).zip(d.iter_mut())
-                {
-                    let tn = LAYER_TRACE_DECAY * *ti + psi * xi;
-                    *ti = tn;
-                    let wn = *wi - lr * (s * tn);
-                    *wi = wn;
-                    *di += wn * s;
-                }
+        for (i, (wi, ti)) in wr.iter_mut().zip(tr.iter_mut()).enumerate() {
+            let (tn, wn) = learn_synapse(*wi, *ti, x[i], psi, s, lr);
+            *ti = tn;
+            *wi = wn;
+            if let Some(d) = down.as_deref_mut() {
+                d[i] += wn * s;
             }
-            None => {
-                for ((wi, ti), &xi) in wr.iter_mut().zip(tr.iter_mut()).zip(x) {
-                    let tn = LAYER_TRACE_DECAY * *ti + psi * xi;
-                    *ti = tn;
-                    *wi -= lr * (s * tn);
-                }
+        }
+    }
+}
+
+/// The same step on read-only weights (batch phase A): the trace advances and
+/// `down` receives `(W - lr s (.) tr)^T s`, what [`learn_layer`] would project.
+pub fn learn_layer_state(
+    cfg: &SeedLayerConfig,
+    w: &Array2<f64>,
+    st: &mut SeedLayerState,
+    x: &[f64],
+    signal: &[f64],
+    mut down: Option<&mut [f64]>,
+) {
+    let (ni, lr) = (cfg.n_inputs, cfg.lr);
+    if let Some(d) = down.as_deref_mut() {
+        d.fill(0.0);
+    }
+    let wd = w.as_slice().expect("standard layout");
+    let rows = wd
+        .chunks_exact(ni)
+        .zip(slice_mut(&mut st.trace).chunks_exact_mut(ni));
+    for ((wr, tr), (&psi, &s)) in rows.zip(st.psi.iter().zip(signal)) {
+        for (i, (&wi, ti)) in wr.iter().zip(tr.iter_mut()).enumerate() {
+            let (tn, wn) = learn_synapse(wi, *ti, x[i], psi, s, lr);
+            *ti = tn;
+            if let Some(d) = down.as_deref_mut() {
+                d[i] += wn * s;
             }
         }
     }
@@ -505,5 +531,161 @@ impl SeedOnline {
             }
         }
         Ok(())
+    }
+}
+
+/// One sequence of a batch on a [`SeedOnline`] stack.
+#[derive(Clone, Debug)]
+pub struct SeedOnlineSeq {
+    states: Vec<SeedLayerState>,
+    x: Vec<f64>,
+    err: Vec<f64>,
+    /// Learning signal of each layer at the last step.
+    signals: Vec<Vec<f64>>,
+}
+
+impl SeedOnlineSeq {
+    fn bytes(&self) -> usize {
+        self.states.iter().map(|s| s.bytes()).sum::<usize>()
+            + 8 * (self.x.capacity()
+                + self.err.capacity()
+                + self.signals.iter().map(|v| v.capacity()).sum::<usize>())
+    }
+}
+
+impl SeedOnline {
+    /// Forward pass of one sequence's states through the stack.
+    fn forward_seq(&self, seq: &mut SeedOnlineSeq, x: &[f64]) {
+        seq.x.copy_from_slice(x);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (below, rest) = seq.states.split_at_mut(l);
+            let input = match below.last() {
+                Some(b) => b.z.as_slice().expect("contiguous"),
+                None => &seq.x,
+            };
+            forward_state(&layer.cfg, &layer.w, &mut rest[0], input);
+        }
+    }
+}
+
+impl BatchModel for SeedOnline {
+    type Seq = SeedOnlineSeq;
+    type Acc = Vec<Vec<f64>>;
+
+    fn n_inputs(&self) -> usize {
+        self.cfg.n_inputs()
+    }
+
+    fn n_outputs(&self) -> usize {
+        self.cfg.n_outputs()
+    }
+
+    fn new_seq(&self) -> SeedOnlineSeq {
+        SeedOnlineSeq {
+            states: self
+                .layers
+                .iter()
+                .map(|l| SeedLayerState::zeros(&l.cfg))
+                .collect(),
+            x: vec![0.0; self.cfg.n_inputs()],
+            err: vec![0.0; self.cfg.n_outputs()],
+            signals: self
+                .layers
+                .iter()
+                .map(|l| vec![0.0; l.cfg.n_neurons])
+                .collect(),
+        }
+    }
+
+    fn seq_bytes(&self) -> usize {
+        self.new_seq().bytes()
+    }
+
+    fn new_acc(&self) -> Vec<Vec<f64>> {
+        self.layers.iter().map(|l| vec![0.0; l.w.len()]).collect()
+    }
+
+    fn acc_bytes(&self) -> usize {
+        self.layers.iter().map(|l| 8 * l.w.len()).sum()
+    }
+
+    fn seq_step(&self, seq: &mut SeedOnlineSeq, x: &[f64], target: &[f64]) -> f64 {
+        self.forward_seq(seq, x);
+        let top = self.layers.len() - 1;
+        let mut loss = 0.0;
+        for ((e, &y), &t) in seq.err.iter_mut().zip(seq.states[top].z.iter()).zip(target) {
+            *e = y - t;
+            loss += *e * *e;
+        }
+        seq.signals[top].copy_from_slice(&seq.err);
+        for l in (0..self.layers.len()).rev() {
+            let layer = &self.layers[l];
+            let (below, rest) = seq.states.split_at_mut(l);
+            let input = match below.last() {
+                Some(b) => b.z.as_slice().expect("contiguous"),
+                None => &seq.x,
+            };
+            let (sig_below, sig_rest) = seq.signals.split_at_mut(l);
+            let down = sig_below.last_mut().map(|d| &mut d[..]);
+            learn_layer_state(
+                &layer.cfg,
+                &layer.w,
+                &mut rest[0],
+                input,
+                &sig_rest[0],
+                down,
+            );
+        }
+        0.5 * loss
+    }
+
+    fn accumulate(&self, seq: &SeedOnlineSeq, acc: &mut Vec<Vec<f64>>) {
+        for ((layer, st), (a, sig)) in self
+            .layers
+            .iter()
+            .zip(&seq.states)
+            .zip(acc.iter_mut().zip(&seq.signals))
+        {
+            let (ni, lr) = (layer.cfg.n_inputs, layer.cfg.lr);
+            let tr = st.trace.as_slice().expect("standard layout");
+            for ((ar, tr), &s) in a.chunks_exact_mut(ni).zip(tr.chunks_exact(ni)).zip(sig) {
+                for (ai, &ti) in ar.iter_mut().zip(tr) {
+                    *ai += lr * (s * ti);
+                }
+            }
+        }
+    }
+
+    fn apply_step_mean(&mut self, seqs: &[SeedOnlineSeq]) {
+        let b = seqs.len();
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let (ni, lr) = (layer.cfg.n_inputs, layer.cfg.lr);
+            let sig: Vec<&[f64]> = seqs.iter().map(|s| &s.signals[l][..]).collect();
+            let tr: Vec<&[f64]> = seqs
+                .iter()
+                .map(|s| s.states[l].trace.as_slice().expect("standard layout"))
+                .collect();
+            apply_mean_rows(&mut layer.w, b, |k, j, i| {
+                lr * (sig[k][j] * tr[k][j * ni + i])
+            });
+        }
+    }
+
+    fn apply_acc_mean(&mut self, accs: &[Vec<Vec<f64>>]) {
+        let b = accs.len();
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let ni = layer.cfg.n_inputs;
+            apply_mean_rows(&mut layer.w, b, |k, j, i| accs[k][l][j * ni + i]);
+        }
+    }
+
+    fn predict_step(&self, seq: &mut SeedOnlineSeq, x: &[f64], out: &mut [f64]) {
+        self.forward_seq(seq, x);
+        out.copy_from_slice(
+            seq.states[self.layers.len() - 1]
+                .z
+                .as_slice()
+                .expect("contiguous"),
+        );
     }
 }

@@ -1,0 +1,236 @@
+//! Batch driver: many sequences on one network, in parallel with rayon, with
+//! results that do not depend on the number of threads.
+//!
+//! Two update modes:
+//! - [`Update::Step`]: the B sequences advance together; at every step each
+//!   sequence computes the change the single-sequence rule would make (phase A,
+//!   parallel over sequences), then the mean of the B changes is applied once
+//!   (phase B, parallel over weight rows, each element summed over b = 0..B in
+//!   order). With B = 1 this is bitwise the single-sequence rule.
+//! - [`Update::Sequence`]: weights stay fixed; each sequence sums its changes
+//!   over all its steps (parallel over sequences), then the mean over the batch
+//!   is applied once.
+//!
+//! No floating-point reduction depends on how rayon splits the work, so the
+//! numbers are bitwise identical for any thread count.
+
+use ndarray::{Array2, ArrayView3, ArrayViewMut3, Axis};
+use rayon::prelude::*;
+
+use crate::error::{fmt_shape, EpropError, Result};
+
+/// How a batch moves the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    Step,
+    Sequence,
+}
+
+impl Update {
+    /// Parses `"step"` or `"sequence"`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "step" => Ok(Update::Step),
+            "sequence" => Ok(Update::Sequence),
+            other => Err(EpropError::param(
+                "update",
+                "'step' or 'sequence'",
+                format!("'{other}'"),
+            )),
+        }
+    }
+}
+
+/// What a trainer provides to be driven in batches.
+pub trait BatchModel: Sync {
+    /// State and step buffers of one sequence in flight.
+    type Seq: Send + Sync;
+    /// Summed weight changes of one sequence (sequence mode).
+    type Acc: Send + Sync;
+
+    fn n_inputs(&self) -> usize;
+    fn n_outputs(&self) -> usize;
+    /// A sequence state at reset.
+    fn new_seq(&self) -> Self::Seq;
+    /// Bytes of one [`Self::Seq`].
+    fn seq_bytes(&self) -> usize;
+    /// A zero accumulator.
+    fn new_acc(&self) -> Self::Acc;
+    /// Bytes of one [`Self::Acc`].
+    fn acc_bytes(&self) -> usize;
+    /// One step of one sequence on the current weights: dynamics, traces and the
+    /// quantities its weight change is made of (kept in `seq`); returns the loss.
+    /// The weights are not touched.
+    fn seq_step(&self, seq: &mut Self::Seq, x: &[f64], target: &[f64]) -> f64;
+    /// Adds the change of the step just taken by `seq` to `acc`.
+    fn accumulate(&self, seq: &Self::Seq, acc: &mut Self::Acc);
+    /// Applies the mean of the changes of the step just taken by every sequence.
+    fn apply_step_mean(&mut self, seqs: &[Self::Seq]);
+    /// Applies the mean of the accumulated changes.
+    fn apply_acc_mean(&mut self, accs: &[Self::Acc]);
+    /// One step without learning; writes the output.
+    fn predict_step(&self, seq: &mut Self::Seq, x: &[f64], out: &mut [f64]);
+}
+
+/// Bytes a batch of `b` sequences holds besides the weights and the inputs.
+pub fn batch_state_bytes<M: BatchModel>(model: &M, b: usize, update: Update) -> usize {
+    let acc = match update {
+        Update::Step => 0,
+        Update::Sequence => model.acc_bytes(),
+    };
+    b * (model.seq_bytes() + acc + 8 * (model.n_inputs() + model.n_outputs()))
+}
+
+fn check_batch<M: BatchModel>(
+    model: &M,
+    inputs: &ArrayView3<f64>,
+    targets: Option<&ArrayView3<f64>>,
+) -> Result<()> {
+    let (b, t, w) = inputs.dim();
+    if w != model.n_inputs() || b == 0 || t == 0 {
+        return Err(EpropError::shape(
+            "inputs",
+            format!("(B, T, {}) with B >= 1 and T >= 1", model.n_inputs()),
+            fmt_shape(inputs.shape()),
+        ));
+    }
+    if let Some(y) = targets {
+        if y.dim() != (b, t, model.n_outputs()) {
+            return Err(EpropError::shape(
+                "targets",
+                fmt_shape(&[b, t, model.n_outputs()]),
+                fmt_shape(y.shape()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Copies row `t` of sequence `b` into a contiguous buffer.
+fn row_into(dst: &mut [f64], a: &ArrayView3<f64>, b: usize, t: usize) {
+    let r = a.index_axis(Axis(0), b);
+    crate::seed_eprop::copy_row(dst, r.index_axis(Axis(0), t));
+}
+
+/// Per-sequence input and target buffers of the driver.
+struct Io {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    loss: f64,
+}
+
+/// Trains on a batch; returns the mean loss of each sequence. Every sequence
+/// starts from reset state. Must run inside the rayon pool that should do the
+/// work (see [`crate::pool`]).
+pub fn train_batch<M: BatchModel>(
+    model: &mut M,
+    inputs: ArrayView3<f64>,
+    targets: ArrayView3<f64>,
+    update: Update,
+) -> Result<Vec<f64>> {
+    check_batch(model, &inputs, Some(&targets))?;
+    let (b, t, _) = inputs.dim();
+    let mut seqs: Vec<M::Seq> = (0..b).map(|_| model.new_seq()).collect();
+    let mut io: Vec<Io> = (0..b)
+        .map(|_| Io {
+            x: vec![0.0; model.n_inputs()],
+            y: vec![0.0; model.n_outputs()],
+            loss: 0.0,
+        })
+        .collect();
+    match update {
+        Update::Step => {
+            for step in 0..t {
+                let m: &M = model;
+                seqs.par_iter_mut()
+                    .zip(io.par_iter_mut())
+                    .enumerate()
+                    .for_each(|(k, (seq, io))| {
+                        row_into(&mut io.x, &inputs, k, step);
+                        row_into(&mut io.y, &targets, k, step);
+                        io.loss += m.seq_step(seq, &io.x, &io.y);
+                    });
+                model.apply_step_mean(&seqs);
+            }
+        }
+        Update::Sequence => {
+            let m: &M = model;
+            let accs: Vec<M::Acc> = seqs
+                .par_iter_mut()
+                .zip(io.par_iter_mut())
+                .enumerate()
+                .map(|(k, (seq, io))| {
+                    let mut acc = m.new_acc();
+                    for step in 0..t {
+                        row_into(&mut io.x, &inputs, k, step);
+                        row_into(&mut io.y, &targets, k, step);
+                        io.loss += m.seq_step(seq, &io.x, &io.y);
+                        m.accumulate(seq, &mut acc);
+                    }
+                    acc
+                })
+                .collect();
+            model.apply_acc_mean(&accs);
+        }
+    }
+    Ok(io.iter().map(|io| io.loss / t as f64).collect())
+}
+
+/// Runs a batch without learning; writes outputs (B, T, n_outputs) into `out`.
+pub fn predict_batch<M: BatchModel>(
+    model: &M,
+    inputs: ArrayView3<f64>,
+    mut out: ArrayViewMut3<f64>,
+) -> Result<()> {
+    check_batch(model, &inputs, None)?;
+    let (b, t, _) = inputs.dim();
+    if out.dim() != (b, t, model.n_outputs()) {
+        return Err(EpropError::shape(
+            "out",
+            fmt_shape(&[b, t, model.n_outputs()]),
+            fmt_shape(out.shape()),
+        ));
+    }
+    let width = t * model.n_outputs();
+    let data = out
+        .as_slice_mut()
+        .ok_or_else(|| EpropError::shape("out", "a contiguous array", "a strided view"))?;
+    if width == 0 {
+        return Ok(());
+    }
+    data.par_chunks_mut(width).enumerate().for_each(|(k, ob)| {
+        let mut seq = model.new_seq();
+        let mut x = vec![0.0; model.n_inputs()];
+        for (step, o) in ob.chunks_exact_mut(model.n_outputs()).enumerate() {
+            row_into(&mut x, &inputs, k, step);
+            model.predict_step(&mut seq, &x, o);
+        }
+    });
+    Ok(())
+}
+
+/// `w -= mean_b(delta_b)` for one row-major matrix, with `delta(b, row, col)`
+/// giving sequence b's change; parallel over rows, each element summed over
+/// b in order (first term first, so B = 1 is bitwise the single update).
+pub fn apply_mean_rows<F>(w: &mut Array2<f64>, b: usize, delta: F)
+where
+    F: Fn(usize, usize, usize) -> f64 + Sync,
+{
+    let cols = w.ncols();
+    if cols == 0 || b == 0 {
+        return;
+    }
+    let inv_b = b as f64;
+    let data = w
+        .as_slice_mut()
+        .expect("weights are kept in standard layout");
+    data.par_chunks_mut(cols).enumerate().for_each(|(j, row)| {
+        for (i, wi) in row.iter_mut().enumerate() {
+            let mut s = delta(0, j, i);
+            for k in 1..b {
+                s += delta(k, j, i);
+            }
+            *wi -= s / inv_b;
+        }
+    });
+}
