@@ -42,7 +42,7 @@ impl Update {
 }
 
 /// What a trainer provides to be driven in batches.
-pub trait BatchModel: Sync {
+pub trait BatchModel: Send + Sync {
     /// State and step buffers of one sequence in flight.
     type Seq: Send + Sync;
     /// Summed weight changes of one sequence (sequence mode).

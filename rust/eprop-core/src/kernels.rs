@@ -1,5 +1,11 @@
 //! Dense and spike-sparse vector kernels of the per-step loops. Nothing here
 //! allocates; callers own every buffer.
+//!
+//! Traces and eligibilities that decay below the smallest normal double
+//! (2.2e-308) are set to zero ([`flush`]). Subnormal arithmetic is up to a
+//! hundred times slower on common CPUs, and a silent presynaptic neuron drives
+//! its traces into that range within a few thousand steps. The change to any
+//! result is below 1e-300 in absolute value.
 
 /// Indices of the non-zero entries of `x`, written into `idx` (cleared first).
 /// Returns true when `x` is sparse enough (at most half non-zero) for the
@@ -64,11 +70,21 @@ pub fn matvec(w: &[f64], x: &[f64], idx: &[usize], sparse: bool, out: &mut [f64]
     }
 }
 
+/// Zero for subnormal values, the value otherwise.
+#[inline(always)]
+pub fn flush(x: f64) -> f64 {
+    if x.abs() < f64::MIN_POSITIVE {
+        0.0
+    } else {
+        x
+    }
+}
+
 /// Low-pass trace of one row: `tr_i <- decay tr_i + psi pre_i`.
 #[inline]
 pub fn trace_row(tr: &mut [f64], pre: &[f64], psi: f64, decay: f64) {
     for (t, &p) in tr.iter_mut().zip(pre) {
-        *t = decay * *t + psi * p;
+        *t = flush(decay * *t + psi * p);
     }
 }
 
@@ -76,9 +92,9 @@ pub fn trace_row(tr: &mut [f64], pre: &[f64], psi: f64, decay: f64) {
 #[inline]
 pub fn trace_elig_row(tr: &mut [f64], el: &mut [f64], pre: &[f64], psi: f64, kappa: f64) {
     for ((t, e), &p) in tr.iter_mut().zip(el.iter_mut()).zip(pre) {
-        let tn = kappa * *t + psi * p;
+        let tn = flush(kappa * *t + psi * p);
         *t = tn;
-        *e = kappa * *e + tn;
+        *e = flush(kappa * *e + tn);
     }
 }
 
@@ -96,8 +112,8 @@ pub fn trace_elig_learn_row(
     signal: f64,
 ) {
     for (((wi, t), e), &p) in w.iter_mut().zip(tr.iter_mut()).zip(el.iter_mut()).zip(pre) {
-        let tn = kappa * *t + psi * p;
-        let en = kappa * *e + tn;
+        let tn = flush(kappa * *t + psi * p);
+        let en = flush(kappa * *e + tn);
         *t = tn;
         *e = en;
         *wi -= lr * (signal * en);

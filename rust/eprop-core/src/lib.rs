@@ -14,5 +14,6 @@ pub mod pool;
 pub mod rng;
 pub mod seed_eprop;
 pub mod seed_online;
+pub mod stream;
 
 pub use error::{EpropError, Result};

@@ -16,7 +16,7 @@
 //! Weights ([`SeedEpropNet`]) are separate from the per-sequence state
 //! ([`SeedEpropSeq`]) so that a batch can run many sequences on one network.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::batch::{apply_mean_rows, BatchModel};
 use crate::error::{
@@ -25,6 +25,7 @@ use crate::error::{
 use crate::kernels::{matvec, nonzeros, trace_elig_learn_row, trace_elig_row};
 use crate::lif::{decay, seed_layer_update};
 use crate::rng::LegacyRng;
+use crate::stream::Sequential;
 
 /// Hyperparameters of [`SeedEpropNet`] (times in ms).
 #[derive(Clone, Debug, PartialEq)]
@@ -475,64 +476,6 @@ impl SeedEpropNet {
         }
         Ok(())
     }
-
-    /// The seed's `train_sequence`: reset, then one learning step per row;
-    /// returns the mean loss. `inputs` (T, n_inputs), `targets` (T, n_outputs),
-    /// T >= 1; checked before anything changes.
-    pub fn train_sequence(
-        &mut self,
-        seq: &mut SeedEpropSeq,
-        inputs: ArrayView2<f64>,
-        targets: ArrayView2<f64>,
-    ) -> Result<f64> {
-        check_sequence("inputs", inputs, self.cfg.n_inputs, None)?;
-        check_sequence("targets", targets, self.cfg.n_outputs, Some(inputs.nrows()))?;
-        if inputs.nrows() == 0 {
-            return Err(EpropError::shape(
-                "inputs",
-                format!("(T, {}) with T >= 1", self.cfg.n_inputs),
-                fmt_shape(inputs.shape()),
-            ));
-        }
-        seq.reset();
-        let mut x = vec![0.0; self.cfg.n_inputs];
-        let mut y = vec![0.0; self.cfg.n_outputs];
-        let mut total = 0.0;
-        for (xr, yr) in inputs.outer_iter().zip(targets.outer_iter()) {
-            copy_row(&mut x, xr);
-            copy_row(&mut y, yr);
-            total += self.step(seq, &x, Some(&y)).unwrap_or(0.0);
-        }
-        Ok(total / inputs.nrows() as f64)
-    }
-
-    /// The seed's `predict_sequence`: reset, then steps without learning;
-    /// writes the outputs into `out` (T, n_outputs).
-    pub fn predict_sequence(
-        &mut self,
-        seq: &mut SeedEpropSeq,
-        inputs: ArrayView2<f64>,
-        mut out: ArrayViewMut2<f64>,
-    ) -> Result<()> {
-        check_sequence("inputs", inputs, self.cfg.n_inputs, None)?;
-        if out.dim() != (inputs.nrows(), self.cfg.n_outputs) {
-            return Err(EpropError::shape(
-                "out",
-                fmt_shape(&[inputs.nrows(), self.cfg.n_outputs]),
-                fmt_shape(out.shape()),
-            ));
-        }
-        seq.reset();
-        let mut x = vec![0.0; self.cfg.n_inputs];
-        for (xr, mut orow) in inputs.outer_iter().zip(out.outer_iter_mut()) {
-            copy_row(&mut x, xr);
-            self.step(seq, &x, None);
-            for (o, &v) in orow.iter_mut().zip(seq.output()) {
-                *o = v;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Copies one row of a (possibly strided) view into a contiguous buffer.
@@ -567,6 +510,29 @@ impl SeedEprop {
     /// Bytes of all per-trainer state: weights, dynamic state, step buffers.
     pub fn memory_bytes(&self) -> usize {
         self.net.weight_bytes() + self.seq.bytes()
+    }
+}
+
+impl Sequential for SeedEprop {
+    fn n_inputs(&self) -> usize {
+        self.net.cfg.n_inputs
+    }
+
+    fn n_outputs(&self) -> usize {
+        self.net.cfg.n_outputs
+    }
+
+    fn reset_state(&mut self) {
+        self.seq.reset();
+    }
+
+    fn learn_step(&mut self, x: &[f64], target: &[f64]) -> f64 {
+        self.net.step(&mut self.seq, x, Some(target)).unwrap_or(0.0)
+    }
+
+    fn infer_step(&mut self, x: &[f64]) -> &[f64] {
+        self.net.step(&mut self.seq, x, None);
+        self.seq.output()
     }
 }
 

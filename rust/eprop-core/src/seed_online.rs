@@ -8,16 +8,17 @@
 //! loss = 0.5 |err|^2, and walks down the stack: layer l learns from s_l, then
 //! s_{l-1} = W_l^T s_l with the weights just updated.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::batch::{apply_mean_rows, BatchModel};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
 };
-use crate::kernels::{matvec, nonzeros, trace_row};
+use crate::kernels::{flush, matvec, nonzeros, trace_row};
 use crate::lif::{decay, seed_layer_update};
 use crate::rng::LegacyRng;
-use crate::seed_eprop::{check_sequence, checked_matrix, copy_row};
+use crate::seed_eprop::checked_matrix;
+use crate::stream::Sequential;
 
 /// Decay of the layer trace, fixed by the seed.
 pub const LAYER_TRACE_DECAY: f64 = 0.95;
@@ -204,7 +205,7 @@ pub fn check_vector(arg: &str, x: &[f64], n: usize) -> Result<()> {
 /// `w - lr (s tr)`.
 #[inline(always)]
 fn learn_synapse(w: f64, tr: f64, x: f64, psi: f64, s: f64, lr: f64) -> (f64, f64) {
-    let tn = LAYER_TRACE_DECAY * tr + psi * x;
+    let tn = flush(LAYER_TRACE_DECAY * tr + psi * x);
     (tn, w - lr * (s * tn))
 }
 
@@ -474,63 +475,28 @@ impl SeedOnline {
         }
         Some(0.5 * loss)
     }
+}
 
-    /// The seed's `train_sequence` (reset, learn every step, mean loss).
-    pub fn train_sequence(
-        &mut self,
-        inputs: ArrayView2<f64>,
-        targets: ArrayView2<f64>,
-    ) -> Result<f64> {
-        check_sequence("inputs", inputs, self.cfg.n_inputs(), None)?;
-        check_sequence(
-            "targets",
-            targets,
-            self.cfg.n_outputs(),
-            Some(inputs.nrows()),
-        )?;
-        if inputs.nrows() == 0 {
-            return Err(EpropError::shape(
-                "inputs",
-                format!("(T, {}) with T >= 1", self.cfg.n_inputs()),
-                fmt_shape(inputs.shape()),
-            ));
-        }
-        self.reset();
-        let mut x = vec![0.0; self.cfg.n_inputs()];
-        let mut y = vec![0.0; self.cfg.n_outputs()];
-        let mut total = 0.0;
-        for (xr, yr) in inputs.outer_iter().zip(targets.outer_iter()) {
-            copy_row(&mut x, xr);
-            copy_row(&mut y, yr);
-            total += self.step(&x, Some(&y)).unwrap_or(0.0);
-        }
-        Ok(total / inputs.nrows() as f64)
+impl Sequential for SeedOnline {
+    fn n_inputs(&self) -> usize {
+        self.cfg.n_inputs()
     }
 
-    /// Reset, then steps without learning; outputs into `out` (T, n_outputs).
-    pub fn predict_sequence(
-        &mut self,
-        inputs: ArrayView2<f64>,
-        mut out: ArrayViewMut2<f64>,
-    ) -> Result<()> {
-        check_sequence("inputs", inputs, self.cfg.n_inputs(), None)?;
-        if out.dim() != (inputs.nrows(), self.cfg.n_outputs()) {
-            return Err(EpropError::shape(
-                "out",
-                fmt_shape(&[inputs.nrows(), self.cfg.n_outputs()]),
-                fmt_shape(out.shape()),
-            ));
-        }
+    fn n_outputs(&self) -> usize {
+        self.cfg.n_outputs()
+    }
+
+    fn reset_state(&mut self) {
         self.reset();
-        let mut x = vec![0.0; self.cfg.n_inputs()];
-        for (xr, mut orow) in inputs.outer_iter().zip(out.outer_iter_mut()) {
-            copy_row(&mut x, xr);
-            self.step(&x, None);
-            for (o, &v) in orow.iter_mut().zip(self.output()) {
-                *o = v;
-            }
-        }
-        Ok(())
+    }
+
+    fn learn_step(&mut self, x: &[f64], target: &[f64]) -> f64 {
+        self.step(x, Some(target)).unwrap_or(0.0)
+    }
+
+    fn infer_step(&mut self, x: &[f64]) -> &[f64] {
+        self.step(x, None);
+        self.output()
     }
 }
 

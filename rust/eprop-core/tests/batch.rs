@@ -7,6 +7,7 @@ use eprop_core::pool::run_in_pool;
 use eprop_core::rng::LegacyRng;
 use eprop_core::seed_eprop::{SeedEprop, SeedEpropConfig, SeedEpropNet};
 use eprop_core::seed_online::{SeedOnline, SeedOnlineConfig};
+use eprop_core::stream;
 use ndarray::{Array2, Array3};
 
 fn spikes(rng: &mut LegacyRng, shape: (usize, usize, usize), p: f64) -> Array3<f64> {
@@ -27,14 +28,13 @@ fn seed_eprop_batch_of_one_is_train_sequence() {
     let x = spikes(&mut rng, (1, 200, 6), 0.3);
     let y = normals(&mut rng, (1, 200, 2));
     let mut single = SeedEprop::new(cfg(), 42);
-    let loss = single
-        .net
-        .train_sequence(
-            &mut single.seq,
-            x.index_axis(ndarray::Axis(0), 0),
-            y.index_axis(ndarray::Axis(0), 0),
-        )
-        .unwrap();
+    let loss = stream::train_sequence(
+        &mut single,
+        x.index_axis(ndarray::Axis(0), 0),
+        y.index_axis(ndarray::Axis(0), 0),
+        true,
+    )
+    .unwrap();
     let mut batched = SeedEpropNet::new(cfg(), 42);
     let losses = run_in_pool(Some(1), || {
         train_batch(&mut batched, x.view(), y.view(), Update::Step)
@@ -98,13 +98,13 @@ fn predict_batch_rows_equal_predict_sequence() {
         .unwrap();
     for b in 0..3 {
         let mut single = Array2::zeros((80, 2));
-        t.net
-            .predict_sequence(
-                &mut t.seq,
-                x.index_axis(ndarray::Axis(0), b),
-                single.view_mut(),
-            )
-            .unwrap();
+        stream::predict_sequence(
+            &mut t,
+            x.index_axis(ndarray::Axis(0), b),
+            single.view_mut(),
+            true,
+        )
+        .unwrap();
         assert_eq!(out.index_axis(ndarray::Axis(0), b), single);
     }
 }
@@ -116,12 +116,13 @@ fn online_batch_of_one_is_train_sequence_and_thread_independent() {
     let x = spikes(&mut rng, (1, 150, 5), 0.4);
     let y = spikes(&mut rng, (1, 150, 3), 0.2);
     let mut single = SeedOnline::new(c.clone(), 42);
-    let loss = single
-        .train_sequence(
-            x.index_axis(ndarray::Axis(0), 0),
-            y.index_axis(ndarray::Axis(0), 0),
-        )
-        .unwrap();
+    let loss = stream::train_sequence(
+        &mut single,
+        x.index_axis(ndarray::Axis(0), 0),
+        y.index_axis(ndarray::Axis(0), 0),
+        true,
+    )
+    .unwrap();
     let mut batched = SeedOnline::new(c.clone(), 42);
     let losses = train_batch(&mut batched, x.view(), y.view(), Update::Step).unwrap();
     assert_eq!(losses, vec![loss]);

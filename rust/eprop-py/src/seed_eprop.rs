@@ -3,11 +3,11 @@
 use std::sync::Mutex;
 
 use eprop_core::seed_eprop::{SeedEprop, SeedEpropConfig};
-use numpy::ndarray::Array2;
 use numpy::PyArray;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
+use crate::checkpoint;
 use crate::convert::{check_seed, float_repr, locked, matrix, readonly, to_py, vector};
 
 /// E-prop online trainer for a single-layer recurrent SNN, a drop-in replacement
@@ -281,42 +281,78 @@ impl PyEpropTrainer {
         Ok(d)
     }
 
-    /// Train on one sequence from reset state; returns the mean loss.
-    /// `inputs` (T, n_inputs), `targets` (T, n_outputs), T >= 1. The whole
-    /// loop runs in Rust with the GIL released.
+    /// Train on one sequence; returns the mean loss over its steps.
+    /// `inputs` (T, n_inputs), `targets` (T, n_outputs), T >= 1. From reset
+    /// state unless `reset=False`, which continues from the current membrane,
+    /// spikes and traces (feed a long sequence in pieces: the result is bitwise
+    /// that of one call). The loop runs in Rust with the GIL released; a
+    /// float64 array (or `numpy.memmap`) is read in blocks, not copied whole.
+    #[pyo3(signature = (inputs, targets, *, reset=true))]
     fn train_sequence(
         &self,
         py: Python<'_>,
         inputs: &Bound<'_, PyAny>,
         targets: &Bound<'_, PyAny>,
+        reset: bool,
     ) -> PyResult<f64> {
-        let (ni, _, no) = self.dims;
-        let inputs = matrix("inputs", inputs, None, ni)?;
-        let targets = matrix("targets", targets, Some(inputs.nrows()), no)?;
-        locked(py, &self.inner, move |t| {
-            t.net
-                .train_sequence(&mut t.seq, inputs.view(), targets.view())
-        })?
-        .map_err(to_py)
+        crate::stream::train_sequence(
+            py,
+            &self.inner,
+            (self.dims.0, self.dims.2),
+            inputs,
+            targets,
+            reset,
+        )
     }
 
-    /// Run the network from reset state without learning; returns the outputs
-    /// (T, n_outputs) for `inputs` (T, n_inputs).
+    /// Run the network without learning; returns the outputs (T, n_outputs)
+    /// for `inputs` (T, n_inputs). From reset state unless `reset=False`.
+    #[pyo3(signature = (inputs, *, reset=true))]
     fn predict_sequence<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
+        reset: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (ni, _, no) = self.dims;
-        let inputs = matrix("inputs", inputs, None, ni)?;
-        let out = locked(py, &self.inner, move |t| {
-            let mut out = Array2::zeros((inputs.nrows(), no));
-            t.net
-                .predict_sequence(&mut t.seq, inputs.view(), out.view_mut())
-                .map(|_| out)
-        })?
-        .map_err(to_py)?;
-        Ok(PyArray::from_owned_array(py, out).into_any())
+        crate::stream::predict_sequence(py, &self.inner, (self.dims.0, self.dims.2), inputs, reset)
+    }
+
+    /// Train on a stream of `(inputs_chunk, targets_chunk)` pairs (any
+    /// iterable; chunk k has shape (t_k, n_inputs) / (t_k, n_outputs), t_k >= 1);
+    /// returns the mean loss over all steps. Bitwise the same as one
+    /// `train_sequence` on the concatenation. Each chunk is checked before it
+    /// is used: on a bad chunk a ValueError is raised and the trainer keeps the
+    /// state it had after the last complete chunk. Memory does not grow with
+    /// the stream's length. `progress=True` prints steps, steps/s and the
+    /// running loss to stderr. Other threads may use the trainer between chunks.
+    #[pyo3(signature = (chunks, *, reset=true, progress=false))]
+    fn train_stream(
+        &self,
+        py: Python<'_>,
+        chunks: &Bound<'_, PyAny>,
+        reset: bool,
+        progress: bool,
+    ) -> PyResult<f64> {
+        crate::stream::train_stream(
+            py,
+            &self.inner,
+            (self.dims.0, self.dims.2),
+            chunks,
+            reset,
+            progress,
+        )
+    }
+
+    /// Iterator over the outputs (t_k, n_outputs) of each input chunk
+    /// (t_k, n_inputs) of `chunks`, without learning. Lazy: nothing runs until
+    /// it is iterated; the state is reset at the first chunk unless `reset=False`.
+    #[pyo3(signature = (chunks, *, reset=true))]
+    fn predict_stream(
+        slf: &Bound<'_, Self>,
+        chunks: &Bound<'_, PyAny>,
+        reset: bool,
+    ) -> PyResult<crate::stream::PredictStream> {
+        crate::stream::PredictStream::new(slf.as_any(), chunks, reset)
     }
 
     /// Parameters stored per timestep, as the seed counts them (constant in T).
@@ -330,6 +366,199 @@ impl PyEpropTrainer {
     #[getter]
     fn memory_bytes(&self, py: Python<'_>) -> PyResult<usize> {
         locked(py, &self.inner, |t| t.memory_bytes())
+    }
+
+    /// Train on a batch of sequences; returns the mean loss of each (B,).
+    ///
+    /// `inputs` (B, T, n_inputs), `targets` (B, T, n_outputs); every sequence
+    /// starts from reset state. `update="step"`: the sequences advance together
+    /// and at each step the mean of their B weight changes is applied once
+    /// (B = 1 is exactly `train_sequence`). `update="sequence"`: weights stay
+    /// fixed during the batch and the mean over the batch of each sequence's
+    /// summed changes is applied at the end. Runs in Rust with the GIL released,
+    /// parallel over sequences; `n_threads=None` uses the default pool (sized by
+    /// RAYON_NUM_THREADS, else the CPU count), an int a private pool of that
+    /// size. Results are bitwise identical for any thread count. Memory: B
+    /// copies of the per-sequence state (see `batch_memory_bytes`), never T
+    /// copies, plus the float64 copy of the inputs and targets. The trainer's
+    /// own state (`_v`, traces...) is not touched.
+    #[pyo3(signature = (inputs, targets, *, update="step", n_threads=None))]
+    fn train_batch<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        targets: &Bound<'py, PyAny>,
+        update: &str,
+        n_threads: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let model: fn(&mut SeedEprop) -> &mut _ = |t| &mut t.net;
+        crate::batch::train(
+            py,
+            &self.inner,
+            model,
+            (self.dims.0, self.dims.2),
+            inputs,
+            targets,
+            update,
+            n_threads,
+        )
+    }
+
+    /// Run a batch without learning; returns outputs (B, T, n_outputs). Row b
+    /// equals `predict_sequence(inputs[b])` bitwise. Parallel over sequences
+    /// with the GIL released; the trainer's own state is not touched.
+    #[pyo3(signature = (inputs, *, n_threads=None))]
+    fn predict_batch<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        n_threads: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let model: fn(&mut SeedEprop) -> &mut _ = |t| &mut t.net;
+        crate::batch::predict(
+            py,
+            &self.inner,
+            model,
+            (self.dims.0, self.dims.2),
+            inputs,
+            n_threads,
+        )
+    }
+
+    /// Bytes a batch of `batch_size` sequences holds besides the weights and
+    /// the inputs: per sequence, its state and step buffers, plus (for
+    /// `update="sequence"`) an accumulator the size of the weights.
+    #[pyo3(signature = (batch_size, update="step"))]
+    fn batch_memory_bytes(&self, py: Python<'_>, batch_size: i64, update: &str) -> PyResult<usize> {
+        let model: fn(&mut SeedEprop) -> &mut _ = |t| &mut t.net;
+        crate::batch::memory(py, &self.inner, model, batch_size, update)
+    }
+
+    /// Everything needed to resume exactly: format version, class,
+    /// hyperparameters, weights and the full dynamic state (fresh arrays).
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let t = locked(py, &self.inner, |t| t.clone())?;
+        let d = checkpoint::new_state(py, "EpropTrainer")?;
+        let c = &t.net.cfg;
+        d.set_item("n_inputs", c.n_inputs)?;
+        d.set_item("n_neurons", c.n_neurons)?;
+        d.set_item("n_outputs", c.n_outputs)?;
+        for (k, v) in [
+            ("tau_mem", c.tau_mem),
+            ("tau_trace", c.tau_trace),
+            ("threshold", c.threshold),
+            ("lr", c.lr),
+            ("dt", c.dt),
+        ] {
+            d.set_item(k, v)?;
+        }
+        d.set_item("seed", self.seed)?;
+        let st = &t.seq.state;
+        for (k, a) in [
+            ("W_in", &t.net.w_in),
+            ("W_rec", &t.net.w_rec),
+            ("W_out", &t.net.w_out),
+            ("_trace_in", &st.trace_in),
+            ("_trace_rec", &st.trace_rec),
+            ("_eligibility_in", &st.elig_in),
+            ("_eligibility_rec", &st.elig_rec),
+        ] {
+            d.set_item(k, PyArray::from_array(py, a))?;
+        }
+        d.set_item("_v", PyArray::from_array(py, &st.v))?;
+        d.set_item("_spikes", PyArray::from_array(py, &st.z))?;
+        Ok(d)
+    }
+
+    /// Replace hyperparameters, weights and state by those of `state` (from
+    /// `state_dict()`; the sizes must match). Everything is checked first: a
+    /// rejected dict changes nothing.
+    fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        checkpoint::check_header(state, "EpropTrainer")?;
+        let (ni, nr, no) = self.dims;
+        checkpoint::check_size(state, "n_inputs", ni)?;
+        checkpoint::check_size(state, "n_neurons", nr)?;
+        checkpoint::check_size(state, "n_outputs", no)?;
+        let f = |k: &str| checkpoint::f64_of(state, k);
+        let cfg = SeedEpropConfig::new(
+            ni as i64,
+            nr as i64,
+            no as i64,
+            f("tau_mem")?,
+            f("tau_trace")?,
+            f("threshold")?,
+            f("lr")?,
+            f("dt")?,
+        )
+        .map_err(to_py)?;
+        let m = |k: &str, r: usize, c: usize| {
+            matrix(
+                &format!("state_dict['{k}']"),
+                &checkpoint::item(state, k)?,
+                Some(r),
+                c,
+            )
+        };
+        let v = |k: &str| {
+            vector(
+                &format!("state_dict['{k}']"),
+                &checkpoint::item(state, k)?,
+                nr,
+            )
+        };
+        let mut new = SeedEprop::new(cfg, self.seed);
+        new.net.set_w_in(m("W_in", nr, ni)?.view()).map_err(to_py)?;
+        new.net
+            .set_w_rec(m("W_rec", nr, nr)?.view())
+            .map_err(to_py)?;
+        new.net
+            .set_w_out(m("W_out", no, nr)?.view())
+            .map_err(to_py)?;
+        let st = &mut new.seq.state;
+        st.v = v("_v")?;
+        st.z = v("_spikes")?;
+        st.trace_in = m("_trace_in", nr, ni)?;
+        st.trace_rec = m("_trace_rec", nr, nr)?;
+        st.elig_in = m("_eligibility_in", nr, ni)?;
+        st.elig_rec = m("_eligibility_rec", nr, nr)?;
+        locked(py, &self.inner, move |t| *t = new)
+    }
+
+    /// A new trainer from a `state_dict()`.
+    #[classmethod]
+    fn from_state_dict<'py>(
+        cls: &Bound<'py, PyType>,
+        state: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        checkpoint::check_header(state, "EpropTrainer")?;
+        let kwargs = PyDict::new(cls.py());
+        kwargs.set_item("seed", checkpoint::i64_of(state, "seed")?)?;
+        let sizes = (
+            checkpoint::i64_of(state, "n_inputs")?,
+            checkpoint::i64_of(state, "n_neurons")?,
+            checkpoint::i64_of(state, "n_outputs")?,
+        );
+        let t = cls.call(sizes, Some(&kwargs))?;
+        t.call_method1("load_state_dict", (state,))?;
+        Ok(t)
+    }
+
+    /// Write a checkpoint file (npz, atomic: temporary file then rename).
+    fn save(slf: &Bound<'_, Self>, path: &Bound<'_, PyAny>) -> PyResult<()> {
+        checkpoint::save(slf.as_any(), path)
+    }
+
+    /// Read a checkpoint file written by `save` (no pickle, no code runs).
+    #[classmethod]
+    fn load<'py>(
+        cls: &Bound<'py, PyType>,
+        path: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        checkpoint::load(cls.as_any(), path)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        checkpoint::reduce(slf.as_any(), "EpropTrainer")
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

@@ -8,12 +8,14 @@
 use std::sync::{Arc, Mutex};
 
 use eprop_core::seed_online::{SeedLayer, SeedLayerConfig, SeedOnline, SeedOnlineConfig};
-use numpy::ndarray::Array2;
 use numpy::PyArray;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
-use crate::convert::{check_seed, float_repr, locked, matrix, readonly, to_py, vector};
+use crate::checkpoint;
+use crate::convert::{
+    check_seed, float_repr, locked, matrix, readonly, to_py, value_error, vector,
+};
 
 enum LayerHandle {
     Own(Mutex<SeedLayer>),
@@ -31,6 +33,63 @@ enum LayerHandle {
 pub struct PyOnlineLIFLayer {
     handle: LayerHandle,
     dims: (usize, usize),
+    seed: u32,
+}
+
+/// Writes one layer's hyperparameters, weights and state under `prefix`.
+fn layer_to_dict(d: &Bound<'_, PyDict>, prefix: &str, l: &SeedLayer) -> PyResult<()> {
+    let py = d.py();
+    for (k, v) in [
+        ("tau_mem", l.cfg.tau_mem),
+        ("threshold", l.cfg.threshold),
+        ("lr", l.cfg.lr),
+        ("dt", l.cfg.dt),
+    ] {
+        d.set_item(format!("{prefix}{k}"), v)?;
+    }
+    d.set_item(format!("{prefix}W"), PyArray::from_array(py, &l.w))?;
+    d.set_item(format!("{prefix}_v"), PyArray::from_array(py, &l.state.v))?;
+    d.set_item(
+        format!("{prefix}_spikes"),
+        PyArray::from_array(py, &l.state.z),
+    )?;
+    d.set_item(
+        format!("{prefix}_trace"),
+        PyArray::from_array(py, &l.state.trace),
+    )?;
+    Ok(())
+}
+
+/// Reads and checks one layer of sizes `(n_inputs, n_neurons)` under `prefix`.
+fn layer_from_dict(
+    d: &Bound<'_, PyDict>,
+    prefix: &str,
+    dims: (usize, usize),
+) -> PyResult<SeedLayer> {
+    let (ni, nr) = dims;
+    let f = |k: &str| checkpoint::f64_of(d, &format!("{prefix}{k}"));
+    let cfg = SeedLayerConfig::new(
+        ni as i64,
+        nr as i64,
+        f("tau_mem")?,
+        f("threshold")?,
+        f("lr")?,
+        f("dt")?,
+    )
+    .map_err(|e| value_error(format!("state_dict['{prefix}...']: {e}")))?;
+    let key = |k: &str| format!("{prefix}{k}");
+    let arg = |k: &str| format!("state_dict['{prefix}{k}']");
+    let mut layer = SeedLayer::new(cfg, 0);
+    layer.w = matrix(&arg("W"), &checkpoint::item(d, &key("W"))?, Some(nr), ni)?;
+    layer.state.v = vector(&arg("_v"), &checkpoint::item(d, &key("_v"))?, nr)?;
+    layer.state.z = vector(&arg("_spikes"), &checkpoint::item(d, &key("_spikes"))?, nr)?;
+    layer.state.trace = matrix(
+        &arg("_trace"),
+        &checkpoint::item(d, &key("_trace"))?,
+        Some(nr),
+        ni,
+    )?;
+    Ok(layer)
 }
 
 impl PyOnlineLIFLayer {
@@ -87,6 +146,7 @@ impl PyOnlineLIFLayer {
         Ok(PyOnlineLIFLayer {
             handle: LayerHandle::Own(Mutex::new(SeedLayer::new(cfg, seed))),
             dims,
+            seed,
         })
     }
 
@@ -211,6 +271,64 @@ impl PyOnlineLIFLayer {
         })
     }
 
+    /// Hyperparameters, weights and state (fresh arrays), to resume exactly.
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let l = self.with(py, |l| l.clone())?;
+        let d = checkpoint::new_state(py, "OnlineLIFLayer")?;
+        d.set_item("n_inputs", self.dims.0)?;
+        d.set_item("n_neurons", self.dims.1)?;
+        d.set_item("seed", self.seed)?;
+        layer_to_dict(&d, "", &l)?;
+        Ok(d)
+    }
+
+    /// Replace hyperparameters, weights and state by those of `state` (sizes
+    /// must match); checked first, a rejected dict changes nothing.
+    fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        checkpoint::check_header(state, "OnlineLIFLayer")?;
+        checkpoint::check_size(state, "n_inputs", self.dims.0)?;
+        checkpoint::check_size(state, "n_neurons", self.dims.1)?;
+        let new = layer_from_dict(state, "", self.dims)?;
+        self.with(py, move |l| *l = new)
+    }
+
+    /// A new layer from a `state_dict()`.
+    #[classmethod]
+    fn from_state_dict<'py>(
+        cls: &Bound<'py, PyType>,
+        state: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        checkpoint::check_header(state, "OnlineLIFLayer")?;
+        let kwargs = PyDict::new(cls.py());
+        kwargs.set_item("seed", checkpoint::i64_of(state, "seed")?)?;
+        let sizes = (
+            checkpoint::i64_of(state, "n_inputs")?,
+            checkpoint::i64_of(state, "n_neurons")?,
+        );
+        let l = cls.call(sizes, Some(&kwargs))?;
+        l.call_method1("load_state_dict", (state,))?;
+        Ok(l)
+    }
+
+    /// Write a checkpoint file (npz, atomic).
+    fn save(slf: &Bound<'_, Self>, path: &Bound<'_, PyAny>) -> PyResult<()> {
+        checkpoint::save(slf.as_any(), path)
+    }
+
+    /// Read a checkpoint file written by `save`.
+    #[classmethod]
+    fn load<'py>(
+        cls: &Bound<'py, PyType>,
+        path: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        checkpoint::load(cls.as_any(), path)
+    }
+
+    /// Pickles as a standalone layer (a layer of a trainer is copied out).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        checkpoint::reduce(slf.as_any(), "OnlineLIFLayer")
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let cfg = self.with(py, |l| l.cfg.clone())?;
         Ok(format!(
@@ -266,6 +384,7 @@ impl PyOnlineTrainer {
                     PyOnlineLIFLayer {
                         handle: LayerHandle::InTrainer(inner.clone(), i),
                         dims: (p[0], p[1]),
+                        seed,
                     },
                 )
             })
@@ -360,43 +479,240 @@ impl PyOnlineTrainer {
         Ok(d)
     }
 
-    /// Train on one sequence from reset state; returns the mean loss.
-    /// `inputs` (T, n_input), `targets` (T, n_output), T >= 1.
+    /// Train on one sequence; returns the mean loss over its steps.
+    /// `inputs` (T, n_inputs), `targets` (T, n_outputs), T >= 1. From reset
+    /// state unless `reset=False`, which continues from the current membrane,
+    /// spikes and traces (feed a long sequence in pieces: the result is bitwise
+    /// that of one call). The loop runs in Rust with the GIL released; a
+    /// float64 array (or `numpy.memmap`) is read in blocks, not copied whole.
+    #[pyo3(signature = (inputs, targets, *, reset=true))]
     fn train_sequence(
         &self,
         py: Python<'_>,
         inputs: &Bound<'_, PyAny>,
         targets: &Bound<'_, PyAny>,
+        reset: bool,
     ) -> PyResult<f64> {
-        let inputs = matrix("inputs", inputs, None, self.cfg.n_inputs())?;
-        let targets = matrix(
-            "targets",
+        crate::stream::train_sequence(
+            py,
+            self.inner.as_ref(),
+            (self.cfg.n_inputs(), self.cfg.n_outputs()),
+            inputs,
             targets,
-            Some(inputs.nrows()),
-            self.cfg.n_outputs(),
-        )?;
-        locked(py, self.inner.as_ref(), move |t| {
-            t.train_sequence(inputs.view(), targets.view())
-        })?
-        .map_err(to_py)
+            reset,
+        )
     }
 
-    /// Run the stack from reset state without learning; returns the outputs
-    /// (T, n_output) for `inputs` (T, n_input). Not in the seed package.
+    /// Run the network without learning; returns the outputs (T, n_outputs)
+    /// for `inputs` (T, n_inputs). From reset state unless `reset=False`.
+    #[pyo3(signature = (inputs, *, reset=true))]
     fn predict_sequence<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
+        reset: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inputs = matrix("inputs", inputs, None, self.cfg.n_inputs())?;
-        let no = self.cfg.n_outputs();
-        let out = locked(py, self.inner.as_ref(), move |t| {
-            let mut out = Array2::zeros((inputs.nrows(), no));
-            t.predict_sequence(inputs.view(), out.view_mut())
-                .map(|_| out)
-        })?
-        .map_err(to_py)?;
-        Ok(PyArray::from_owned_array(py, out).into_any())
+        crate::stream::predict_sequence(
+            py,
+            self.inner.as_ref(),
+            (self.cfg.n_inputs(), self.cfg.n_outputs()),
+            inputs,
+            reset,
+        )
+    }
+
+    /// Train on a stream of `(inputs_chunk, targets_chunk)` pairs (any
+    /// iterable; chunk k has shape (t_k, n_inputs) / (t_k, n_outputs), t_k >= 1);
+    /// returns the mean loss over all steps. Bitwise the same as one
+    /// `train_sequence` on the concatenation. Each chunk is checked before it
+    /// is used: on a bad chunk a ValueError is raised and the trainer keeps the
+    /// state it had after the last complete chunk. Memory does not grow with
+    /// the stream's length. `progress=True` prints steps, steps/s and the
+    /// running loss to stderr. Other threads may use the trainer between chunks.
+    #[pyo3(signature = (chunks, *, reset=true, progress=false))]
+    fn train_stream(
+        &self,
+        py: Python<'_>,
+        chunks: &Bound<'_, PyAny>,
+        reset: bool,
+        progress: bool,
+    ) -> PyResult<f64> {
+        crate::stream::train_stream(
+            py,
+            self.inner.as_ref(),
+            (self.cfg.n_inputs(), self.cfg.n_outputs()),
+            chunks,
+            reset,
+            progress,
+        )
+    }
+
+    /// Iterator over the outputs (t_k, n_outputs) of each input chunk
+    /// (t_k, n_inputs) of `chunks`, without learning. Lazy: nothing runs until
+    /// it is iterated; the state is reset at the first chunk unless `reset=False`.
+    #[pyo3(signature = (chunks, *, reset=true))]
+    fn predict_stream(
+        slf: &Bound<'_, Self>,
+        chunks: &Bound<'_, PyAny>,
+        reset: bool,
+    ) -> PyResult<crate::stream::PredictStream> {
+        crate::stream::PredictStream::new(slf.as_any(), chunks, reset)
+    }
+
+    /// Train on a batch of sequences; returns the mean loss of each (B,).
+    ///
+    /// `inputs` (B, T, n_inputs), `targets` (B, T, n_outputs); every sequence
+    /// starts from reset state. `update="step"`: the sequences advance together
+    /// and at each step the mean of their B weight changes is applied once
+    /// (B = 1 is exactly `train_sequence`). `update="sequence"`: weights stay
+    /// fixed during the batch and the mean over the batch of each sequence's
+    /// summed changes is applied at the end. Runs in Rust with the GIL released,
+    /// parallel over sequences; `n_threads=None` uses the default pool (sized by
+    /// RAYON_NUM_THREADS, else the CPU count), an int a private pool of that
+    /// size. Results are bitwise identical for any thread count. Memory: B
+    /// copies of the per-sequence state (see `batch_memory_bytes`), never T
+    /// copies, plus the float64 copy of the inputs and targets. The trainer's
+    /// own state (`_v`, traces...) is not touched.
+    #[pyo3(signature = (inputs, targets, *, update="step", n_threads=None))]
+    fn train_batch<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        targets: &Bound<'py, PyAny>,
+        update: &str,
+        n_threads: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let model: fn(&mut SeedOnline) -> &mut _ = |t| t;
+        crate::batch::train(
+            py,
+            self.inner.as_ref(),
+            model,
+            (self.cfg.n_inputs(), self.cfg.n_outputs()),
+            inputs,
+            targets,
+            update,
+            n_threads,
+        )
+    }
+
+    /// Run a batch without learning; returns outputs (B, T, n_outputs). Row b
+    /// equals `predict_sequence(inputs[b])` bitwise. Parallel over sequences
+    /// with the GIL released; the trainer's own state is not touched.
+    #[pyo3(signature = (inputs, *, n_threads=None))]
+    fn predict_batch<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        n_threads: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let model: fn(&mut SeedOnline) -> &mut _ = |t| t;
+        crate::batch::predict(
+            py,
+            self.inner.as_ref(),
+            model,
+            (self.cfg.n_inputs(), self.cfg.n_outputs()),
+            inputs,
+            n_threads,
+        )
+    }
+
+    /// Bytes a batch of `batch_size` sequences holds besides the weights and
+    /// the inputs: per sequence, its state and step buffers, plus (for
+    /// `update="sequence"`) an accumulator the size of the weights.
+    #[pyo3(signature = (batch_size, update="step"))]
+    fn batch_memory_bytes(&self, py: Python<'_>, batch_size: i64, update: &str) -> PyResult<usize> {
+        let model: fn(&mut SeedOnline) -> &mut _ = |t| t;
+        crate::batch::memory(py, self.inner.as_ref(), model, batch_size, update)
+    }
+
+    /// Everything needed to resume exactly: format version, class, sizes,
+    /// hyperparameters, and per layer (`layers.{i}.`) its hyperparameters,
+    /// weights and state (fresh arrays).
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let t = locked(py, self.inner.as_ref(), |t| t.layers.clone())?;
+        let d = checkpoint::new_state(py, "OnlineTrainer")?;
+        d.set_item("layer_sizes", self.cfg.layer_sizes.clone())?;
+        d.set_item("tau_mem", self.cfg.tau_mem)?;
+        d.set_item("threshold", self.cfg.threshold)?;
+        d.set_item("lr", self.cfg.lr)?;
+        d.set_item("seed", self.seed)?;
+        for (i, l) in t.iter().enumerate() {
+            layer_to_dict(&d, &format!("layers.{i}."), l)?;
+        }
+        Ok(d)
+    }
+
+    /// Replace every layer's hyperparameters, weights and state by those of
+    /// `state` (layer sizes must match); checked first, a rejected dict
+    /// changes nothing.
+    fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        checkpoint::check_header(state, "OnlineTrainer")?;
+        let sizes: Vec<i64> = checkpoint::item(state, "layer_sizes")?
+            .extract()
+            .map_err(|e| {
+                value_error(format!(
+                    "state_dict['layer_sizes']: expected a list of ints, {e}"
+                ))
+            })?;
+        let ours: Vec<i64> = self.cfg.layer_sizes.iter().map(|&n| n as i64).collect();
+        if sizes != ours {
+            return Err(value_error(format!(
+                "state_dict['layer_sizes']: expected {ours:?} (this trainer's sizes), got {sizes:?}"
+            )));
+        }
+        let layers = self
+            .cfg
+            .layer_sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, p)| layer_from_dict(state, &format!("layers.{i}."), (p[0], p[1])))
+            .collect::<PyResult<Vec<_>>>()?;
+        locked(py, self.inner.as_ref(), move |t| t.layers = layers)
+    }
+
+    /// A new trainer from a `state_dict()`.
+    #[classmethod]
+    fn from_state_dict<'py>(
+        cls: &Bound<'py, PyType>,
+        state: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        checkpoint::check_header(state, "OnlineTrainer")?;
+        let kwargs = PyDict::new(cls.py());
+        kwargs.set_item("seed", checkpoint::i64_of(state, "seed")?)?;
+        let sizes: Vec<i64> = checkpoint::item(state, "layer_sizes")?
+            .extract()
+            .map_err(|e| {
+                value_error(format!(
+                    "state_dict['layer_sizes']: expected a list of ints, {e}"
+                ))
+            })?;
+        let args = (
+            sizes,
+            checkpoint::f64_of(state, "tau_mem")?,
+            checkpoint::f64_of(state, "threshold")?,
+            checkpoint::f64_of(state, "lr")?,
+        );
+        let t = cls.call(args, Some(&kwargs))?;
+        t.call_method1("load_state_dict", (state,))?;
+        Ok(t)
+    }
+
+    /// Write a checkpoint file (npz, atomic).
+    fn save(slf: &Bound<'_, Self>, path: &Bound<'_, PyAny>) -> PyResult<()> {
+        checkpoint::save(slf.as_any(), path)
+    }
+
+    /// Read a checkpoint file written by `save`.
+    #[classmethod]
+    fn load<'py>(
+        cls: &Bound<'py, PyType>,
+        path: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        checkpoint::load(cls.as_any(), path)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        checkpoint::reduce(slf.as_any(), "OnlineTrainer")
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
