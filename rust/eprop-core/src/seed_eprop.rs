@@ -22,7 +22,7 @@ use crate::batch::{apply_mean_rows, BatchModel};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
 };
-use crate::kernels::{matvec, nonzeros, trace_elig_learn_row, trace_elig_row};
+use crate::kernels::{matvec, nonzeros, trace_elig_learn_rows, trace_elig_rows};
 use crate::lif::{decay, seed_layer_update};
 use crate::rng::LegacyRng;
 use crate::stream::Sequential;
@@ -381,48 +381,40 @@ impl SeedEpropNet {
     /// Trace and eligibility update, z(t) not yet committed.
     fn traces_only(&self, seq: &mut SeedEpropSeq, x: &[f64]) {
         let kappa = self.kappa();
-        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
         let st = &mut seq.state;
-        let sc = &mut seq.scratch;
+        let psi = &seq.scratch.psi;
         let z_prev = st.z.as_slice().expect("contiguous");
-        let rows = slice_mut(&mut st.trace_in)
-            .chunks_exact_mut(ni)
-            .zip(slice_mut(&mut st.elig_in).chunks_exact_mut(ni));
-        for ((tr, el), &psi) in rows.zip(&sc.psi) {
-            trace_elig_row(tr, el, x, psi, kappa);
-        }
-        let rows = slice_mut(&mut st.trace_rec)
-            .chunks_exact_mut(nr)
-            .zip(slice_mut(&mut st.elig_rec).chunks_exact_mut(nr));
-        for ((tr, el), &psi) in rows.zip(&sc.psi) {
-            trace_elig_row(tr, el, z_prev, psi, kappa);
-        }
+        trace_elig_rows(
+            slice_mut(&mut st.trace_in),
+            slice_mut(&mut st.elig_in),
+            x,
+            psi,
+            kappa,
+        );
+        trace_elig_rows(
+            slice_mut(&mut st.trace_rec),
+            slice_mut(&mut st.elig_rec),
+            z_prev,
+            psi,
+            kappa,
+        );
     }
 
     /// Trace, eligibility and weight update in one pass over each matrix; commits z(t).
     fn traces_and_learn(&mut self, seq: &mut SeedEpropSeq, x: &[f64]) {
-        let kappa = self.kappa();
-        let lr = self.cfg.lr;
-        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
+        let (kappa, lr) = (self.kappa(), self.cfg.lr);
         let st = &mut seq.state;
         let sc = &seq.scratch;
-        let rows = slice_mut(&mut self.w_in)
-            .chunks_exact_mut(ni)
-            .zip(slice_mut(&mut st.trace_in).chunks_exact_mut(ni))
-            .zip(slice_mut(&mut st.elig_in).chunks_exact_mut(ni));
-        for (((w, tr), el), (&psi, &l)) in rows.zip(sc.psi.iter().zip(&sc.signal)) {
-            trace_elig_learn_row(w, tr, el, x, psi, kappa, lr, l);
-        }
+        let (w_in, w_rec) = (slice_mut(&mut self.w_in), slice_mut(&mut self.w_rec));
+        let (tr_in, el_in) = (slice_mut(&mut st.trace_in), slice_mut(&mut st.elig_in));
+        trace_elig_learn_rows(w_in, tr_in, el_in, x, &sc.psi, &sc.signal, kappa, lr);
         let z_prev = st.z.as_slice().expect("contiguous");
-        let rows = slice_mut(&mut self.w_rec)
-            .chunks_exact_mut(nr)
-            .zip(slice_mut(&mut st.trace_rec).chunks_exact_mut(nr))
-            .zip(slice_mut(&mut st.elig_rec).chunks_exact_mut(nr));
-        for (j, (((w, tr), el), (&psi, &l))) in rows.zip(sc.psi.iter().zip(&sc.signal)).enumerate()
-        {
-            trace_elig_learn_row(w, tr, el, z_prev, psi, kappa, lr, l);
-            w[j] = 0.0;
-        }
+        let (tr_rec, el_rec) = (slice_mut(&mut st.trace_rec), slice_mut(&mut st.elig_rec));
+        trace_elig_learn_rows(
+            w_rec, tr_rec, el_rec, z_prev, &sc.psi, &sc.signal, kappa, lr,
+        );
+        self.w_rec.diag_mut().fill(0.0);
+        let nr = self.cfg.n_neurons;
         for (row, &e) in slice_mut(&mut self.w_out).chunks_exact_mut(nr).zip(&sc.err) {
             for (w, &z) in row.iter_mut().zip(&sc.z_new) {
                 *w -= lr * (e * z);

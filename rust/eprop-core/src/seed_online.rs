@@ -14,7 +14,7 @@ use crate::batch::{apply_mean_rows, BatchModel};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
 };
-use crate::kernels::{flush, matvec, nonzeros, trace_row};
+use crate::kernels::{flush, matvec, nonzeros, simd_dispatch, trace_rows};
 use crate::lif::{decay, seed_layer_update};
 use crate::rng::LegacyRng;
 use crate::seed_eprop::checked_matrix;
@@ -183,10 +183,8 @@ pub fn forward_state(cfg: &SeedLayerConfig, w: &Array2<f64>, st: &mut SeedLayerS
 
 /// Trace update of a layer's state for input `x` (shared with batch code).
 pub fn update_trace_state(cfg: &SeedLayerConfig, st: &mut SeedLayerState, x: &[f64]) {
-    let ni = cfg.n_inputs;
-    for (tr, &psi) in slice_mut(&mut st.trace).chunks_exact_mut(ni).zip(&st.psi) {
-        trace_row(tr, x, psi, LAYER_TRACE_DECAY);
-    }
+    debug_assert_eq!(x.len(), cfg.n_inputs);
+    trace_rows(slice_mut(&mut st.trace), x, &st.psi, LAYER_TRACE_DECAY);
 }
 
 /// Checks a vector argument's length and finiteness.
@@ -201,71 +199,146 @@ pub fn check_vector(arg: &str, x: &[f64], n: usize) -> Result<()> {
     check_finite(arg, x, &[n])
 }
 
-/// One synapse of a learning step: new trace `0.95 tr + psi x` and new weight
-/// `w - lr (s tr)`.
 #[inline(always)]
-fn learn_synapse(w: f64, tr: f64, x: f64, psi: f64, s: f64, lr: f64) -> (f64, f64) {
-    let tn = flush(LAYER_TRACE_DECAY * tr + psi * x);
-    (tn, w - lr * (s * tn))
+fn learn_rows_imp(
+    w: &mut [f64],
+    tr: &mut [f64],
+    x: &[f64],
+    psi: &[f64],
+    signal: &[f64],
+    lr: f64,
+    down: &mut [f64],
+    project: bool,
+) {
+    let ni = x.len().max(1);
+    down.fill(0.0);
+    let rows = w.chunks_exact_mut(ni).zip(tr.chunks_exact_mut(ni));
+    for ((wr, tr), (&p, &s)) in rows.zip(psi.iter().zip(signal)) {
+        if project {
+            for (((wi, ti), &xi), di) in
+                wr.iter_mut().zip(tr.iter_mut()).zip(x).zip(down.iter_mut())
+            {
+                let tn = flush(LAYER_TRACE_DECAY * *ti + p * xi);
+                let wn = *wi - lr * (s * tn);
+                *ti = tn;
+                *wi = wn;
+                *di += wn * s;
+            }
+        } else {
+            for ((wi, ti), &xi) in wr.iter_mut().zip(tr.iter_mut()).zip(x) {
+                let tn = flush(LAYER_TRACE_DECAY * *ti + p * xi);
+                *ti = tn;
+                *wi -= lr * (s * tn);
+            }
+        }
+    }
 }
 
-/// Trace update, weight change and down-projection of a layer in one pass:
-/// `tr <- 0.95 tr + psi (x) x; W <- W - lr s (.) tr; down <- W^T s` (new W).
-/// `down` is skipped when `None` (bottom layer).
+simd_dispatch! {
+    /// One learning step of a layer in one pass: `tr <- 0.95 tr + psi (x) x`,
+    /// `W <- W - lr s (.) tr` and, when `project`, `down <- W^T s` (new W).
+    pub fn learn_rows(
+        w: &mut [f64],
+        tr: &mut [f64],
+        x: &[f64],
+        psi: &[f64],
+        signal: &[f64],
+        lr: f64,
+        down: &mut [f64],
+        project: bool,
+    ) => learn_rows_imp
+}
+
+#[inline(always)]
+fn learn_rows_state_imp(
+    w: &[f64],
+    tr: &mut [f64],
+    x: &[f64],
+    psi: &[f64],
+    signal: &[f64],
+    lr: f64,
+    down: &mut [f64],
+    project: bool,
+) {
+    let ni = x.len().max(1);
+    down.fill(0.0);
+    let rows = w.chunks_exact(ni).zip(tr.chunks_exact_mut(ni));
+    for ((wr, tr), (&p, &s)) in rows.zip(psi.iter().zip(signal)) {
+        if project {
+            for (((&wi, ti), &xi), di) in wr.iter().zip(tr.iter_mut()).zip(x).zip(down.iter_mut()) {
+                let tn = flush(LAYER_TRACE_DECAY * *ti + p * xi);
+                *ti = tn;
+                *di += (wi - lr * (s * tn)) * s;
+            }
+        } else {
+            for (ti, &xi) in tr.iter_mut().zip(x) {
+                *ti = flush(LAYER_TRACE_DECAY * *ti + p * xi);
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// [`learn_rows`] on read-only weights (batch phase A): the trace advances
+    /// and `down` receives what `learn_rows` would project.
+    pub fn learn_rows_state(
+        w: &[f64],
+        tr: &mut [f64],
+        x: &[f64],
+        psi: &[f64],
+        signal: &[f64],
+        lr: f64,
+        down: &mut [f64],
+        project: bool,
+    ) => learn_rows_state_imp
+}
+
+/// Trace update, weight change and down-projection of a layer in one pass
+/// (see [`learn_rows`]); `down` is skipped when `None` (bottom layer).
 pub fn learn_layer(
     cfg: &SeedLayerConfig,
     w: &mut Array2<f64>,
     st: &mut SeedLayerState,
     x: &[f64],
     signal: &[f64],
-    mut down: Option<&mut [f64]>,
+    down: Option<&mut [f64]>,
 ) {
-    let (ni, lr) = (cfg.n_inputs, cfg.lr);
-    if let Some(d) = down.as_deref_mut() {
-        d.fill(0.0);
-    }
-    let rows = slice_mut(w)
-        .chunks_exact_mut(ni)
-        .zip(slice_mut(&mut st.trace).chunks_exact_mut(ni));
-    for ((wr, tr), (&psi, &s)) in rows.zip(st.psi.iter().zip(signal)) {
-        for (i, (wi, ti)) in wr.iter_mut().zip(tr.iter_mut()).enumerate() {
-            let (tn, wn) = learn_synapse(*wi, *ti, x[i], psi, s, lr);
-            *ti = tn;
-            *wi = wn;
-            if let Some(d) = down.as_deref_mut() {
-                d[i] += wn * s;
-            }
-        }
-    }
+    let project = down.is_some();
+    let down = down.unwrap_or(&mut []);
+    learn_rows(
+        slice_mut(w),
+        slice_mut(&mut st.trace),
+        x,
+        &st.psi,
+        signal,
+        cfg.lr,
+        down,
+        project,
+    );
 }
 
-/// The same step on read-only weights (batch phase A): the trace advances and
-/// `down` receives `(W - lr s (.) tr)^T s`, what [`learn_layer`] would project.
+/// The same step on read-only weights (see [`learn_rows_state`]).
 pub fn learn_layer_state(
     cfg: &SeedLayerConfig,
     w: &Array2<f64>,
     st: &mut SeedLayerState,
     x: &[f64],
     signal: &[f64],
-    mut down: Option<&mut [f64]>,
+    down: Option<&mut [f64]>,
 ) {
-    let (ni, lr) = (cfg.n_inputs, cfg.lr);
-    if let Some(d) = down.as_deref_mut() {
-        d.fill(0.0);
-    }
+    let project = down.is_some();
+    let down = down.unwrap_or(&mut []);
     let wd = w.as_slice().expect("standard layout");
-    let rows = wd
-        .chunks_exact(ni)
-        .zip(slice_mut(&mut st.trace).chunks_exact_mut(ni));
-    for ((wr, tr), (&psi, &s)) in rows.zip(st.psi.iter().zip(signal)) {
-        for (i, (&wi, ti)) in wr.iter().zip(tr.iter_mut()).enumerate() {
-            let (tn, wn) = learn_synapse(wi, *ti, x[i], psi, s, lr);
-            *ti = tn;
-            if let Some(d) = down.as_deref_mut() {
-                d[i] += wn * s;
-            }
-        }
-    }
+    learn_rows_state(
+        wd,
+        slice_mut(&mut st.trace),
+        x,
+        &st.psi,
+        signal,
+        cfg.lr,
+        down,
+        project,
+    );
 }
 
 /// Hyperparameters of the stack.
