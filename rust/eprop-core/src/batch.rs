@@ -106,6 +106,12 @@ fn check_batch<M: BatchModel>(
     Ok(())
 }
 
+fn check_batch_alloc<M: BatchModel>(model: &M, b: usize, update: Update) -> Result<()> {
+    let per = batch_state_bytes(model, 1, update) / 8 + 1;
+    let n = crate::error::count_f64("batch", &[(b, per)])?;
+    crate::error::check_alloc("batch", n)
+}
+
 /// Copies row `t` of sequence `b` into a contiguous buffer.
 fn row_into(dst: &mut [f64], a: &ArrayView3<f64>, b: usize, t: usize) {
     let r = a.index_axis(Axis(0), b);
@@ -130,6 +136,7 @@ pub fn train_batch<M: BatchModel>(
 ) -> Result<Vec<f64>> {
     check_batch(model, &inputs, Some(&targets))?;
     let (b, t, _) = inputs.dim();
+    check_batch_alloc(model, b, update)?;
     let mut seqs: Vec<M::Seq> = (0..b).map(|_| model.new_seq()).collect();
     let mut io: Vec<Io> = (0..b)
         .map(|_| Io {
@@ -184,6 +191,7 @@ pub fn predict_batch<M: BatchModel>(
 ) -> Result<()> {
     check_batch(model, &inputs, None)?;
     let (b, t, _) = inputs.dim();
+    check_batch_alloc(model, b.min(rayon::current_num_threads()), Update::Step)?;
     if out.dim() != (b, t, model.n_outputs()) {
         return Err(EpropError::shape(
             "out",

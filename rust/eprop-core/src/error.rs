@@ -19,6 +19,8 @@ pub enum EpropError {
         index: String,
         value: f64,
     },
+    /// The sizes ask for more memory than can be had.
+    Memory { what: String, detail: String },
     /// A scalar hyperparameter or size is out of range.
     Param {
         name: String,
@@ -62,6 +64,7 @@ impl fmt::Display for EpropError {
                 expected,
                 got,
             } => write!(f, "{name}: expected {expected}, got {got}"),
+            EpropError::Memory { what, detail } => write!(f, "{what}: cannot allocate {detail}"),
         }
     }
 }
@@ -104,6 +107,37 @@ pub fn check_finite(arg: &str, data: &[f64], shape: &[usize]) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Number of float64 values of arrays with the given shapes, or a Memory error
+/// naming `what` when the count overflows.
+pub fn count_f64(what: &str, shapes: &[(usize, usize)]) -> Result<usize> {
+    shapes
+        .iter()
+        .try_fold(0usize, |acc, &(r, c)| {
+            r.checked_mul(c).and_then(|n| acc.checked_add(n))
+        })
+        .ok_or_else(|| EpropError::Memory {
+            what: what.to_string(),
+            detail: "the arrays these sizes need (the element count overflows)".to_string(),
+        })
+}
+
+/// Checks that `n` float64 values can be allocated right now (by reserving
+/// them once and releasing them), so that building the arrays cannot abort.
+pub fn check_alloc(what: &str, n: usize) -> Result<()> {
+    let bytes = n.checked_mul(8).ok_or_else(|| EpropError::Memory {
+        what: what.to_string(),
+        detail: format!("{n} float64 values"),
+    })?;
+    let mut probe: Vec<f64> = Vec::new();
+    probe.try_reserve_exact(n).map_err(|_| EpropError::Memory {
+        what: what.to_string(),
+        detail: format!(
+            "{bytes} bytes ({:.3} GiB) for its arrays",
+            bytes as f64 / (1u64 << 30) as f64
+        ),
+    })
 }
 
 /// Checks a size argument is at least 1.

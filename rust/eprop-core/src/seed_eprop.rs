@@ -19,6 +19,7 @@
 use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::batch::{apply_mean_rows, BatchModel};
+use crate::error::{check_alloc, count_f64};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
 };
@@ -53,7 +54,7 @@ impl SeedEpropConfig {
         lr: f64,
         dt: f64,
     ) -> Result<Self> {
-        Ok(SeedEpropConfig {
+        let cfg = SeedEpropConfig {
             n_inputs: check_size("n_inputs", n_inputs)?,
             n_neurons: check_size("n_neurons", n_neurons)?,
             n_outputs: check_size("n_outputs", n_outputs)?,
@@ -62,7 +63,29 @@ impl SeedEpropConfig {
             threshold: check_positive("threshold", threshold)?,
             lr: check_non_negative("lr", lr)?,
             dt: check_positive("dt", dt)?,
-        })
+        };
+        check_alloc("EpropTrainer", cfg.n_f64()?)?;
+        Ok(cfg)
+    }
+
+    /// Float64 values held by a trainer of this size (weights, one sequence
+    /// state, step buffers), for the allocation check.
+    pub fn n_f64(&self) -> Result<usize> {
+        let (ni, nr, no) = (self.n_inputs, self.n_neurons, self.n_outputs);
+        count_f64(
+            "EpropTrainer",
+            &[
+                (nr, ni),
+                (nr, ni),
+                (nr, ni),
+                (nr, nr),
+                (nr, nr),
+                (nr, nr),
+                (no, nr),
+                (10, nr),
+                (3, no),
+            ],
+        )
     }
 }
 

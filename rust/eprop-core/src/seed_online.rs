@@ -11,6 +11,7 @@
 use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::batch::{apply_mean_rows, BatchModel};
+use crate::error::{check_alloc, count_f64};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
 };
@@ -43,14 +44,22 @@ impl SeedLayerConfig {
         lr: f64,
         dt: f64,
     ) -> Result<Self> {
-        Ok(SeedLayerConfig {
+        let cfg = SeedLayerConfig {
             n_inputs: check_size("n_inputs", n_inputs)?,
             n_neurons: check_size("n_neurons", n_neurons)?,
             tau_mem: check_positive("tau_mem", tau_mem)?,
             threshold: check_positive("threshold", threshold)?,
             lr: check_non_negative("lr", lr)?,
             dt: check_positive("dt", dt)?,
-        })
+        };
+        check_alloc("OnlineLIFLayer", cfg.n_f64("OnlineLIFLayer")?)?;
+        Ok(cfg)
+    }
+
+    /// Float64 values held by one layer (weights, trace, vectors).
+    pub fn n_f64(&self, what: &str) -> Result<usize> {
+        let (ni, nr) = (self.n_inputs, self.n_neurons);
+        count_f64(what, &[(nr, ni), (nr, ni), (5, nr), (1, ni)])
     }
 }
 
@@ -364,12 +373,21 @@ impl SeedOnlineConfig {
             .enumerate()
             .map(|(i, &n)| check_size(&format!("layer_sizes[{i}]"), n))
             .collect::<Result<Vec<_>>>()?;
-        Ok(SeedOnlineConfig {
+        let cfg = SeedOnlineConfig {
             layer_sizes: sizes,
             tau_mem: check_positive("tau_mem", tau_mem)?,
             threshold: check_positive("threshold", threshold)?,
             lr: check_non_negative("lr", lr)?,
-        })
+        };
+        let mut total = 0usize;
+        for layer in cfg.layer_configs() {
+            total = count_f64(
+                "OnlineTrainer",
+                &[(1, total), (1, layer.n_f64("OnlineTrainer")?)],
+            )?;
+        }
+        check_alloc("OnlineTrainer", total)?;
+        Ok(cfg)
     }
 
     pub fn n_inputs(&self) -> usize {

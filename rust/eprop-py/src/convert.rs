@@ -9,14 +9,17 @@ use eprop_core::error::fmt_shape;
 use eprop_core::EpropError;
 use numpy::ndarray::{Array1, Array2, ArrayD, Ix1, Ix2, Ix3};
 use numpy::{PyArray, PyArrayDyn, PyArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyFloat;
+use pyo3::types::{PyFloat, PyString};
 
-/// Maps a core error to `ValueError`.
+/// Maps a core error to `ValueError` (`MemoryError` for impossible sizes).
 pub fn to_py(e: EpropError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    match e {
+        EpropError::Memory { .. } => PyMemoryError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
 }
 
 pub fn value_error(msg: impl Into<String>) -> PyErr {
@@ -172,4 +175,81 @@ pub fn check_seed(seed: i128) -> PyResult<u32> {
             "seed: expected an integer in [0, 2**32 - 1], got {seed}"
         ))
     })
+}
+
+/// A float hyperparameter as given: its value and its `repr` (so that `repr`
+/// of a trainer shows `tau_mem=10` when 10 was passed, as a dataclass does).
+pub struct Hyper {
+    pub value: f64,
+    pub repr: String,
+}
+
+impl Hyper {
+    /// A default value.
+    pub fn of(value: f64) -> Self {
+        Hyper {
+            value,
+            repr: String::new(),
+        }
+    }
+
+    /// Reads a real number; `TypeError` naming `name` otherwise.
+    pub fn parse(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let bad = || {
+            let ty = obj
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            let prefix = if name.is_empty() {
+                String::new()
+            } else {
+                format!("{name}: ")
+            };
+            PyTypeError::new_err(format!("{prefix}expected a real number, got {ty}"))
+        };
+        if obj.is_instance_of::<PyString>() {
+            return Err(bad());
+        }
+        let value: f64 = obj.extract().map_err(|_| bad())?;
+        Ok(Hyper {
+            value,
+            repr: obj.repr()?.to_string(),
+        })
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Hyper {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Hyper::parse("", &obj.to_owned())
+    }
+}
+
+/// The `repr` texts of a trainer's float hyperparameters, each kept with the
+/// value it was given for; a value changed since (by `load_state_dict`) shows
+/// as Python shows that float.
+pub struct Shown(Mutex<Vec<(f64, String)>>);
+
+impl Shown {
+    pub fn new(items: &[&Hyper]) -> Self {
+        Shown(Mutex::new(
+            items.iter().map(|h| (h.value, h.repr.clone())).collect(),
+        ))
+    }
+
+    pub fn set(&self, idx: usize, h: &Hyper) {
+        if let Some(slot) = lock(&self.0).get_mut(idx) {
+            *slot = (h.value, h.repr.clone());
+        }
+    }
+
+    pub fn show(&self, py: Python<'_>, idx: usize, current: f64) -> PyResult<String> {
+        let kept = lock(&self.0).get(idx).cloned();
+        match kept {
+            Some((v, r)) if !r.is_empty() && v.to_bits() == current.to_bits() => Ok(r),
+            _ => float_repr(py, current),
+        }
+    }
 }

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::checkpoint;
-use crate::convert::{check_seed, float_repr, locked, matrix, readonly, to_py, vector};
+use crate::convert::{check_seed, locked, matrix, readonly, to_py, vector, Hyper, Shown};
 
 /// E-prop online trainer for a single-layer recurrent SNN, a drop-in replacement
 /// of `sc_neurocore.online_learning.EpropTrainer` (same constructor, members and
@@ -28,6 +28,8 @@ pub struct PyEpropTrainer {
     seed: u32,
     /// (n_inputs, n_neurons, n_outputs), fixed at construction.
     dims: (usize, usize, usize),
+    /// repr texts of tau_mem, tau_trace, threshold, lr, dt.
+    shown: Shown,
 }
 
 impl PyEpropTrainer {
@@ -43,42 +45,57 @@ impl PyEpropTrainer {
     fn set_hyper(
         &self,
         py: Python<'_>,
-        value: f64,
+        value: &Bound<'_, PyAny>,
         check: fn(&str, f64) -> eprop_core::Result<f64>,
-        name: &str,
+        (idx, name): (usize, &str),
         field: fn(&mut SeedEpropConfig) -> &mut f64,
     ) -> PyResult<()> {
-        let v = check(name, value).map_err(to_py)?;
-        locked(py, &self.inner, |t| *field(&mut t.net.cfg) = v)
+        let h = Hyper::parse(name, value)?;
+        let v = check(name, h.value).map_err(to_py)?;
+        locked(py, &self.inner, |t| *field(&mut t.net.cfg) = v)?;
+        self.shown.set(idx, &h);
+        Ok(())
     }
 }
 
 #[pymethods]
 impl PyEpropTrainer {
     #[new]
-    #[pyo3(signature = (n_inputs, n_neurons, n_outputs, tau_mem=20.0, tau_trace=20.0, threshold=1.0, lr=0.01, dt=1.0, *, seed=42))]
+    #[pyo3(
+        signature = (n_inputs, n_neurons, n_outputs, tau_mem=Hyper::of(20.0), tau_trace=Hyper::of(20.0), threshold=Hyper::of(1.0), lr=Hyper::of(0.01), dt=Hyper::of(1.0), *, seed=42),
+        text_signature = "(n_inputs, n_neurons, n_outputs, tau_mem=20.0, tau_trace=20.0, threshold=1.0, lr=0.01, dt=1.0, *, seed=42)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn new(
         n_inputs: i64,
         n_neurons: i64,
         n_outputs: i64,
-        tau_mem: f64,
-        tau_trace: f64,
-        threshold: f64,
-        lr: f64,
-        dt: f64,
+        tau_mem: Hyper,
+        tau_trace: Hyper,
+        threshold: Hyper,
+        lr: Hyper,
+        dt: Hyper,
         seed: i128,
     ) -> PyResult<Self> {
         let cfg = SeedEpropConfig::new(
-            n_inputs, n_neurons, n_outputs, tau_mem, tau_trace, threshold, lr, dt,
+            n_inputs,
+            n_neurons,
+            n_outputs,
+            tau_mem.value,
+            tau_trace.value,
+            threshold.value,
+            lr.value,
+            dt.value,
         )
         .map_err(to_py)?;
+        let shown = Shown::new(&[&tau_mem, &tau_trace, &threshold, &lr, &dt]);
         let seed = check_seed(seed)?;
         let dims = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
         Ok(PyEpropTrainer {
             inner: Mutex::new(SeedEprop::new(cfg, seed)),
             seed,
             dims,
+            shown,
         })
     }
 
@@ -109,12 +126,12 @@ impl PyEpropTrainer {
     }
 
     #[setter]
-    fn set_tau_mem(&self, py: Python<'_>, value: f64) -> PyResult<()> {
+    fn set_tau_mem(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.set_hyper(
             py,
             value,
             eprop_core::error::check_positive,
-            "tau_mem",
+            (0, "tau_mem"),
             |c| &mut c.tau_mem,
         )
     }
@@ -125,12 +142,12 @@ impl PyEpropTrainer {
     }
 
     #[setter]
-    fn set_tau_trace(&self, py: Python<'_>, value: f64) -> PyResult<()> {
+    fn set_tau_trace(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.set_hyper(
             py,
             value,
             eprop_core::error::check_positive,
-            "tau_trace",
+            (1, "tau_trace"),
             |c| &mut c.tau_trace,
         )
     }
@@ -141,12 +158,12 @@ impl PyEpropTrainer {
     }
 
     #[setter]
-    fn set_threshold(&self, py: Python<'_>, value: f64) -> PyResult<()> {
+    fn set_threshold(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.set_hyper(
             py,
             value,
             eprop_core::error::check_positive,
-            "threshold",
+            (2, "threshold"),
             |c| &mut c.threshold,
         )
     }
@@ -157,12 +174,12 @@ impl PyEpropTrainer {
     }
 
     #[setter]
-    fn set_lr(&self, py: Python<'_>, value: f64) -> PyResult<()> {
+    fn set_lr(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.set_hyper(
             py,
             value,
             eprop_core::error::check_non_negative,
-            "lr",
+            (3, "lr"),
             |c| &mut c.lr,
         )
     }
@@ -173,10 +190,14 @@ impl PyEpropTrainer {
     }
 
     #[setter]
-    fn set_dt(&self, py: Python<'_>, value: f64) -> PyResult<()> {
-        self.set_hyper(py, value, eprop_core::error::check_positive, "dt", |c| {
-            &mut c.dt
-        })
+    fn set_dt(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.set_hyper(
+            py,
+            value,
+            eprop_core::error::check_positive,
+            (4, "dt"),
+            |c| &mut c.dt,
+        )
     }
 
     #[getter(W_in)]
@@ -568,11 +589,11 @@ impl PyEpropTrainer {
             cfg.n_inputs,
             cfg.n_neurons,
             cfg.n_outputs,
-            float_repr(py, cfg.tau_mem)?,
-            float_repr(py, cfg.tau_trace)?,
-            float_repr(py, cfg.threshold)?,
-            float_repr(py, cfg.lr)?,
-            float_repr(py, cfg.dt)?
+            self.shown.show(py, 0, cfg.tau_mem)?,
+            self.shown.show(py, 1, cfg.tau_trace)?,
+            self.shown.show(py, 2, cfg.threshold)?,
+            self.shown.show(py, 3, cfg.lr)?,
+            self.shown.show(py, 4, cfg.dt)?
         );
         if self.seed != 42 {
             s.push_str(&format!(", seed={}", self.seed));

@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
 use crate::checkpoint;
 use crate::convert::{
-    check_seed, float_repr, locked, matrix, readonly, to_py, value_error, vector,
+    check_seed, locked, matrix, readonly, to_py, value_error, vector, Hyper, Shown,
 };
 
 enum LayerHandle {
@@ -34,6 +34,8 @@ pub struct PyOnlineLIFLayer {
     handle: LayerHandle,
     dims: (usize, usize),
     seed: u32,
+    /// repr texts of tau_mem, threshold, lr, dt.
+    shown: Shown,
 }
 
 /// Writes one layer's hyperparameters, weights and state under `prefix`.
@@ -105,13 +107,16 @@ impl PyOnlineLIFLayer {
     fn set_hyper(
         &self,
         py: Python<'_>,
-        value: f64,
+        value: &Bound<'_, PyAny>,
         check: fn(&str, f64) -> eprop_core::Result<f64>,
-        name: &str,
+        (idx, name): (usize, &str),
         field: fn(&mut SeedLayerConfig) -> &mut f64,
     ) -> PyResult<()> {
-        let v = check(name, value).map_err(to_py)?;
-        self.with(py, |l| *field(&mut l.cfg) = v)
+        let h = Hyper::parse(name, value)?;
+        let v = check(name, h.value).map_err(to_py)?;
+        self.with(py, |l| *field(&mut l.cfg) = v)?;
+        self.shown.set(idx, &h);
+        Ok(())
     }
 
     fn with<R: Send>(
@@ -129,24 +134,35 @@ impl PyOnlineLIFLayer {
 #[pymethods]
 impl PyOnlineLIFLayer {
     #[new]
-    #[pyo3(signature = (n_inputs, n_neurons, tau_mem=20.0, threshold=1.0, lr=0.01, dt=1.0, *, seed=42))]
+    #[pyo3(
+        signature = (n_inputs, n_neurons, tau_mem=Hyper::of(20.0), threshold=Hyper::of(1.0), lr=Hyper::of(0.01), dt=Hyper::of(1.0), *, seed=42),
+        text_signature = "(n_inputs, n_neurons, tau_mem=20.0, threshold=1.0, lr=0.01, dt=1.0, *, seed=42)"
+    )]
     fn new(
         n_inputs: i64,
         n_neurons: i64,
-        tau_mem: f64,
-        threshold: f64,
-        lr: f64,
-        dt: f64,
+        tau_mem: Hyper,
+        threshold: Hyper,
+        lr: Hyper,
+        dt: Hyper,
         seed: i128,
     ) -> PyResult<Self> {
-        let cfg =
-            SeedLayerConfig::new(n_inputs, n_neurons, tau_mem, threshold, lr, dt).map_err(to_py)?;
+        let cfg = SeedLayerConfig::new(
+            n_inputs,
+            n_neurons,
+            tau_mem.value,
+            threshold.value,
+            lr.value,
+            dt.value,
+        )
+        .map_err(to_py)?;
         let seed = check_seed(seed)?;
         let dims = (cfg.n_inputs, cfg.n_neurons);
         Ok(PyOnlineLIFLayer {
             handle: LayerHandle::Own(Mutex::new(SeedLayer::new(cfg, seed))),
             dims,
             seed,
+            shown: Shown::new(&[&tau_mem, &threshold, &lr, &dt]),
         })
     }
 
@@ -166,12 +182,12 @@ impl PyOnlineLIFLayer {
     }
 
     #[setter]
-    fn set_tau_mem(&self, py: Python<'_>, value: f64) -> PyResult<()> {
+    fn set_tau_mem(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.set_hyper(
             py,
             value,
             eprop_core::error::check_positive,
-            "tau_mem",
+            (0, "tau_mem"),
             |c| &mut c.tau_mem,
         )
     }
@@ -182,12 +198,12 @@ impl PyOnlineLIFLayer {
     }
 
     #[setter]
-    fn set_threshold(&self, py: Python<'_>, value: f64) -> PyResult<()> {
+    fn set_threshold(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.set_hyper(
             py,
             value,
             eprop_core::error::check_positive,
-            "threshold",
+            (1, "threshold"),
             |c| &mut c.threshold,
         )
     }
@@ -198,12 +214,12 @@ impl PyOnlineLIFLayer {
     }
 
     #[setter]
-    fn set_lr(&self, py: Python<'_>, value: f64) -> PyResult<()> {
+    fn set_lr(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.set_hyper(
             py,
             value,
             eprop_core::error::check_non_negative,
-            "lr",
+            (2, "lr"),
             |c| &mut c.lr,
         )
     }
@@ -214,10 +230,14 @@ impl PyOnlineLIFLayer {
     }
 
     #[setter]
-    fn set_dt(&self, py: Python<'_>, value: f64) -> PyResult<()> {
-        self.set_hyper(py, value, eprop_core::error::check_positive, "dt", |c| {
-            &mut c.dt
-        })
+    fn set_dt(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.set_hyper(
+            py,
+            value,
+            eprop_core::error::check_positive,
+            (3, "dt"),
+            |c| &mut c.dt,
+        )
     }
 
     #[getter(W)]
@@ -335,10 +355,10 @@ impl PyOnlineLIFLayer {
             "OnlineLIFLayer(n_inputs={}, n_neurons={}, tau_mem={}, threshold={}, lr={}, dt={})",
             cfg.n_inputs,
             cfg.n_neurons,
-            float_repr(py, cfg.tau_mem)?,
-            float_repr(py, cfg.threshold)?,
-            float_repr(py, cfg.lr)?,
-            float_repr(py, cfg.dt)?
+            self.shown.show(py, 0, cfg.tau_mem)?,
+            self.shown.show(py, 1, cfg.threshold)?,
+            self.shown.show(py, 2, cfg.lr)?,
+            self.shown.show(py, 3, cfg.dt)?
         ))
     }
 }
@@ -357,21 +377,48 @@ pub struct PyOnlineTrainer {
     layers: Vec<Py<PyOnlineLIFLayer>>,
     cfg: SeedOnlineConfig,
     seed: u32,
+    shown: Shown,
+    /// repr of `layer_sizes` as given (a list or a tuple).
+    sizes_repr: String,
 }
 
 #[pymethods]
 impl PyOnlineTrainer {
     #[new]
-    #[pyo3(signature = (layer_sizes, tau_mem=20.0, threshold=1.0, lr=0.01, *, seed=42))]
+    #[pyo3(
+        signature = (layer_sizes, tau_mem=Hyper::of(20.0), threshold=Hyper::of(1.0), lr=Hyper::of(0.01), *, seed=42),
+        text_signature = "(layer_sizes, tau_mem=20.0, threshold=1.0, lr=0.01, *, seed=42)"
+    )]
     fn new(
         py: Python<'_>,
-        layer_sizes: Vec<i64>,
-        tau_mem: f64,
-        threshold: f64,
-        lr: f64,
+        layer_sizes: &Bound<'_, PyAny>,
+        tau_mem: Hyper,
+        threshold: Hyper,
+        lr: Hyper,
         seed: i128,
     ) -> PyResult<Self> {
-        let cfg = SeedOnlineConfig::new(&layer_sizes, tau_mem, threshold, lr).map_err(to_py)?;
+        let sizes_repr = layer_sizes.repr()?.to_string();
+        let not_list = || {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "layer_sizes: expected a list of ints [n_input, ..., n_output], got {sizes_repr}"
+            ))
+        };
+        if layer_sizes.is_instance_of::<pyo3::types::PyString>() {
+            return Err(not_list());
+        }
+        let mut sizes = Vec::new();
+        for (i, item) in layer_sizes.try_iter().map_err(|_| not_list())?.enumerate() {
+            let item = item?;
+            let index = item.call_method0("__index__").map_err(|_| not_list())?;
+            let n: i64 = index.extract().map_err(|_| {
+                value_error(format!(
+                    "layer_sizes[{i}]: expected an integer >= 1 that fits in 64 bits, got {index}"
+                ))
+            })?;
+            sizes.push(n);
+        }
+        let cfg = SeedOnlineConfig::new(&sizes, tau_mem.value, threshold.value, lr.value)
+            .map_err(to_py)?;
         let seed = check_seed(seed)?;
         let inner = Arc::new(Mutex::new(SeedOnline::new(cfg.clone(), seed)));
         let layers = cfg
@@ -385,15 +432,19 @@ impl PyOnlineTrainer {
                         handle: LayerHandle::InTrainer(inner.clone(), i),
                         dims: (p[0], p[1]),
                         seed,
+                        shown: Shown::new(&[&tau_mem, &threshold, &lr, &Hyper::of(1.0)]),
                     },
                 )
             })
             .collect::<PyResult<Vec<_>>>()?;
+        let shown = Shown::new(&[&tau_mem, &threshold, &lr]);
         Ok(PyOnlineTrainer {
             inner,
             layers,
             cfg,
             seed,
+            shown,
+            sizes_repr,
         })
     }
 
@@ -716,13 +767,12 @@ impl PyOnlineTrainer {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let sizes: Vec<String> = self.cfg.layer_sizes.iter().map(|n| n.to_string()).collect();
         let mut s = format!(
-            "OnlineTrainer(layer_sizes=[{}], tau_mem={}, threshold={}, lr={}",
-            sizes.join(", "),
-            float_repr(py, self.cfg.tau_mem)?,
-            float_repr(py, self.cfg.threshold)?,
-            float_repr(py, self.cfg.lr)?
+            "OnlineTrainer(layer_sizes={}, tau_mem={}, threshold={}, lr={}",
+            self.sizes_repr,
+            self.shown.show(py, 0, self.cfg.tau_mem)?,
+            self.shown.show(py, 1, self.cfg.threshold)?,
+            self.shown.show(py, 2, self.cfg.lr)?
         );
         if self.seed != 42 {
             s.push_str(&format!(", seed={}", self.seed));
