@@ -49,15 +49,28 @@ def _scalar(value: np.ndarray) -> Any:
 def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The state dict stored in a checkpoint file (no code is executed)."""
     target = os.fspath(path)
+    def corrupt(detail: object) -> ValueError:
+        return ValueError(
+            f"path: expected an eprop checkpoint (.npz), got a truncated or corrupt file {target!r} ({detail})"
+        )
+
     try:
-        with np.load(target, allow_pickle=False) as f:
-            state = {k: _scalar(f[k]) for k in f.files}
+        loaded = np.load(target, allow_pickle=False)
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-        raise ValueError(
-            f"path: expected an eprop checkpoint (.npz), got a truncated or corrupt file {target!r} ({e})"
-        ) from e
+        raise corrupt(e) from e
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise corrupt(f"a single {type(loaded).__name__}, not an npz archive")
+    try:
+        with loaded as f:
+            raw = {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise corrupt(e) from e
+    bad = [k for k, v in raw.items() if not isinstance(v, np.ndarray)]
+    if bad:
+        raise corrupt(f"entries that are not arrays: {bad}")
+    state = {k: _scalar(v) for k, v in raw.items()}
     version = state.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(f"format_version: expected {FORMAT_VERSION}, got {version!r} in {target!r}")

@@ -14,7 +14,7 @@
 //! No floating-point reduction depends on how rayon splits the work, so the
 //! numbers are bitwise identical for any thread count.
 
-use ndarray::{Array2, ArrayView3, ArrayViewMut3, Axis};
+use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
 use crate::error::{fmt_shape, EpropError, Result};
@@ -22,8 +22,12 @@ use crate::error::{fmt_shape, EpropError, Result};
 /// How a batch moves the weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Update {
+    /// Mean of the B changes of each step, applied at every step.
     Step,
+    /// Changes summed over each whole sequence, mean over B applied at the end.
     Sequence,
+    /// Changes summed over k steps, mean over B applied every k steps (and at the end).
+    Every(usize),
 }
 
 impl Update {
@@ -45,8 +49,12 @@ impl Update {
 pub trait BatchModel: Send + Sync {
     /// State and step buffers of one sequence in flight.
     type Seq: Send + Sync;
-    /// Summed weight changes of one sequence (sequence mode).
+    /// Summed weight changes of one sequence (where the model keeps them
+    /// outside [`Self::Seq`]).
     type Acc: Send + Sync;
+    /// Whether [`Self::apply_step_mean`] is implemented; otherwise
+    /// [`Update::Step`] runs as `Update::Every(1)`.
+    const STEP_MEAN: bool = false;
 
     fn n_inputs(&self) -> usize;
     fn n_outputs(&self) -> usize;
@@ -60,14 +68,18 @@ pub trait BatchModel: Send + Sync {
     fn acc_bytes(&self) -> usize;
     /// One step of one sequence on the current weights: dynamics, traces and the
     /// quantities its weight change is made of (kept in `seq`); returns the loss.
-    /// The weights are not touched.
-    fn seq_step(&self, seq: &mut Self::Seq, x: &[f64], target: &[f64]) -> f64;
+    /// `learn` is false for steps outside the learning window (mask). The
+    /// weights are not touched.
+    fn seq_step(&self, seq: &mut Self::Seq, x: &[f64], target: &[f64], learn: bool) -> f64;
     /// Adds the change of the step just taken by `seq` to `acc`.
-    fn accumulate(&self, seq: &Self::Seq, acc: &mut Self::Acc);
-    /// Applies the mean of the changes of the step just taken by every sequence.
-    fn apply_step_mean(&mut self, seqs: &[Self::Seq]);
-    /// Applies the mean of the accumulated changes.
-    fn apply_acc_mean(&mut self, accs: &[Self::Acc]);
+    fn accumulate(&self, seq: &mut Self::Seq, acc: &mut Self::Acc);
+    /// Called once at the end of each sequence (before the last update).
+    fn finish_seq(&self, _seq: &mut Self::Seq, _acc: &mut Self::Acc) {}
+    /// Applies the mean of the changes of the step just taken by every sequence
+    /// (only called when [`Self::STEP_MEAN`]).
+    fn apply_step_mean(&mut self, _seqs: &[Self::Seq]) {}
+    /// Applies the mean of the accumulated changes and zeroes the accumulators.
+    fn apply_acc_mean(&mut self, seqs: &mut [Self::Seq], accs: &mut [Self::Acc]);
     /// One step without learning; writes the output.
     fn predict_step(&self, seq: &mut Self::Seq, x: &[f64], out: &mut [f64]);
 }
@@ -75,8 +87,8 @@ pub trait BatchModel: Send + Sync {
 /// Bytes a batch of `b` sequences holds besides the weights and the inputs.
 pub fn batch_state_bytes<M: BatchModel>(model: &M, b: usize, update: Update) -> usize {
     let acc = match update {
-        Update::Step => 0,
-        Update::Sequence => model.acc_bytes(),
+        Update::Step if M::STEP_MEAN => 0,
+        _ => model.acc_bytes(),
     };
     b * (model.seq_bytes() + acc + 8 * (model.n_inputs() + model.n_outputs()))
 }
@@ -123,26 +135,66 @@ struct Io {
     x: Vec<f64>,
     y: Vec<f64>,
     loss: f64,
+    counted: usize,
 }
 
-/// Trains on a batch; returns the mean loss of each sequence. Every sequence
+impl Io {
+    /// Loads step `step` of sequence `k` and runs it.
+    #[allow(clippy::too_many_arguments)]
+    fn run<M: BatchModel>(
+        &mut self,
+        m: &M,
+        seq: &mut M::Seq,
+        inputs: &ArrayView3<f64>,
+        targets: &ArrayView3<f64>,
+        mask: Option<&ArrayView2<bool>>,
+        k: usize,
+        step: usize,
+    ) {
+        row_into(&mut self.x, inputs, k, step);
+        row_into(&mut self.y, targets, k, step);
+        let learn = mask.is_none_or(|mk| mk[[k, step]]);
+        self.loss += m.seq_step(seq, &self.x, &self.y, learn);
+        self.counted += usize::from(learn);
+    }
+}
+
+/// Trains on a batch; returns the mean loss of each sequence over its counted
+/// steps (those where `mask`, (B, T), is true; all when `None`). Every sequence
 /// starts from reset state. Must run inside the rayon pool that should do the
 /// work (see [`crate::pool`]).
 pub fn train_batch<M: BatchModel>(
     model: &mut M,
     inputs: ArrayView3<f64>,
     targets: ArrayView3<f64>,
+    mask: Option<ArrayView2<bool>>,
     update: Update,
 ) -> Result<Vec<f64>> {
     check_batch(model, &inputs, Some(&targets))?;
     let (b, t, _) = inputs.dim();
+    if let Some(mk) = &mask {
+        if mk.dim() != (b, t) {
+            return Err(EpropError::shape(
+                "mask",
+                fmt_shape(&[b, t]),
+                fmt_shape(mk.shape()),
+            ));
+        }
+    }
+    let update = match update {
+        Update::Step if !M::STEP_MEAN => Update::Every(1),
+        Update::Every(0) => return Err(EpropError::param("update", "an integer k >= 1", 0)),
+        u => u,
+    };
     check_batch_alloc(model, b, update)?;
+    let mask = mask.as_ref();
     let mut seqs: Vec<M::Seq> = (0..b).map(|_| model.new_seq()).collect();
     let mut io: Vec<Io> = (0..b)
         .map(|_| Io {
             x: vec![0.0; model.n_inputs()],
             y: vec![0.0; model.n_outputs()],
             loss: 0.0,
+            counted: 0,
         })
         .collect();
     match update {
@@ -153,34 +205,55 @@ pub fn train_batch<M: BatchModel>(
                     .zip(io.par_iter_mut())
                     .enumerate()
                     .for_each(|(k, (seq, io))| {
-                        row_into(&mut io.x, &inputs, k, step);
-                        row_into(&mut io.y, &targets, k, step);
-                        io.loss += m.seq_step(seq, &io.x, &io.y);
+                        io.run(m, seq, &inputs, &targets, mask, k, step);
                     });
                 model.apply_step_mean(&seqs);
             }
         }
         Update::Sequence => {
             let m: &M = model;
-            let accs: Vec<M::Acc> = seqs
+            let mut accs: Vec<M::Acc> = seqs
                 .par_iter_mut()
                 .zip(io.par_iter_mut())
                 .enumerate()
                 .map(|(k, (seq, io))| {
                     let mut acc = m.new_acc();
                     for step in 0..t {
-                        row_into(&mut io.x, &inputs, k, step);
-                        row_into(&mut io.y, &targets, k, step);
-                        io.loss += m.seq_step(seq, &io.x, &io.y);
+                        io.run(m, seq, &inputs, &targets, mask, k, step);
                         m.accumulate(seq, &mut acc);
                     }
+                    m.finish_seq(seq, &mut acc);
                     acc
                 })
                 .collect();
-            model.apply_acc_mean(&accs);
+            model.apply_acc_mean(&mut seqs, &mut accs);
+        }
+        Update::Every(every) => {
+            let mut accs: Vec<M::Acc> = (0..b).map(|_| model.new_acc()).collect();
+            for step in 0..t {
+                let last = step + 1 == t;
+                let m: &M = model;
+                seqs.par_iter_mut()
+                    .zip(io.par_iter_mut())
+                    .zip(accs.par_iter_mut())
+                    .enumerate()
+                    .for_each(|(k, ((seq, io), acc))| {
+                        io.run(m, seq, &inputs, &targets, mask, k, step);
+                        m.accumulate(seq, acc);
+                        if last {
+                            m.finish_seq(seq, acc);
+                        }
+                    });
+                if (step + 1) % every == 0 || last {
+                    model.apply_acc_mean(&mut seqs, &mut accs);
+                }
+            }
         }
     }
-    Ok(io.iter().map(|io| io.loss / t as f64).collect())
+    Ok(io
+        .iter()
+        .map(|io| io.loss / io.counted.max(1) as f64)
+        .collect())
 }
 
 /// Runs a batch without learning; writes outputs (B, T, n_outputs) into `out`.

@@ -12,6 +12,7 @@ pub mod kernels;
 pub mod lif;
 pub mod pool;
 pub mod rng;
+pub mod rsnn;
 pub mod seed_eprop;
 pub mod seed_online;
 pub mod stream;

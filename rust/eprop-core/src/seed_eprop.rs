@@ -541,7 +541,7 @@ impl Sequential for SeedEprop {
         self.seq.reset();
     }
 
-    fn learn_step(&mut self, x: &[f64], target: &[f64]) -> f64 {
+    fn learn_step(&mut self, x: &[f64], target: &[f64], _learn: bool) -> f64 {
         self.net.step(&mut self.seq, x, Some(target)).unwrap_or(0.0)
     }
 
@@ -575,6 +575,7 @@ fn add_scaled_outer(acc: &mut [f64], lr: f64, rows: &[f64], m: &[f64]) {
 impl BatchModel for SeedEpropNet {
     type Seq = SeedEpropSeq;
     type Acc = SeedEpropAcc;
+    const STEP_MEAN: bool = true;
 
     fn n_inputs(&self) -> usize {
         self.cfg.n_inputs
@@ -604,14 +605,14 @@ impl BatchModel for SeedEpropNet {
         self.weight_bytes()
     }
 
-    fn seq_step(&self, seq: &mut SeedEpropSeq, x: &[f64], target: &[f64]) -> f64 {
+    fn seq_step(&self, seq: &mut SeedEpropSeq, x: &[f64], target: &[f64], _learn: bool) -> f64 {
         self.forward(seq, x);
         let loss = self.learning_signal(seq, target);
         self.traces(seq, x);
         loss
     }
 
-    fn accumulate(&self, seq: &SeedEpropSeq, acc: &mut SeedEpropAcc) {
+    fn accumulate(&self, seq: &mut SeedEpropSeq, acc: &mut SeedEpropAcc) {
         let lr = self.cfg.lr;
         let (st, sc) = (&seq.state, &seq.scratch);
         add_scaled_outer(&mut acc.d_in, lr, &sc.signal, slice(&st.elig_in));
@@ -638,13 +639,18 @@ impl BatchModel for SeedEpropNet {
         apply_mean_rows(&mut self.w_out, b, |k, o, j| lr * (err[k][o] * z[k][j]));
     }
 
-    fn apply_acc_mean(&mut self, accs: &[SeedEpropAcc]) {
+    fn apply_acc_mean(&mut self, _seqs: &mut [SeedEpropSeq], accs: &mut [SeedEpropAcc]) {
         let b = accs.len();
         let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
         apply_mean_rows(&mut self.w_in, b, |k, j, i| accs[k].d_in[j * ni + i]);
         apply_mean_rows(&mut self.w_rec, b, |k, j, i| accs[k].d_rec[j * nr + i]);
         self.w_rec.diag_mut().fill(0.0);
         apply_mean_rows(&mut self.w_out, b, |k, o, j| accs[k].d_out[o * nr + j]);
+        for acc in accs.iter_mut() {
+            for d in [&mut acc.d_in, &mut acc.d_rec, &mut acc.d_out] {
+                d.fill(0.0);
+            }
+        }
     }
 
     fn predict_step(&self, seq: &mut SeedEpropSeq, x: &[f64], out: &mut [f64]) {

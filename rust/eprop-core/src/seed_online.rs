@@ -581,7 +581,7 @@ impl Sequential for SeedOnline {
         self.reset();
     }
 
-    fn learn_step(&mut self, x: &[f64], target: &[f64]) -> f64 {
+    fn learn_step(&mut self, x: &[f64], target: &[f64], _learn: bool) -> f64 {
         self.step(x, Some(target)).unwrap_or(0.0)
     }
 
@@ -628,6 +628,7 @@ impl SeedOnline {
 impl BatchModel for SeedOnline {
     type Seq = SeedOnlineSeq;
     type Acc = Vec<Vec<f64>>;
+    const STEP_MEAN: bool = true;
 
     fn n_inputs(&self) -> usize {
         self.cfg.n_inputs()
@@ -666,7 +667,7 @@ impl BatchModel for SeedOnline {
         self.layers.iter().map(|l| 8 * l.w.len()).sum()
     }
 
-    fn seq_step(&self, seq: &mut SeedOnlineSeq, x: &[f64], target: &[f64]) -> f64 {
+    fn seq_step(&self, seq: &mut SeedOnlineSeq, x: &[f64], target: &[f64], _learn: bool) -> f64 {
         self.forward_seq(seq, x);
         let top = self.layers.len() - 1;
         let mut loss = 0.0;
@@ -696,7 +697,7 @@ impl BatchModel for SeedOnline {
         0.5 * loss
     }
 
-    fn accumulate(&self, seq: &SeedOnlineSeq, acc: &mut Vec<Vec<f64>>) {
+    fn accumulate(&self, seq: &mut SeedOnlineSeq, acc: &mut Vec<Vec<f64>>) {
         for ((layer, st), (a, sig)) in self
             .layers
             .iter()
@@ -728,11 +729,14 @@ impl BatchModel for SeedOnline {
         }
     }
 
-    fn apply_acc_mean(&mut self, accs: &[Vec<Vec<f64>>]) {
+    fn apply_acc_mean(&mut self, _seqs: &mut [SeedOnlineSeq], accs: &mut [Vec<Vec<f64>>]) {
         let b = accs.len();
         for (l, layer) in self.layers.iter_mut().enumerate() {
             let ni = layer.cfg.n_inputs;
             apply_mean_rows(&mut layer.w, b, |k, j, i| accs[k][l][j * ni + i]);
+        }
+        for acc in accs.iter_mut().flat_map(|a| a.iter_mut()) {
+            acc.fill(0.0);
         }
     }
 

@@ -4,7 +4,7 @@
 //! feeding that is bitwise the same as one call: the running loss sum is carried
 //! from chunk to chunk in the same order.
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 
 use crate::error::{fmt_shape, EpropError, Result};
 use crate::seed_eprop::{check_sequence, copy_row};
@@ -16,9 +16,14 @@ pub trait Sequential {
     /// Zeroes the dynamic state (membranes, spikes, traces).
     fn reset_state(&mut self);
     /// One step with learning toward `target`; returns the step's loss.
-    fn learn_step(&mut self, x: &[f64], target: &[f64]) -> f64;
+    /// `learn` is false outside the learning window (mask): the step runs
+    /// and its traces advance, but its error does not count.
+    fn learn_step(&mut self, x: &[f64], target: &[f64], learn: bool) -> f64;
     /// One step without learning; returns the output.
     fn infer_step(&mut self, x: &[f64]) -> &[f64];
+    /// Called at the end of a training call (a sequence or a whole stream):
+    /// trainers that accumulate gradients over a sequence apply them here.
+    fn end_of_sequence(&mut self) {}
 }
 
 /// Checks a (T, n_inputs) / (T, n_outputs) pair.
@@ -31,20 +36,38 @@ pub fn check_pair<S: Sequential + ?Sized>(
     check_sequence("targets", targets, s.n_outputs(), Some(inputs.nrows()))
 }
 
-/// Learns on every row, adding each step's loss to `total` in order. The
-/// arguments must have passed [`check_pair`].
+/// Running sums of a training call: loss and counted (masked-in) steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossSum {
+    pub total: f64,
+    pub counted: usize,
+}
+
+impl LossSum {
+    /// Mean loss per counted step (0 when none counted).
+    pub fn mean(&self) -> f64 {
+        self.total / self.counted.max(1) as f64
+    }
+}
+
+/// Learns on every row, adding each step's loss to `sum` in order; `mask`
+/// (T,) marks the steps whose error counts (all when `None`). The arguments
+/// must have passed [`check_pair`].
 pub fn train_rows<S: Sequential + ?Sized>(
     s: &mut S,
     inputs: ArrayView2<f64>,
     targets: ArrayView2<f64>,
-    total: &mut f64,
+    mask: Option<ArrayView1<bool>>,
+    sum: &mut LossSum,
 ) {
     let mut x = vec![0.0; s.n_inputs()];
     let mut y = vec![0.0; s.n_outputs()];
-    for (xr, yr) in inputs.outer_iter().zip(targets.outer_iter()) {
+    for (t, (xr, yr)) in inputs.outer_iter().zip(targets.outer_iter()).enumerate() {
         copy_row(&mut x, xr);
         copy_row(&mut y, yr);
-        *total += s.learn_step(&x, &y);
+        let learn = mask.as_ref().is_none_or(|m| m[t]);
+        sum.total += s.learn_step(&x, &y, learn);
+        sum.counted += usize::from(learn);
     }
 }
 
@@ -83,9 +106,10 @@ pub fn train_sequence<S: Sequential + ?Sized>(
     if reset {
         s.reset_state();
     }
-    let mut total = 0.0;
-    train_rows(s, inputs, targets, &mut total);
-    Ok(total / inputs.nrows() as f64)
+    let mut sum = LossSum::default();
+    train_rows(s, inputs, targets, None, &mut sum);
+    s.end_of_sequence();
+    Ok(sum.mean())
 }
 
 /// Runs one sequence without learning (from reset state when `reset`),

@@ -37,7 +37,7 @@ fn seed_eprop_batch_of_one_is_train_sequence() {
     .unwrap();
     let mut batched = SeedEpropNet::new(cfg(), 42);
     let losses = run_in_pool(Some(1), || {
-        train_batch(&mut batched, x.view(), y.view(), Update::Step)
+        train_batch(&mut batched, x.view(), y.view(), None, Update::Step)
     })
     .unwrap()
     .unwrap();
@@ -55,7 +55,7 @@ fn seed_eprop_batch_identical_for_any_thread_count() {
         for threads in [Some(1), Some(2), Some(3), Some(8), None] {
             let mut net = SeedEpropNet::new(cfg(), 42);
             let losses = run_in_pool(threads, || {
-                train_batch(&mut net, x.view(), y.view(), update)
+                train_batch(&mut net, x.view(), y.view(), None, update)
             })
             .unwrap()
             .unwrap();
@@ -77,11 +77,12 @@ fn sequence_mode_moves_weights_once_from_fixed_weights() {
     let y = normals(&mut rng, (2, 50, 2));
     let mut net = SeedEpropNet::new(cfg(), 42);
     let start = net.clone();
-    let losses = train_batch(&mut net, x.view(), y.view(), Update::Sequence).unwrap();
+    let losses = train_batch(&mut net, x.view(), y.view(), None, Update::Sequence).unwrap();
     // The loss of each sequence equals its loss with learning switched off.
     let mut frozen = start.clone();
     frozen.cfg.lr = 0.0;
-    let frozen_losses = train_batch(&mut frozen, x.view(), y.view(), Update::Sequence).unwrap();
+    let frozen_losses =
+        train_batch(&mut frozen, x.view(), y.view(), None, Update::Sequence).unwrap();
     assert_eq!(losses, frozen_losses);
     assert_ne!(net.w_in, start.w_in);
     assert!(net.w_rec.diag().iter().all(|&d| d == 0.0));
@@ -124,7 +125,7 @@ fn online_batch_of_one_is_train_sequence_and_thread_independent() {
     )
     .unwrap();
     let mut batched = SeedOnline::new(c.clone(), 42);
-    let losses = train_batch(&mut batched, x.view(), y.view(), Update::Step).unwrap();
+    let losses = train_batch(&mut batched, x.view(), y.view(), None, Update::Step).unwrap();
     assert_eq!(losses, vec![loss]);
     for (a, b) in single.layers.iter().zip(&batched.layers) {
         assert_eq!(a.w, b.w);
@@ -135,12 +136,12 @@ fn online_batch_of_one_is_train_sequence_and_thread_independent() {
         let mut one = SeedOnline::new(c.clone(), 42);
         let mut two = SeedOnline::new(c.clone(), 42);
         let l1 = run_in_pool(Some(1), || {
-            train_batch(&mut one, xb.view(), yb.view(), update)
+            train_batch(&mut one, xb.view(), yb.view(), None, update)
         })
         .unwrap()
         .unwrap();
         let l2 = run_in_pool(Some(3), || {
-            train_batch(&mut two, xb.view(), yb.view(), update)
+            train_batch(&mut two, xb.view(), yb.view(), None, update)
         })
         .unwrap()
         .unwrap();
@@ -157,10 +158,10 @@ fn bad_batches_are_rejected() {
     let before = net.clone();
     let x = Array3::zeros((2, 10, 6));
     let y = Array3::zeros((2, 9, 2));
-    assert!(train_batch(&mut net, x.view(), y.view(), Update::Step).is_err());
+    assert!(train_batch(&mut net, x.view(), y.view(), None, Update::Step).is_err());
     let empty = Array3::zeros((0, 10, 6));
     let ey = Array3::zeros((0, 10, 2));
-    assert!(train_batch(&mut net, empty.view(), ey.view(), Update::Step).is_err());
+    assert!(train_batch(&mut net, empty.view(), ey.view(), None, Update::Step).is_err());
     assert_eq!(net, before);
     assert!(Update::parse("epoch").is_err());
     assert!(run_in_pool(Some(0), || ()).is_err());

@@ -41,7 +41,9 @@ pub fn train<'py, T: Send, M: BatchModel>(
     let y = batch("targets", targets, Some((b, t)), dims.1)?;
     let losses = locked(py, m, move |tr| {
         let model = model(tr);
-        run_in_pool(n_threads, || train_batch(model, x.view(), y.view(), update))
+        run_in_pool(n_threads, || {
+            train_batch(model, x.view(), y.view(), None, update)
+        })
     })?
     .and_then(|r| r)
     .map_err(to_py)?;

@@ -316,14 +316,17 @@ impl PyEpropTrainer {
         targets: &Bound<'_, PyAny>,
         reset: bool,
     ) -> PyResult<f64> {
-        crate::stream::train_sequence(
-            py,
-            &self.inner,
-            (self.dims.0, self.dims.2),
+        let widths = (self.dims.0, self.dims.2);
+        let read = crate::stream::float_targets(widths.1);
+        let chunk = crate::stream::read_chunk(
+            ("inputs", "targets", "mask"),
+            widths.0,
             inputs,
             targets,
-            reset,
-        )
+            None,
+            &read,
+        )?;
+        crate::stream::train_sequence(py, &self.inner, widths, chunk, reset)
     }
 
     /// Run the network without learning; returns the outputs (T, n_outputs)
@@ -354,14 +357,9 @@ impl PyEpropTrainer {
         reset: bool,
         progress: bool,
     ) -> PyResult<f64> {
-        crate::stream::train_stream(
-            py,
-            &self.inner,
-            (self.dims.0, self.dims.2),
-            chunks,
-            reset,
-            progress,
-        )
+        let widths = (self.dims.0, self.dims.2);
+        let read = crate::stream::float_targets(widths.1);
+        crate::stream::train_stream(py, &self.inner, widths, chunks, &read, reset, progress)
     }
 
     /// Iterator over the outputs (t_k, n_outputs) of each input chunk

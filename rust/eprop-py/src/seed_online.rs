@@ -544,14 +544,17 @@ impl PyOnlineTrainer {
         targets: &Bound<'_, PyAny>,
         reset: bool,
     ) -> PyResult<f64> {
-        crate::stream::train_sequence(
-            py,
-            self.inner.as_ref(),
-            (self.cfg.n_inputs(), self.cfg.n_outputs()),
+        let widths = (self.cfg.n_inputs(), self.cfg.n_outputs());
+        let read = crate::stream::float_targets(widths.1);
+        let chunk = crate::stream::read_chunk(
+            ("inputs", "targets", "mask"),
+            widths.0,
             inputs,
             targets,
-            reset,
-        )
+            None,
+            &read,
+        )?;
+        crate::stream::train_sequence(py, self.inner.as_ref(), widths, chunk, reset)
     }
 
     /// Run the network without learning; returns the outputs (T, n_outputs)
@@ -588,11 +591,14 @@ impl PyOnlineTrainer {
         reset: bool,
         progress: bool,
     ) -> PyResult<f64> {
+        let widths = (self.cfg.n_inputs(), self.cfg.n_outputs());
+        let read = crate::stream::float_targets(widths.1);
         crate::stream::train_stream(
             py,
             self.inner.as_ref(),
-            (self.cfg.n_inputs(), self.cfg.n_outputs()),
+            widths,
             chunks,
+            &read,
             reset,
             progress,
         )

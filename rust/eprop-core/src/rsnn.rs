@@ -1,0 +1,1264 @@
+//! Canonical e-prop (Bellec et al. 2020, Nat. Commun. 11:3625, with its
+//! supplementary equations): a recurrent network of LIF and adaptive (ALIF)
+//! neurons with a leaky readout, trained online with eligibility traces.
+//!
+//! Conventions (times in ms, one step = dt; alpha = exp(-dt/tau_mem),
+//! rho = exp(-dt/tau_adapt), kappa = exp(-dt/tau_out)). Neuron j, step t:
+//!
+//! ```text
+//! a_j(t)   = rho a_j(t-1) + z_j(t-1)                        (ALIF only; LIF: a = 0)
+//! A_j(t)   = thr + beta a_j(t)                               (threshold)
+//! v_j(t)   = alpha v_j(t-1) + sum_i W_in_ji x_i(t) + sum_i W_rec_ji z_i(t-1) - thr z_j(t-1)
+//! z_j(t)   = H(v_j(t) - A_j(t)), 0 while refractory          (reset by subtraction)
+//! psi_j(t) = (gamma / thr) max(0, 1 - |v_j(t) - A_j(t)| / thr), 0 while refractory
+//! ```
+//! Input scaling s = 1 (the evidence-accumulation convention). Eligibility:
+//! ```text
+//! zbar_i(t)     = alpha zbar_i(t-1) + pre_i(t)               pre = x(t) or z(t-1)
+//! eps_a_ji(t)   = psi_j(t-1) zbar_i(t-1) + (rho - beta psi_j(t-1)) eps_a_ji(t-1)   (ALIF)
+//! e_ji(t)       = psi_j(t) (zbar_i(t) - beta eps_a_ji(t))
+//! ebar_ji(t)    = kappa ebar_ji(t-1) + e_ji(t)               (readout filter)
+//! ```
+//! Readout `y_k(t) = sum_j W_out_kj zhat_j(t) + b_k` with
+//! `zhat_j(t) = kappa zhat_j(t-1) + z_j(t)`. Error `err = y - y*` (MSE,
+//! E = 0.5 sum_t |err|^2) or `softmax(y) - pi*` (cross-entropy,
+//! E = -sum_t sum_k pi*_k log softmax(y)_k), zero outside the mask. Learning
+//! signal `L_j(t) = sum_k B_jk err_k(t)`. Gradients:
+//! `dE/dW_ji = sum_t L_j(t) ebar_ji(t)`, `dE/dW_out_kj = sum_t err_k(t) zhat_j(t)`,
+//! `dE/db_k = sum_t err_k(t)`. Rate regularization
+//! `E_reg = reg/2 sum_j (f_j - f0)^2` with f_j the mean spikes per step and
+//! f0 = target_rate dt / 1000 adds `reg (f_j - f0) mean_t e_ji(t)`.
+//! With B = W_out^T this is the exact gradient of the network in which z(t-1)
+//! is a constant in the recurrence and in the reset.
+
+use ndarray::{Array1, Array2};
+
+use crate::batch::BatchModel;
+use crate::error::{
+    check_alloc, check_finite, check_non_negative, check_positive, check_size, count_f64,
+};
+use crate::error::{EpropError, Result};
+use crate::kernels::{matvec, nonzeros};
+use crate::lif::decay;
+use crate::rng::LegacyRng;
+use crate::stream::Sequential;
+
+/// Loss of the readout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    Mse,
+    CrossEntropy,
+}
+
+/// Matrix B that carries the output error to the neurons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    /// B = W_out^T.
+    Symmetric,
+    /// A fixed random matrix.
+    Random,
+    /// A random matrix that receives W_out's updates (transposed) and decays.
+    Adaptive,
+}
+
+/// Weight update rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Optimizer {
+    Sgd,
+    Adam,
+}
+
+/// When accumulated gradients are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Once per sequence (or batch, or stream), at its end.
+    Sequence,
+    /// Every k steps (k = 1: online).
+    Every(usize),
+}
+
+impl Loss {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "mse" => Ok(Loss::Mse),
+            "cross_entropy" => Ok(Loss::CrossEntropy),
+            o => Err(EpropError::param(
+                "loss",
+                "'mse' or 'cross_entropy'",
+                format!("'{o}'"),
+            )),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Mse => "mse",
+            Loss::CrossEntropy => "cross_entropy",
+        }
+    }
+}
+
+impl Feedback {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "symmetric" => Ok(Feedback::Symmetric),
+            "random" => Ok(Feedback::Random),
+            "adaptive" => Ok(Feedback::Adaptive),
+            o => Err(EpropError::param(
+                "feedback",
+                "'symmetric', 'random' or 'adaptive'",
+                format!("'{o}'"),
+            )),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Feedback::Symmetric => "symmetric",
+            Feedback::Random => "random",
+            Feedback::Adaptive => "adaptive",
+        }
+    }
+}
+
+impl Optimizer {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "sgd" => Ok(Optimizer::Sgd),
+            "adam" => Ok(Optimizer::Adam),
+            o => Err(EpropError::param(
+                "optimizer",
+                "'sgd' or 'adam'",
+                format!("'{o}'"),
+            )),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::Sgd => "sgd",
+            Optimizer::Adam => "adam",
+        }
+    }
+}
+
+/// Adam's constants (Kingma and Ba 2015).
+pub const ADAM_BETA1: f64 = 0.9;
+pub const ADAM_BETA2: f64 = 0.999;
+pub const ADAM_EPS: f64 = 1e-8;
+
+/// Hyperparameters of a [`Rsnn`] (times in ms, rates in Hz).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RsnnConfig {
+    pub n_inputs: usize,
+    pub n_neurons: usize,
+    pub n_outputs: usize,
+    /// The last `n_adaptive` neurons are ALIF.
+    pub n_adaptive: usize,
+    pub tau_mem: f64,
+    pub tau_adapt: f64,
+    /// Threshold increase per unit of adaptation.
+    pub beta: f64,
+    pub threshold: f64,
+    /// Refractory period in ms (rounded to whole steps).
+    pub refractory: f64,
+    pub dt: f64,
+    pub tau_out: f64,
+    pub loss: Loss,
+    pub feedback: Feedback,
+    /// Decay per update of the adaptive feedback matrix.
+    pub feedback_decay: f64,
+    pub surrogate_height: f64,
+    pub reg_rate: f64,
+    pub target_rate: f64,
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    pub schedule: Schedule,
+}
+
+impl RsnnConfig {
+    /// Checks every value; `beta = None` gives `1.7 (1 - rho) / (1 - alpha)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        sizes: (i64, i64, i64, i64),
+        tau_mem: f64,
+        tau_adapt: f64,
+        beta: Option<f64>,
+        threshold: f64,
+        refractory: f64,
+        dt: f64,
+        tau_out: f64,
+        (loss, feedback, optimizer): (Loss, Feedback, Optimizer),
+        feedback_decay: f64,
+        surrogate_height: f64,
+        (reg_rate, target_rate): (f64, f64),
+        lr: f64,
+        schedule: Schedule,
+    ) -> Result<Self> {
+        let n_inputs = check_size("n_inputs", sizes.0)?;
+        let n_neurons = check_size("n_neurons", sizes.1)?;
+        let n_outputs = check_size("n_outputs", sizes.2)?;
+        if sizes.3 < 0 || sizes.3 > sizes.1 {
+            return Err(EpropError::param(
+                "n_adaptive",
+                format!("an integer in [0, n_neurons={}]", sizes.1),
+                sizes.3,
+            ));
+        }
+        let tau_mem = check_positive("tau_mem", tau_mem)?;
+        let tau_adapt = check_positive("tau_adapt", tau_adapt)?;
+        let dt = check_positive("dt", dt)?;
+        let beta = match beta {
+            Some(b) => check_non_negative("beta", b)?,
+            None => 1.7 * (1.0 - decay(dt, tau_adapt)) / (1.0 - decay(dt, tau_mem)),
+        };
+        if let Schedule::Every(0) = schedule {
+            return Err(EpropError::param(
+                "update",
+                "'sequence', 'step' or an integer k >= 1",
+                0,
+            ));
+        }
+        if loss == Loss::CrossEntropy && n_outputs < 2 {
+            return Err(EpropError::param(
+                "n_outputs",
+                "at least 2 classes for loss='cross_entropy'",
+                n_outputs,
+            ));
+        }
+        let cfg = RsnnConfig {
+            n_inputs,
+            n_neurons,
+            n_outputs,
+            n_adaptive: sizes.3 as usize,
+            tau_mem,
+            tau_adapt,
+            beta,
+            threshold: check_positive("threshold", threshold)?,
+            refractory: check_non_negative("refractory", refractory)?,
+            dt,
+            tau_out: check_positive("tau_out", tau_out)?,
+            loss,
+            feedback,
+            feedback_decay: check_non_negative("feedback_decay", feedback_decay)?,
+            surrogate_height: check_non_negative("surrogate_height", surrogate_height)?,
+            reg_rate: check_non_negative("reg_rate", reg_rate)?,
+            target_rate: check_non_negative("target_rate", target_rate)?,
+            optimizer,
+            lr: check_non_negative("lr", lr)?,
+            schedule,
+        };
+        if cfg.feedback_decay > 1.0 {
+            return Err(EpropError::param(
+                "feedback_decay",
+                "a value in [0, 1]",
+                cfg.feedback_decay,
+            ));
+        }
+        check_alloc("RecurrentNetwork", cfg.n_f64()?)?;
+        Ok(cfg)
+    }
+
+    /// Float64 values of a network of this size with one sequence in flight.
+    pub fn n_f64(&self) -> Result<usize> {
+        let (ni, n, no, na) = (
+            self.n_inputs,
+            self.n_neurons,
+            self.n_outputs,
+            self.n_adaptive,
+        );
+        let syn = [(n, ni), (n, n)];
+        let mut shapes = Vec::new();
+        // weights, Adam moments, gradients, filtered eligibility, reg sums
+        for _ in 0..6 {
+            shapes.extend_from_slice(&syn);
+        }
+        shapes.extend_from_slice(&[(na, ni), (na, n), (6, no * n), (20, n), (10, no), (2, ni)]);
+        count_f64("RecurrentNetwork", &shapes)
+    }
+
+    pub fn alpha(&self) -> f64 {
+        decay(self.dt, self.tau_mem)
+    }
+    pub fn rho(&self) -> f64 {
+        decay(self.dt, self.tau_adapt)
+    }
+    pub fn kappa(&self) -> f64 {
+        decay(self.dt, self.tau_out)
+    }
+    /// Refractory period in whole steps.
+    pub fn refractory_steps(&self) -> u32 {
+        (self.refractory / self.dt).round().min(u32::MAX as f64) as u32
+    }
+    /// Target rate in spikes per step.
+    pub fn rate_per_step(&self) -> f64 {
+        self.target_rate * self.dt / 1000.0
+    }
+    /// Index of the first ALIF neuron.
+    pub fn first_adaptive(&self) -> usize {
+        self.n_neurons - self.n_adaptive
+    }
+}
+
+/// The trainable weights (and the feedback matrix).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub w_in: Array2<f64>,
+    pub w_rec: Array2<f64>,
+    pub w_out: Array2<f64>,
+    pub b_out: Array1<f64>,
+    /// B (n_neurons, n_outputs) for random and adaptive feedback; for
+    /// symmetric feedback W_out^T is used and this is ignored.
+    pub feedback: Array2<f64>,
+}
+
+/// Gradients (or accumulated gradients) of every trained parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grads {
+    pub w_in: Array2<f64>,
+    pub w_rec: Array2<f64>,
+    pub w_out: Array2<f64>,
+    pub b_out: Array1<f64>,
+}
+
+impl Grads {
+    pub fn zeros(cfg: &RsnnConfig) -> Self {
+        let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+        Grads {
+            w_in: Array2::zeros((n, ni)),
+            w_rec: Array2::zeros((n, n)),
+            w_out: Array2::zeros((no, n)),
+            b_out: Array1::zeros(no),
+        }
+    }
+
+    fn fill(&mut self, x: f64) {
+        self.w_in.fill(x);
+        self.w_rec.fill(x);
+        self.w_out.fill(x);
+        self.b_out.fill(x);
+    }
+
+    fn bytes(&self) -> usize {
+        8 * (self.w_in.len() + self.w_rec.len() + self.w_out.len() + self.b_out.len())
+    }
+
+    /// Slices of the four arrays, in a fixed order.
+    fn parts(&self) -> [&[f64]; 4] {
+        [
+            self.w_in.as_slice().expect("standard layout"),
+            self.w_rec.as_slice().expect("standard layout"),
+            self.w_out.as_slice().expect("standard layout"),
+            self.b_out.as_slice().expect("standard layout"),
+        ]
+    }
+
+    fn parts_mut(&mut self) -> [&mut [f64]; 4] {
+        [
+            self.w_in.as_slice_mut().expect("standard layout"),
+            self.w_rec.as_slice_mut().expect("standard layout"),
+            self.w_out.as_slice_mut().expect("standard layout"),
+            self.b_out.as_slice_mut().expect("standard layout"),
+        ]
+    }
+}
+
+impl Params {
+    /// Weights drawn from `seed`: W_in ~ N(0, 1/n_inputs), W_rec ~ N(0, 1/n_neurons)
+    /// with zero diagonal, W_out ~ N(0, 1/n_neurons), b_out = 0, and B (random
+    /// and adaptive feedback) ~ N(0, 1/n_neurons), the scale of W_out^T.
+    pub fn new(cfg: &RsnnConfig, seed: u32) -> Self {
+        let mut rng = LegacyRng::new(seed);
+        let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+        let w_in = rng.normal_matrix(n, ni, 1.0 / (ni as f64).sqrt());
+        let mut w_rec = rng.normal_matrix(n, n, 1.0 / (n as f64).sqrt());
+        w_rec.diag_mut().fill(0.0);
+        let w_out = rng.normal_matrix(no, n, 1.0 / (n as f64).sqrt());
+        let feedback = rng.normal_matrix(n, no, 1.0 / (n as f64).sqrt());
+        Params {
+            w_in,
+            w_rec,
+            w_out,
+            b_out: Array1::zeros(no),
+            feedback,
+        }
+    }
+
+    fn parts_mut(&mut self) -> [&mut [f64]; 4] {
+        [
+            self.w_in.as_slice_mut().expect("standard layout"),
+            self.w_rec.as_slice_mut().expect("standard layout"),
+            self.w_out.as_slice_mut().expect("standard layout"),
+            self.b_out.as_slice_mut().expect("standard layout"),
+        ]
+    }
+
+    /// Bytes of weights and feedback matrix.
+    pub fn bytes(&self) -> usize {
+        8 * (self.w_in.len()
+            + self.w_rec.len()
+            + self.w_out.len()
+            + self.b_out.len()
+            + self.feedback.len())
+    }
+}
+
+/// Optimizer state: step count and, for Adam, the moment estimates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimState {
+    pub t: u64,
+    pub m: Option<Grads>,
+    pub v: Option<Grads>,
+}
+
+impl OptimState {
+    pub fn new(cfg: &RsnnConfig) -> Self {
+        let adam = cfg.optimizer == Optimizer::Adam;
+        OptimState {
+            t: 0,
+            m: adam.then(|| Grads::zeros(cfg)),
+            v: adam.then(|| Grads::zeros(cfg)),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.m.as_ref().map_or(0, Grads::bytes) + self.v.as_ref().map_or(0, Grads::bytes)
+    }
+}
+
+/// Dynamic state of one sequence, its eligibilities and its gradient sums.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RsnnState {
+    pub v: Array1<f64>,
+    /// Adaptation a_j (zero for LIF neurons).
+    pub a: Array1<f64>,
+    /// Spikes of the last step.
+    pub z: Array1<f64>,
+    /// Remaining refractory steps.
+    pub refractory: Vec<u32>,
+    /// Pseudo-derivative of the last step.
+    pub psi: Array1<f64>,
+    /// Presynaptic traces (eligibility vectors of v): inputs and recurrent.
+    pub zbar_in: Array1<f64>,
+    pub zbar_rec: Array1<f64>,
+    /// Adaptation eligibility vectors of the ALIF rows (n_adaptive, n_pre).
+    pub eps_a_in: Array2<f64>,
+    pub eps_a_rec: Array2<f64>,
+    /// Readout-filtered eligibility traces.
+    pub ebar_in: Array2<f64>,
+    pub ebar_rec: Array2<f64>,
+    /// Readout-filtered spikes and the output of the last step.
+    pub zhat: Array1<f64>,
+    pub y: Array1<f64>,
+    /// Gradient sums since the last update.
+    pub grads: Grads,
+    /// Sums of the unfiltered eligibility (for the rate regularization).
+    pub e_sum_in: Array2<f64>,
+    pub e_sum_rec: Array2<f64>,
+    /// Spikes per neuron and steps since reset.
+    pub spike_count: Array1<f64>,
+    pub steps: u64,
+    /// Steps since the last update (for `update=k`).
+    pub pending: u64,
+}
+
+/// Work buffers of one step.
+#[derive(Clone, Debug)]
+struct Scratch {
+    current: Vec<f64>,
+    rec_current: Vec<f64>,
+    err: Vec<f64>,
+    signal: Vec<f64>,
+    reg_signal: Vec<f64>,
+    idx_in: Vec<usize>,
+    idx_rec: Vec<usize>,
+}
+
+/// One sequence in flight.
+#[derive(Clone, Debug)]
+pub struct RsnnSeq {
+    pub state: RsnnState,
+    scratch: Scratch,
+}
+
+fn s(a: &Array2<f64>) -> &[f64] {
+    a.as_slice().expect("standard layout")
+}
+fn sm(a: &mut Array2<f64>) -> &mut [f64] {
+    a.as_slice_mut().expect("standard layout")
+}
+fn v(a: &Array1<f64>) -> &[f64] {
+    a.as_slice().expect("contiguous")
+}
+fn vm(a: &mut Array1<f64>) -> &mut [f64] {
+    a.as_slice_mut().expect("contiguous")
+}
+
+impl RsnnSeq {
+    pub fn new(cfg: &RsnnConfig) -> Self {
+        let (ni, n, no, na) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs, cfg.n_adaptive);
+        let reg = cfg.reg_rate > 0.0;
+        let (ri, rr) = if reg {
+            ((n, ni), (n, n))
+        } else {
+            ((0, 0), (0, 0))
+        };
+        RsnnSeq {
+            state: RsnnState {
+                v: Array1::zeros(n),
+                a: Array1::zeros(n),
+                z: Array1::zeros(n),
+                refractory: vec![0; n],
+                psi: Array1::zeros(n),
+                zbar_in: Array1::zeros(ni),
+                zbar_rec: Array1::zeros(n),
+                eps_a_in: Array2::zeros((na, ni)),
+                eps_a_rec: Array2::zeros((na, n)),
+                ebar_in: Array2::zeros((n, ni)),
+                ebar_rec: Array2::zeros((n, n)),
+                zhat: Array1::zeros(n),
+                y: Array1::zeros(no),
+                grads: Grads::zeros(cfg),
+                e_sum_in: Array2::zeros(ri),
+                e_sum_rec: Array2::zeros(rr),
+                spike_count: Array1::zeros(n),
+                steps: 0,
+                pending: 0,
+            },
+            scratch: Scratch {
+                current: vec![0.0; n],
+                rec_current: vec![0.0; n],
+                err: vec![0.0; no],
+                signal: vec![0.0; n],
+                reg_signal: vec![0.0; n],
+                idx_in: Vec::with_capacity(ni),
+                idx_rec: Vec::with_capacity(n),
+            },
+        }
+    }
+
+    /// Zeroes the dynamics and eligibilities (gradient sums are kept).
+    pub fn reset_dynamics(&mut self) {
+        let st = &mut self.state;
+        for a in [
+            &mut st.v,
+            &mut st.a,
+            &mut st.z,
+            &mut st.psi,
+            &mut st.zbar_in,
+            &mut st.zbar_rec,
+            &mut st.zhat,
+            &mut st.y,
+            &mut st.spike_count,
+        ] {
+            a.fill(0.0);
+        }
+        for a in [
+            &mut st.eps_a_in,
+            &mut st.eps_a_rec,
+            &mut st.ebar_in,
+            &mut st.ebar_rec,
+            &mut st.e_sum_in,
+            &mut st.e_sum_rec,
+        ] {
+            a.fill(0.0);
+        }
+        st.refractory.fill(0);
+        st.steps = 0;
+    }
+
+    /// Zeroes the gradient sums.
+    pub fn clear_grads(&mut self) {
+        self.state.grads.fill(0.0);
+        self.state.e_sum_in.fill(0.0);
+        self.state.e_sum_rec.fill(0.0);
+        self.state.pending = 0;
+    }
+
+    pub fn bytes(&self) -> usize {
+        let st = &self.state;
+        let arrays = [
+            st.v.len(),
+            st.a.len(),
+            st.z.len(),
+            st.psi.len(),
+            st.zbar_in.len(),
+            st.zbar_rec.len(),
+            st.eps_a_in.len(),
+            st.eps_a_rec.len(),
+            st.ebar_in.len(),
+            st.ebar_rec.len(),
+            st.zhat.len(),
+            st.y.len(),
+            st.e_sum_in.len(),
+            st.e_sum_rec.len(),
+            st.spike_count.len(),
+        ];
+        let sc = &self.scratch;
+        8 * arrays.iter().sum::<usize>()
+            + 4 * st.refractory.len()
+            + st.grads.bytes()
+            + 8 * (sc.current.capacity() + sc.rec_current.capacity() + sc.err.capacity())
+            + 8 * (sc.signal.capacity() + sc.reg_signal.capacity())
+            + std::mem::size_of::<usize>() * (sc.idx_in.capacity() + sc.idx_rec.capacity())
+    }
+}
+
+/// Numerically safe softmax of `y` into `p`.
+fn softmax(y: &[f64], p: &mut [f64]) {
+    let m = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for (pi, &yi) in p.iter_mut().zip(y) {
+        *pi = (yi - m).exp();
+        sum += *pi;
+    }
+    for pi in p.iter_mut() {
+        *pi /= sum;
+    }
+}
+
+/// The network: configuration, parameters, optimizer state.
+#[derive(Clone, Debug)]
+pub struct RsnnNet {
+    pub cfg: RsnnConfig,
+    pub params: Params,
+    pub optim: OptimState,
+}
+
+impl RsnnNet {
+    pub fn new(cfg: RsnnConfig, seed: u32) -> Self {
+        let params = Params::new(&cfg, seed);
+        let optim = OptimState::new(&cfg);
+        RsnnNet { cfg, params, optim }
+    }
+
+    /// One step of sequence `seq`: dynamics, eligibilities, output, and, when
+    /// `target` is given and `learn`, the error, loss and gradient sums.
+    /// `online_reg` adds the rate regularization at every step (running rate)
+    /// instead of at the end of the sequence. Returns the loss of the step
+    /// (0 when not learning). The weights are not changed.
+    pub fn step(
+        &self,
+        seq: &mut RsnnSeq,
+        x: &[f64],
+        target: Option<&[f64]>,
+        learn: bool,
+        online_reg: bool,
+    ) -> f64 {
+        let cfg = &self.cfg;
+        let p = &self.params;
+        let n = cfg.n_neurons;
+        let (alpha, rho, kappa) = (cfg.alpha(), cfg.rho(), cfg.kappa());
+        let (thr, beta, gamma) = (cfg.threshold, cfg.beta, cfg.surrogate_height);
+        let first_ad = cfg.first_adaptive();
+        let st = &mut seq.state;
+        let sc = &mut seq.scratch;
+
+        // 1. ALIF eligibility vectors with psi(t-1) and zbar(t-1).
+        {
+            let psi_prev = v(&st.psi);
+            for (pre, eps) in [
+                (v(&st.zbar_in), sm(&mut st.eps_a_in)),
+                (v(&st.zbar_rec), sm(&mut st.eps_a_rec)),
+            ] {
+                let cols = pre.len();
+                if cols == 0 {
+                    continue;
+                }
+                for (row, &pj) in eps.chunks_exact_mut(cols).zip(&psi_prev[first_ad..]) {
+                    let c = rho - beta * pj;
+                    for (e, &zb) in row.iter_mut().zip(pre) {
+                        *e = pj * zb + c * *e;
+                    }
+                }
+            }
+        }
+        // 2. Presynaptic traces.
+        for (zb, &xi) in vm(&mut st.zbar_in).iter_mut().zip(x) {
+            *zb = alpha * *zb + xi;
+        }
+        for (zb, &zi) in vm(&mut st.zbar_rec).iter_mut().zip(v(&st.z)) {
+            *zb = alpha * *zb + zi;
+        }
+        // 3-5. Adaptation, membrane, spikes, pseudo-derivative.
+        let sparse_in = nonzeros(x, &mut sc.idx_in);
+        let sparse_rec = nonzeros(v(&st.z), &mut sc.idx_rec);
+        matvec(s(&p.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
+        matvec(
+            s(&p.w_rec),
+            v(&st.z),
+            &sc.idx_rec,
+            sparse_rec,
+            &mut sc.rec_current,
+        );
+        let n_ref = cfg.refractory_steps();
+        let z = vm(&mut st.z);
+        let (vv, aa, psi) = (vm(&mut st.v), vm(&mut st.a), vm(&mut st.psi));
+        for j in 0..n {
+            let z_prev = z[j];
+            if j >= first_ad {
+                aa[j] = rho * aa[j] + z_prev;
+            }
+            let a_thr = thr + beta * aa[j];
+            vv[j] = alpha * vv[j] + (sc.current[j] + sc.rec_current[j]) - thr * z_prev;
+            if st.refractory[j] > 0 {
+                st.refractory[j] -= 1;
+                z[j] = 0.0;
+                psi[j] = 0.0;
+            } else {
+                let d = vv[j] - a_thr;
+                z[j] = if d >= 0.0 { 1.0 } else { 0.0 };
+                psi[j] = gamma / thr * (1.0 - d.abs() / thr).max(0.0);
+                if z[j] > 0.0 {
+                    st.refractory[j] = n_ref;
+                }
+            }
+        }
+        st.steps += 1;
+        for (c, &zj) in vm(&mut st.spike_count).iter_mut().zip(z.iter()) {
+            *c += zj;
+        }
+        // 6. Readout.
+        for (zh, &zj) in vm(&mut st.zhat).iter_mut().zip(z.iter()) {
+            *zh = kappa * *zh + zj;
+        }
+        let zhat = v(&st.zhat);
+        for ((yk, row), &bk) in vm(&mut st.y)
+            .iter_mut()
+            .zip(s(&p.w_out).chunks_exact(n))
+            .zip(v(&p.b_out))
+        {
+            *yk = crate::kernels::dot(row, zhat) + bk;
+        }
+        // 7. Error, loss, learning signal.
+        let learning = learn && target.is_some();
+        let mut loss = 0.0;
+        sc.err.fill(0.0);
+        if let (true, Some(t)) = (learning, target) {
+            let y = v(&st.y);
+            match cfg.loss {
+                Loss::Mse => {
+                    for ((e, &yk), &tk) in sc.err.iter_mut().zip(y).zip(t) {
+                        *e = yk - tk;
+                        loss += 0.5 * *e * *e;
+                    }
+                }
+                Loss::CrossEntropy => {
+                    softmax(y, &mut sc.err);
+                    for (e, &tk) in sc.err.iter_mut().zip(t) {
+                        if tk != 0.0 {
+                            loss -= tk * e.max(f64::MIN_POSITIVE).ln();
+                        }
+                        *e -= tk;
+                    }
+                }
+            }
+        }
+        sc.signal.fill(0.0);
+        if learning {
+            match cfg.feedback {
+                Feedback::Symmetric => {
+                    for (row, &e) in s(&p.w_out).chunks_exact(n).zip(&sc.err) {
+                        for (l, &w) in sc.signal.iter_mut().zip(row) {
+                            *l += w * e;
+                        }
+                    }
+                }
+                Feedback::Random | Feedback::Adaptive => {
+                    for (l, row) in sc
+                        .signal
+                        .iter_mut()
+                        .zip(s(&p.feedback).chunks_exact(cfg.n_outputs))
+                    {
+                        *l = crate::kernels::dot(row, &sc.err);
+                    }
+                }
+            }
+        }
+        // Online rate regularization: reg (f_j(t) - f0) / t on the unfiltered e.
+        let reg = cfg.reg_rate > 0.0;
+        sc.reg_signal.fill(0.0);
+        if reg && online_reg && target.is_some() {
+            let t = st.steps as f64;
+            let f0 = cfg.rate_per_step();
+            for (r, &c) in sc.reg_signal.iter_mut().zip(v(&st.spike_count)) {
+                *r = cfg.reg_rate * (c / t - f0) / t;
+            }
+        }
+        // 8. Eligibility, filtered eligibility, gradient sums (one pass per row).
+        let accumulate = target.is_some();
+        let zhat_ref = v(&st.zhat);
+        let psi = v(&st.psi);
+        for (pre, eps, ebar, grad, esum) in [
+            (
+                v(&st.zbar_in),
+                s(&st.eps_a_in),
+                sm(&mut st.ebar_in),
+                sm(&mut st.grads.w_in),
+                sm(&mut st.e_sum_in),
+            ),
+            (
+                v(&st.zbar_rec),
+                s(&st.eps_a_rec),
+                sm(&mut st.ebar_rec),
+                sm(&mut st.grads.w_rec),
+                sm(&mut st.e_sum_rec),
+            ),
+        ] {
+            let cols = pre.len();
+            if cols == 0 {
+                continue;
+            }
+            for j in 0..n {
+                let range = j * cols..(j + 1) * cols;
+                let pj = psi[j];
+                let lj = sc.signal[j];
+                let rj = sc.reg_signal[j];
+                let eb = &mut ebar[range.clone()];
+                let adaptive = j >= first_ad;
+                let eps_row = if adaptive {
+                    &eps[(j - first_ad) * cols..(j - first_ad + 1) * cols]
+                } else {
+                    &[][..]
+                };
+                let g = &mut grad[range.clone()];
+                for i in 0..cols {
+                    let ev = if adaptive {
+                        pre[i] - beta * eps_row[i]
+                    } else {
+                        pre[i]
+                    };
+                    let e = pj * ev;
+                    let nb = kappa * eb[i] + e;
+                    eb[i] = nb;
+                    if accumulate {
+                        g[i] += lj * nb + rj * e;
+                    }
+                }
+                if reg && accumulate && !online_reg {
+                    let es = &mut esum[range];
+                    for i in 0..cols {
+                        let ev = if adaptive {
+                            pre[i] - beta * eps_row[i]
+                        } else {
+                            pre[i]
+                        };
+                        es[i] += pj * ev;
+                    }
+                }
+            }
+        }
+        // 9. Readout gradients.
+        if learning {
+            for (row, &e) in sm(&mut st.grads.w_out).chunks_exact_mut(n).zip(&sc.err) {
+                for (g, &zh) in row.iter_mut().zip(zhat_ref) {
+                    *g += e * zh;
+                }
+            }
+            for (g, &e) in vm(&mut st.grads.b_out).iter_mut().zip(&sc.err) {
+                *g += e;
+            }
+        }
+        if accumulate {
+            st.pending += 1;
+        }
+        loss
+    }
+
+    /// Adds the end-of-sequence rate regularization gradient
+    /// `reg (f_j - f0) mean_t e_ji(t)` to the gradient sums.
+    pub fn finish_sequence(&self, seq: &mut RsnnSeq) {
+        let cfg = &self.cfg;
+        let st = &mut seq.state;
+        if cfg.reg_rate <= 0.0 || st.steps == 0 {
+            return;
+        }
+        let t = st.steps as f64;
+        let f0 = cfg.rate_per_step();
+        for (grad, esum) in [
+            (&mut st.grads.w_in, &st.e_sum_in),
+            (&mut st.grads.w_rec, &st.e_sum_rec),
+        ] {
+            let cols = grad.ncols();
+            if cols == 0 {
+                continue;
+            }
+            let counts = v(&st.spike_count);
+            for ((g, es), &c) in sm(grad)
+                .chunks_exact_mut(cols)
+                .zip(s(esum).chunks_exact(cols))
+                .zip(counts)
+            {
+                let r = cfg.reg_rate * (c / t - f0) / t;
+                for (gi, &e) in g.iter_mut().zip(es) {
+                    *gi += r * e;
+                }
+            }
+        }
+        st.e_sum_in.fill(0.0);
+        st.e_sum_rec.fill(0.0);
+    }
+
+    /// Applies the mean of the gradient sums of `seqs` with the optimizer,
+    /// then zeroes the sums. W_rec's diagonal stays zero; adaptive feedback
+    /// follows W_out's change.
+    pub fn apply(&mut self, seqs: &mut [&mut RsnnSeq]) {
+        let b = seqs.len();
+        if b == 0 {
+            return;
+        }
+        let mut mean = seqs[0].state.grads.clone();
+        {
+            let mut parts = mean.parts_mut();
+            for other in seqs.iter().skip(1) {
+                for (m, o) in parts.iter_mut().zip(other.state.grads.parts()) {
+                    for (mi, &oi) in m.iter_mut().zip(o) {
+                        *mi += oi;
+                    }
+                }
+            }
+            let bf = b as f64;
+            for m in parts.iter_mut() {
+                for mi in m.iter_mut() {
+                    *mi /= bf;
+                }
+            }
+        }
+        mean.w_rec.diag_mut().fill(0.0);
+        self.apply_gradient(&mean);
+        for sq in seqs.iter_mut() {
+            sq.clear_grads();
+        }
+    }
+
+    /// One optimizer step with gradient `g`.
+    pub fn apply_gradient(&mut self, g: &Grads) {
+        let lr = self.cfg.lr;
+        let old_w_out =
+            (self.cfg.feedback == Feedback::Adaptive).then(|| self.params.w_out.clone());
+        self.optim.t += 1;
+        let t = self.optim.t as f64;
+        match (
+            self.cfg.optimizer,
+            self.optim.m.as_mut(),
+            self.optim.v.as_mut(),
+        ) {
+            (Optimizer::Adam, Some(m), Some(vv)) => {
+                let c1 = 1.0 - ADAM_BETA1.powf(t);
+                let c2 = 1.0 - ADAM_BETA2.powf(t);
+                for (((w, gi), mi), vi) in self
+                    .params
+                    .parts_mut()
+                    .into_iter()
+                    .zip(g.parts())
+                    .zip(m.parts_mut())
+                    .zip(vv.parts_mut())
+                {
+                    for (((wk, &gk), mk), vk) in
+                        w.iter_mut().zip(gi).zip(mi.iter_mut()).zip(vi.iter_mut())
+                    {
+                        *mk = ADAM_BETA1 * *mk + (1.0 - ADAM_BETA1) * gk;
+                        *vk = ADAM_BETA2 * *vk + (1.0 - ADAM_BETA2) * gk * gk;
+                        *wk -= lr * (*mk / c1) / ((*vk / c2).sqrt() + ADAM_EPS);
+                    }
+                }
+            }
+            _ => {
+                for (w, gi) in self.params.parts_mut().into_iter().zip(g.parts()) {
+                    for (wk, &gk) in w.iter_mut().zip(gi) {
+                        *wk -= lr * gk;
+                    }
+                }
+            }
+        }
+        self.params.w_rec.diag_mut().fill(0.0);
+        if let Some(old) = old_w_out {
+            let keep = 1.0 - self.cfg.feedback_decay;
+            let no = self.cfg.n_outputs;
+            let new = s(&self.params.w_out);
+            let old = s(&old);
+            let n = self.cfg.n_neurons;
+            for (j, row) in sm(&mut self.params.feedback)
+                .chunks_exact_mut(no)
+                .enumerate()
+            {
+                for (k, b) in row.iter_mut().enumerate() {
+                    *b = keep * *b + (new[k * n + j] - old[k * n + j]);
+                }
+            }
+        }
+    }
+}
+
+/// Checks a user-supplied finite vector/matrix length (used by the binding).
+pub fn check_len(arg: &str, x: &[f64], n: usize) -> Result<()> {
+    if x.len() != n {
+        return Err(EpropError::shape(
+            arg,
+            crate::error::fmt_shape(&[n]),
+            crate::error::fmt_shape(&[x.len()]),
+        ));
+    }
+    check_finite(arg, x, &[n])
+}
+
+/// A network with one sequence in flight (the Python class).
+#[derive(Clone, Debug)]
+pub struct Rsnn {
+    pub net: RsnnNet,
+    pub seq: RsnnSeq,
+}
+
+impl Rsnn {
+    pub fn new(cfg: RsnnConfig, seed: u32) -> Self {
+        let seq = RsnnSeq::new(&cfg);
+        Rsnn {
+            net: RsnnNet::new(cfg, seed),
+            seq,
+        }
+    }
+
+    /// Bytes of all per-trainer state.
+    pub fn memory_bytes(&self) -> usize {
+        self.net.params.bytes() + self.net.optim.bytes() + self.seq.bytes()
+    }
+
+    /// Float64 values kept per step of a sequence, as `memory_per_step`
+    /// counts them for the seed trainers (constant in T).
+    pub fn memory_per_step(&self) -> usize {
+        self.seq.bytes() / 8
+    }
+
+    /// Applies pending gradient sums now (and the end-of-sequence
+    /// regularization in `update="sequence"` mode).
+    pub fn apply_pending(&mut self) {
+        if self.seq.state.pending == 0 {
+            return;
+        }
+        if self.net.cfg.schedule == Schedule::Sequence {
+            self.net.finish_sequence(&mut self.seq);
+        }
+        self.net.apply(&mut [&mut self.seq]);
+    }
+
+    /// One step; with a target, learns according to the schedule: `Every(k)`
+    /// applies every k learning steps, `Sequence` waits for [`Self::apply_pending`].
+    pub fn step(&mut self, x: &[f64], target: Option<&[f64]>, learn: bool) -> f64 {
+        let online = self.net.cfg.schedule != Schedule::Sequence;
+        let loss = self.net.step(&mut self.seq, x, target, learn, online);
+        if let (Schedule::Every(k), true) = (self.net.cfg.schedule, target.is_some()) {
+            if self.seq.state.pending >= k as u64 {
+                self.net.apply(&mut [&mut self.seq]);
+            }
+        }
+        loss
+    }
+}
+
+impl Sequential for Rsnn {
+    fn n_inputs(&self) -> usize {
+        self.net.cfg.n_inputs
+    }
+    fn n_outputs(&self) -> usize {
+        self.net.cfg.n_outputs
+    }
+    fn reset_state(&mut self) {
+        self.seq.reset_dynamics();
+    }
+    fn learn_step(&mut self, x: &[f64], target: &[f64], learn: bool) -> f64 {
+        self.step(x, Some(target), learn)
+    }
+    fn infer_step(&mut self, x: &[f64]) -> &[f64] {
+        self.step(x, None, false);
+        v(&self.seq.state.y)
+    }
+    fn end_of_sequence(&mut self) {
+        self.apply_pending();
+    }
+}
+
+impl BatchModel for RsnnNet {
+    type Seq = RsnnSeq;
+    type Acc = ();
+
+    fn n_inputs(&self) -> usize {
+        self.cfg.n_inputs
+    }
+    fn n_outputs(&self) -> usize {
+        self.cfg.n_outputs
+    }
+    fn new_seq(&self) -> RsnnSeq {
+        RsnnSeq::new(&self.cfg)
+    }
+    fn seq_bytes(&self) -> usize {
+        RsnnSeq::new(&self.cfg).bytes()
+    }
+    fn new_acc(&self) {}
+    fn acc_bytes(&self) -> usize {
+        0
+    }
+    fn seq_step(&self, seq: &mut RsnnSeq, x: &[f64], target: &[f64], learn: bool) -> f64 {
+        let online = self.cfg.schedule != Schedule::Sequence;
+        self.step(seq, x, Some(target), learn, online)
+    }
+    fn accumulate(&self, _seq: &mut RsnnSeq, _acc: &mut ()) {}
+    fn finish_seq(&self, seq: &mut RsnnSeq, _acc: &mut ()) {
+        if self.cfg.schedule == Schedule::Sequence {
+            self.finish_sequence(seq);
+        }
+    }
+    fn apply_acc_mean(&mut self, seqs: &mut [RsnnSeq], _accs: &mut [()]) {
+        let mut refs: Vec<&mut RsnnSeq> = seqs.iter_mut().collect();
+        self.apply(&mut refs);
+    }
+    fn predict_step(&self, seq: &mut RsnnSeq, x: &[f64], out: &mut [f64]) {
+        self.step(seq, x, None, false, false);
+        out.copy_from_slice(v(&seq.state.y));
+    }
+}
+
+/// Gradients of the objective (summed over time, mean over the batch) with
+/// the weights fixed, and the mean loss of each sequence over its counted
+/// steps. Every sequence starts from reset state; `mask` is (B, T).
+pub fn gradients(
+    net: &RsnnNet,
+    inputs: ndarray::ArrayView3<f64>,
+    targets: ndarray::ArrayView3<f64>,
+    mask: Option<ndarray::ArrayView2<bool>>,
+) -> Result<(Grads, Vec<f64>)> {
+    use rayon::prelude::*;
+    let (b, t, w) = inputs.dim();
+    if w != net.cfg.n_inputs || b == 0 || t == 0 {
+        return Err(EpropError::shape(
+            "inputs",
+            format!("(B, T, {}) with B >= 1 and T >= 1", net.cfg.n_inputs),
+            crate::error::fmt_shape(inputs.shape()),
+        ));
+    }
+    if targets.dim() != (b, t, net.cfg.n_outputs) {
+        return Err(EpropError::shape(
+            "targets",
+            crate::error::fmt_shape(&[b, t, net.cfg.n_outputs]),
+            crate::error::fmt_shape(targets.shape()),
+        ));
+    }
+    if let Some(m) = &mask {
+        if m.dim() != (b, t) {
+            return Err(EpropError::shape(
+                "mask",
+                crate::error::fmt_shape(&[b, t]),
+                crate::error::fmt_shape(m.shape()),
+            ));
+        }
+    }
+    let runs: Vec<(RsnnSeq, f64)> = (0..b)
+        .into_par_iter()
+        .map(|k| {
+            let mut seq = RsnnSeq::new(&net.cfg);
+            let mut x = vec![0.0; net.cfg.n_inputs];
+            let mut y = vec![0.0; net.cfg.n_outputs];
+            let (mut total, mut counted) = (0.0, 0usize);
+            for step in 0..t {
+                crate::seed_eprop::copy_row(&mut x, inputs.slice(ndarray::s![k, step, ..]));
+                crate::seed_eprop::copy_row(&mut y, targets.slice(ndarray::s![k, step, ..]));
+                let learn = mask.as_ref().is_none_or(|m| m[[k, step]]);
+                total += net.step(&mut seq, &x, Some(&y), learn, false);
+                counted += usize::from(learn);
+            }
+            net.finish_sequence(&mut seq);
+            (seq, total / counted.max(1) as f64)
+        })
+        .collect();
+    let mut mean = Grads::zeros(&net.cfg);
+    {
+        let mut parts = mean.parts_mut();
+        for (seq, _) in &runs {
+            for (m, g) in parts.iter_mut().zip(seq.state.grads.parts()) {
+                for (mi, &gi) in m.iter_mut().zip(g) {
+                    *mi += gi;
+                }
+            }
+        }
+        for m in parts.iter_mut() {
+            for mi in m.iter_mut() {
+                *mi /= b as f64;
+            }
+        }
+    }
+    mean.w_rec.diag_mut().fill(0.0);
+    Ok((mean, runs.iter().map(|r| r.1).collect()))
+}
+
+/// Loss and accuracy of outputs (B, T, n_outputs) against targets with mask
+/// (B, T): the mean loss per counted step, and for cross-entropy the fraction
+/// of sequences whose summed logits over the counted steps pick the target's
+/// class (the class with the largest summed target there), plus the fraction
+/// of counted steps whose argmax is right.
+pub fn evaluate_outputs(
+    loss_kind: Loss,
+    outputs: ndarray::ArrayView3<f64>,
+    targets: ndarray::ArrayView3<f64>,
+    mask: Option<ndarray::ArrayView2<bool>>,
+) -> (f64, Option<(f64, f64)>) {
+    let (b, t, no) = outputs.dim();
+    let (mut total, mut counted) = (0.0, 0usize);
+    let (mut seq_right, mut step_right) = (0usize, 0usize);
+    let mut p = vec![0.0; no];
+    for k in 0..b {
+        let mut logit_sum = vec![0.0; no];
+        let mut target_sum = vec![0.0; no];
+        for step in 0..t {
+            if !mask.as_ref().is_none_or(|m| m[[k, step]]) {
+                continue;
+            }
+            counted += 1;
+            let y = outputs.slice(ndarray::s![k, step, ..]);
+            let tg = targets.slice(ndarray::s![k, step, ..]);
+            match loss_kind {
+                Loss::Mse => {
+                    total += y
+                        .iter()
+                        .zip(tg.iter())
+                        .map(|(a, b)| 0.5 * (a - b) * (a - b))
+                        .sum::<f64>();
+                }
+                Loss::CrossEntropy => {
+                    let yv: Vec<f64> = y.to_vec();
+                    softmax(&yv, &mut p);
+                    for (pk, &tk) in p.iter().zip(tg.iter()) {
+                        if tk != 0.0 {
+                            total -= tk * pk.max(f64::MIN_POSITIVE).ln();
+                        }
+                    }
+                    let am = argmax(yv.iter().copied());
+                    let at = argmax(tg.iter().copied());
+                    step_right += usize::from(am == at);
+                    for kk in 0..no {
+                        logit_sum[kk] += yv[kk];
+                        target_sum[kk] += tg[kk];
+                    }
+                }
+            }
+        }
+        seq_right +=
+            usize::from(argmax(logit_sum.iter().copied()) == argmax(target_sum.iter().copied()));
+    }
+    let loss = total / counted.max(1) as f64;
+    match loss_kind {
+        Loss::Mse => (loss, None),
+        Loss::CrossEntropy => (
+            loss,
+            Some((
+                seq_right as f64 / b.max(1) as f64,
+                step_right as f64 / counted.max(1) as f64,
+            )),
+        ),
+    }
+}
+
+fn argmax(it: impl Iterator<Item = f64>) -> usize {
+    let mut best = (0usize, f64::NEG_INFINITY);
+    for (i, x) in it.enumerate() {
+        if x > best.1 {
+            best = (i, x);
+        }
+    }
+    best.0
+}
