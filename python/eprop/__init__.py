@@ -2,9 +2,11 @@
 
 The classes of ``sc_neurocore.online_learning`` (``EpropTrainer``,
 ``OnlineLIFLayer``, ``OnlineTrainer``) are reimplemented in Rust with the same
-constructors, members and numbers. Times are in milliseconds.
+constructors, members and numbers. ``RecurrentNetwork`` is canonical e-prop
+(Bellec et al. 2020): LIF and ALIF neurons, leaky readout, symmetric, random or
+adaptive feedback, rate regularization, SGD or Adam. Times are in milliseconds.
 """
 
-from eprop._core import EpropTrainer, OnlineLIFLayer, OnlineTrainer, __version__
+from eprop._core import EpropTrainer, OnlineLIFLayer, OnlineTrainer, RecurrentNetwork, __version__
 
-__all__ = ["EpropTrainer", "OnlineLIFLayer", "OnlineTrainer", "__version__"]
+__all__ = ["EpropTrainer", "OnlineLIFLayer", "OnlineTrainer", "RecurrentNetwork", "__version__"]

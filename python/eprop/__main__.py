@@ -10,14 +10,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eprop", description="eprop command line")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train a spiking network on a built-in task and report what it learned")
-    demo.add_argument("--epochs", type=int, default=200, help="training passes over the task (default 200)")
+    demo.add_argument("--iterations", type=int, default=300, help="training iterations (default 300)")
+    demo.add_argument("--png", default="eprop_demo.png", help="where to save the plot ('' for none)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from eprop._demo import run
 
-        if args.epochs < 1:
-            parser.error(f"--epochs: expected an integer >= 1, got {args.epochs}")
-        run(epochs=args.epochs)
+        if args.iterations < 1:
+            parser.error(f"--iterations: expected an integer >= 1, got {args.iterations}")
+        run(iterations=args.iterations, png=args.png)
     return 0
 
 

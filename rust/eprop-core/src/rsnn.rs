@@ -38,7 +38,7 @@ use crate::error::{
     check_alloc, check_finite, check_non_negative, check_positive, check_size, count_f64,
 };
 use crate::error::{EpropError, Result};
-use crate::kernels::{matvec, nonzeros};
+use crate::kernels::{matvec, nonzeros, simd_dispatch};
 use crate::lif::decay;
 use crate::rng::LegacyRng;
 use crate::stream::Sequential;
@@ -601,6 +601,98 @@ impl RsnnSeq {
     }
 }
 
+/// Step 8 for one presynaptic population (inputs or recurrent), row j:
+/// `e = psi_j (pre - beta eps_a_j)` (the eps term for ALIF rows only),
+/// `ebar <- kappa ebar + e`, and when accumulating
+/// `grad += L_j ebar + r_j e` and (end-of-sequence regularization) `esum += e`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn elig_rows_imp(
+    pre: &[f64],
+    eps: &[f64],
+    ebar: &mut [f64],
+    grad: &mut [f64],
+    esum: &mut [f64],
+    (psi, signal, reg): (&[f64], &[f64], &[f64]),
+    (first_ad, beta, kappa): (usize, f64, f64),
+    (accumulate, sum_e): (bool, bool),
+) {
+    let cols = pre.len();
+    if cols == 0 {
+        return;
+    }
+    for (j, (eb, g)) in ebar
+        .chunks_exact_mut(cols)
+        .zip(grad.chunks_exact_mut(cols))
+        .enumerate()
+    {
+        let (pj, lj, rj) = (psi[j], signal[j], reg[j]);
+        let adaptive = j >= first_ad;
+        let eps_row = if adaptive {
+            &eps[(j - first_ad) * cols..(j - first_ad + 1) * cols]
+        } else {
+            pre
+        };
+        // For LIF rows eps_row is unused (multiplied by a zero beta below).
+        let b = if adaptive { beta } else { 0.0 };
+        let learn = accumulate && (lj != 0.0 || rj != 0.0);
+        match (adaptive, learn) {
+            (false, false) => {
+                for (e, &p) in eb.iter_mut().zip(pre) {
+                    *e = kappa * *e + pj * p;
+                }
+            }
+            (false, true) => {
+                for ((e, gi), &p) in eb.iter_mut().zip(g.iter_mut()).zip(pre) {
+                    let ei = pj * p;
+                    let nb = kappa * *e + ei;
+                    *e = nb;
+                    *gi += lj * nb + rj * ei;
+                }
+            }
+            (true, false) => {
+                for ((e, &p), &ea) in eb.iter_mut().zip(pre).zip(eps_row) {
+                    *e = kappa * *e + pj * (p - b * ea);
+                }
+            }
+            (true, true) => {
+                for (((e, gi), &p), &ea) in eb.iter_mut().zip(g.iter_mut()).zip(pre).zip(eps_row) {
+                    let ei = pj * (p - b * ea);
+                    let nb = kappa * *e + ei;
+                    *e = nb;
+                    *gi += lj * nb + rj * ei;
+                }
+            }
+        }
+        if sum_e {
+            let es = &mut esum[j * cols..(j + 1) * cols];
+            if adaptive {
+                for ((x, &p), &ea) in es.iter_mut().zip(pre).zip(eps_row) {
+                    *x += pj * (p - b * ea);
+                }
+            } else {
+                for (x, &p) in es.iter_mut().zip(pre) {
+                    *x += pj * p;
+                }
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// [`elig_rows_imp`], compiled for AVX2 when available.
+    pub fn elig_rows(
+        pre: &[f64],
+        eps: &[f64],
+        ebar: &mut [f64],
+        grad: &mut [f64],
+        esum: &mut [f64],
+        rows: (&[f64], &[f64], &[f64]),
+        consts: (usize, f64, f64),
+        flags: (bool, bool),
+    ) => elig_rows_imp
+}
+
 /// Numerically safe softmax of `y` into `p`.
 fn softmax(y: &[f64], p: &mut [f64]) {
     let m = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -784,67 +876,31 @@ impl RsnnNet {
         }
         // 8. Eligibility, filtered eligibility, gradient sums (one pass per row).
         let accumulate = target.is_some();
+        let sum_e = reg && accumulate && !online_reg;
+        let consts = (first_ad, beta, kappa);
+        let flags = (accumulate, sum_e);
+        let (psi, signal, reg_signal) = (v(&st.psi), &sc.signal[..], &sc.reg_signal[..]);
+        elig_rows(
+            v(&st.zbar_in),
+            s(&st.eps_a_in),
+            sm(&mut st.ebar_in),
+            sm(&mut st.grads.w_in),
+            sm(&mut st.e_sum_in),
+            (psi, signal, reg_signal),
+            consts,
+            flags,
+        );
+        elig_rows(
+            v(&st.zbar_rec),
+            s(&st.eps_a_rec),
+            sm(&mut st.ebar_rec),
+            sm(&mut st.grads.w_rec),
+            sm(&mut st.e_sum_rec),
+            (psi, signal, reg_signal),
+            consts,
+            flags,
+        );
         let zhat_ref = v(&st.zhat);
-        let psi = v(&st.psi);
-        for (pre, eps, ebar, grad, esum) in [
-            (
-                v(&st.zbar_in),
-                s(&st.eps_a_in),
-                sm(&mut st.ebar_in),
-                sm(&mut st.grads.w_in),
-                sm(&mut st.e_sum_in),
-            ),
-            (
-                v(&st.zbar_rec),
-                s(&st.eps_a_rec),
-                sm(&mut st.ebar_rec),
-                sm(&mut st.grads.w_rec),
-                sm(&mut st.e_sum_rec),
-            ),
-        ] {
-            let cols = pre.len();
-            if cols == 0 {
-                continue;
-            }
-            for j in 0..n {
-                let range = j * cols..(j + 1) * cols;
-                let pj = psi[j];
-                let lj = sc.signal[j];
-                let rj = sc.reg_signal[j];
-                let eb = &mut ebar[range.clone()];
-                let adaptive = j >= first_ad;
-                let eps_row = if adaptive {
-                    &eps[(j - first_ad) * cols..(j - first_ad + 1) * cols]
-                } else {
-                    &[][..]
-                };
-                let g = &mut grad[range.clone()];
-                for i in 0..cols {
-                    let ev = if adaptive {
-                        pre[i] - beta * eps_row[i]
-                    } else {
-                        pre[i]
-                    };
-                    let e = pj * ev;
-                    let nb = kappa * eb[i] + e;
-                    eb[i] = nb;
-                    if accumulate {
-                        g[i] += lj * nb + rj * e;
-                    }
-                }
-                if reg && accumulate && !online_reg {
-                    let es = &mut esum[range];
-                    for i in 0..cols {
-                        let ev = if adaptive {
-                            pre[i] - beta * eps_row[i]
-                        } else {
-                            pre[i]
-                        };
-                        es[i] += pj * ev;
-                    }
-                }
-            }
-        }
         // 9. Readout gradients.
         if learning {
             for (row, &e) in sm(&mut st.grads.w_out).chunks_exact_mut(n).zip(&sc.err) {
