@@ -46,6 +46,10 @@ eprop = _import_eprop()
 
 RTOL = 1e-9
 
+# autograd warns when an objective is constant (e.g. no counted step and no
+# regularization); its gradient is then zero, which is what we want.
+pytestmark = pytest.mark.filterwarnings("ignore:Output seems independent of input:UserWarning")
+
 
 # --------------------------------------------------------------------------
 # The oracle
@@ -164,7 +168,7 @@ def oracle_grads(params, X, Y, mask, hp, **kw):
 NAMES = ("W_in", "W_rec", "W_out", "b_out")
 
 
-def make_net(ni=4, n=6, no=2, *, seed=0, w_in=(0.25, 0.35), w_rec=0.3, w_out=1.0, rec=True, **kw):
+def make_net(ni=4, n=6, no=2, *, seed=0, w_in=(0.05, 0.3), w_rec=0.3, w_out=1.0, rec=True, **kw):
     kw.setdefault("optimizer", "sgd")
     net = eprop.RecurrentNetwork(ni, n, no, **kw)
     rng = np.random.default_rng(seed)
@@ -195,7 +199,7 @@ def make_data(net, T, *, seed=1, kind="spikes", targets="float", mask=None):
         Y = cls.astype(float) if targets == "index" else Y_oracle
     if mask is None:
         m = np.ones(T, dtype=bool)
-    elif mask == "last_third":
+    elif isinstance(mask, str) and mask == "last_third":
         m = np.zeros(T, dtype=bool)
         m[T - T // 3:] = True
     else:
@@ -203,8 +207,8 @@ def make_data(net, T, *, seed=1, kind="spikes", targets="float", mask=None):
     return X, Y, Y_oracle, m
 
 
-def eprop_grads(net, X, Y, mask, use_mask=True):
-    d = net.gradients(X, Y, mask=mask) if use_mask else net.gradients(X, Y)
+def eprop_grads(net, X, Y, mask):
+    d = net.gradients(X, Y, mask=mask)
     g = [np.array(d[k], dtype=float) for k in NAMES]
     g[1] = g[1].copy()
     np.fill_diagonal(g[1], 0.0)
@@ -274,6 +278,9 @@ def check_case(net, X, Y, Yo, m, label):
     # each feature is really exercised (otherwise the comparison proves little)
     if net.refractory > 0:
         assert np.array(rec["blocked"]).any(), "refractoriness never blocked a spike"
+    if np.any(net.W_rec):
+        untruncated = oracle_grads(p, X, Yo, m, hp, stop_rec=False)
+        assert relative_difference(untruncated, ref) > 1e-3, "the truncation of the recurrence does not matter"
     if net.n_adaptive > 0:
         no_adapt = oracle_grads(p, X, Yo, m, hp, stop_adapt=True)
         assert relative_difference(no_adapt, ref) > 1e-3, "the adaptation path does not matter"
@@ -306,9 +313,13 @@ def test_gradient_equals_stop_gradient_bptt(neuron, refractory, loss, reg, mask)
     check_case(net, X, Y, Yo, m, f"{neuron} refr={refractory} {loss} reg={reg} mask={mask}")
 
 
+def _cases(*rows):
+    return [pytest.param(*r, id=r[0]) for r in rows]
+
+
 @pytest.mark.parametrize(
     "label,args,extra",
-    [
+    _cases(
         ("lif-rates", ("lif", 0.0, "mse", 0.0, None), dict(inputs="rates")),
         ("alif-rates-ce", ("alif", 3.0, "ce_index", 5.0, "last_third"), dict(inputs="rates")),
         ("all-alif", ("all_alif", 0.0, "mse", 5.0, None), dict()),
@@ -320,7 +331,7 @@ def test_gradient_equals_stop_gradient_bptt(neuron, refractory, loss, reg, mask)
         ("reg-only-lif", ("lif", 0.0, "ce_index", 5.0, np.zeros(40, bool)), dict(seed=1)),
         ("strong-reg", ("alif", 3.0, "mse", 2000.0, "last_third"), dict(target_rate=50.0)),
         ("random-mask", ("alif", 3.0, "mse", 5.0, np.random.default_rng(7).random(50) < 0.5), dict(T=50)),
-    ],
+    ),
 )
 def test_gradient_equals_stop_gradient_bptt_more(label, args, extra):
     net, X, Y, Yo, m = build_case(*args, **extra)
@@ -341,12 +352,14 @@ def test_batch_gradient_is_the_mean():
 
 @pytest.mark.parametrize("neuron,refractory", [("lif", 0.0), ("alif", 0.0), ("alif", 3.0)])
 def test_no_recurrence(neuron, refractory):
-    """With W_rec = 0, truncating the recurrence loses nothing: e-prop equals
-    BPTT with the recurrence fully differentiated. Per the specification the
-    reset -thr z_j(t-1) stays a constant, so e-prop equals BPTT without
-    stop-gradient on the recurrence and on the adaptation, with the reset's
-    derivative dropped; it does NOT equal the fully differentiated BPTT
-    (the reset's derivative matters: asserted below so this is not vacuous)."""
+    """With W_rec = 0 the truncation of the recurrence loses nothing: e-prop
+    equals BPTT with the recurrence (and the adaptation) differentiated.
+
+    It does NOT equal the fully differentiated BPTT: the specification also
+    keeps z_j(t-1) constant in the reset -thr z_j(t-1), which is a
+    self-connection that W_rec = 0 does not remove. That difference is
+    asserted to be large (so the reset's handling is really tested) and
+    printed."""
     net = make_net(w_in=(0.05, 0.3), seed=0, rec=False, feedback="symmetric", refractory=refractory,
                    reg_rate=5.0, **(ALIF if neuron == "alif" else {}))
     X, Y, Yo, m = make_data(net, 50, seed=3)
@@ -377,13 +390,11 @@ def test_cosine_to_full_bptt_report():
         ("LIF", dict()),
         ("LIF+ALIF", dict(ALIF)),
         ("LIF+ALIF, refractory 3 ms", dict(ALIF, refractory=3.0)),
-        ("LIF, strong recurrence", dict(w_rec=0.6)),
+        ("LIF, weak recurrence", dict(w_rec=0.1)),
+        ("LIF+ALIF, strong recurrence", dict(ALIF, w_rec=0.5)),
     ]:
         for seed in (0, 1):
-            w_rec = kw.pop("w_rec", 0.3) if "w_rec" in kw else 0.3
-            net = make_net(w_in=(0.05, 0.3), w_rec=w_rec, seed=seed, feedback="symmetric", **kw)
-            if w_rec != 0.3:
-                kw["w_rec"] = w_rec
+            net = make_net(w_in=(0.05, 0.3), seed=seed, feedback="symmetric", **kw)
             X, Y, Yo, m = make_data(net, 60, seed=20 + seed)
             hp, p = hyper(net), params_of(net)
             rec = {}
@@ -443,7 +454,7 @@ def test_train_sequence_sgd_sequence_update():
     np.testing.assert_allclose(loss, loss_sum / m.sum(), rtol=1e-12)
 
 
-def online_reference(net, X, Yo, m, lr, k):
+def online_reference(net, X, Yo, m, lr, k, record=None):
     """SGD applied every k steps (k = 1: every step), oracle-side.
 
     Weights W^(b) are used during block b. At the end of a block (or of the
@@ -451,9 +462,11 @@ def online_reference(net, X, Yo, m, lr, k):
     gradient of loss(t) with respect to a common shift of the weights used at
     steps 0..t, with the state (and so the eligibility traces) carried from
     the start of the sequence: the per-step weights are given to autograd as
-    a list and the gradients of the list's entries are summed. No
-    regularization (its online form is a running-rate heuristic, not the
-    gradient of this objective)."""
+    a list and the gradients of the list's entries are summed.
+
+    Not covered: the regularization (online, eprop uses the running rate, a
+    heuristic that is not the gradient of a fixed objective), and masks with
+    k > 1 (whether masked steps count toward k is a scheduling convention)."""
     hp = hyper(net)
     assert hp["reg"] == 0.0
     W = [np.array(w) for w in params_of(net)]
@@ -470,6 +483,8 @@ def online_reference(net, X, Yo, m, lr, k):
         np.fill_diagonal(total[1], 0.0)
         W = [w - lr * gi for w, gi in zip(W, total)]
         start = end
+    if record is not None:
+        objective(used, X, Yo, m, hp, per_step=True, record=record)
     return W
 
 
@@ -484,20 +499,18 @@ def online_reference(net, X, Yo, m, lr, k):
     ids=["step-alif-refr-mse", "step-alif-ce-mask", "step-lif-refr-ce", "every4-alif-refr-mse"],
 )
 def test_train_sequence_sgd_online_update(update, args):
-    lr = 2e-2
+    lr = 1e-3  # the weights move by tens of percent over the sequence
     T = 30
     net, X, Y, Yo, m = build_case(*args, T=T, optimizer="sgd", lr=lr, update=update)
     before = params_of(net)
     hp = hyper(net)
-    rec = {}
-    objective(before, X, Yo, m, hp, record=rec)
-    check_not_vacuous(rec, hp)
     k = 1 if update == "step" else update
-    ref = online_reference(net, X, Yo, m, lr, k)
+    rec = {}
+    ref = online_reference(net, X, Yo, m, lr, k, record=rec)
+    check_not_vacuous(rec, hp)  # along the trajectory with changing weights
     # not vacuous: the online result is far from one update at fixed weights
     seq = [w - lr * g for w, g in zip(before, oracle_grads(before, X, Yo, m, hp))]
-    assert relative_difference(ref, seq) > 1e-6 or max(
-        np.max(np.abs(a - b)) / np.max(np.abs(b)) for a, b in zip(ref, seq)) > 1e-6
+    assert relative_difference(ref, seq) > 1e-2
     net.train_sequence(X, Y, mask=m)
     after = params_of(net)
     for name, w1, wr in zip(NAMES, after, ref):

@@ -290,28 +290,81 @@ pub fn predict_batch<M: BatchModel>(
     Ok(())
 }
 
-/// `w -= mean_b(delta_b)` for one row-major matrix, with `delta(b, row, col)`
-/// giving sequence b's change; parallel over rows, each element summed over
-/// b in order (first term first, so B = 1 is bitwise the single update).
-pub fn apply_mean_rows<F>(w: &mut Array2<f64>, b: usize, delta: F)
-where
-    F: Fn(usize, usize, usize) -> f64 + Sync,
-{
+/// Sequence b's change of one row-major matrix (rows x cols): element (j, i)
+/// is `lr (scale[j] m[j, i])` when `scale` is given, `m[j, i]` otherwise; `m`
+/// has `row_stride` values per row (0: the same vector for every row, for
+/// outer products).
+#[derive(Clone, Copy)]
+pub struct Change<'a> {
+    pub scale: Option<&'a [f64]>,
+    pub m: &'a [f64],
+    pub row_stride: usize,
+}
+
+impl<'a> Change<'a> {
+    /// `lr (scale[j] m[j, i])`.
+    pub fn scaled(scale: &'a [f64], m: &'a [f64], row_stride: usize) -> Self {
+        Change {
+            scale: Some(scale),
+            m,
+            row_stride,
+        }
+    }
+
+    /// `m[j, i]` (already scaled).
+    pub fn plain(m: &'a [f64], row_stride: usize) -> Self {
+        Change {
+            scale: None,
+            m,
+            row_stride,
+        }
+    }
+}
+
+const CHUNK: usize = 256;
+
+/// `w -= mean_b(change_b)`: parallel over blocks of rows, each element summed
+/// over b in order starting from the first term (so B = 1 is bitwise the
+/// single update, and no sum depends on the thread count).
+pub fn apply_mean(w: &mut Array2<f64>, lr: f64, changes: &[Change<'_>]) {
     let cols = w.ncols();
+    let b = changes.len();
     if cols == 0 || b == 0 {
         return;
     }
-    let inv_b = b as f64;
+    let bf = b as f64;
+    let rows_per_task = (4096 / cols).max(1);
     let data = w
         .as_slice_mut()
         .expect("weights are kept in standard layout");
-    data.par_chunks_mut(cols).enumerate().for_each(|(j, row)| {
-        for (i, wi) in row.iter_mut().enumerate() {
-            let mut s = delta(0, j, i);
-            for k in 1..b {
-                s += delta(k, j, i);
+    data.par_chunks_mut(cols * rows_per_task)
+        .enumerate()
+        .for_each(|(task, block)| {
+            let mut acc = [0.0f64; CHUNK];
+            for (r, row) in block.chunks_exact_mut(cols).enumerate() {
+                let j = task * rows_per_task + r;
+                for start in (0..cols).step_by(CHUNK) {
+                    let end = (start + CHUNK).min(cols);
+                    let acc = &mut acc[..end - start];
+                    for (k, c) in changes.iter().enumerate() {
+                        let m = &c.m[j * c.row_stride + start..j * c.row_stride + end];
+                        match (c.scale, k) {
+                            (Some(sc), 0) => acc
+                                .iter_mut()
+                                .zip(m)
+                                .for_each(|(a, &x)| *a = lr * (sc[j] * x)),
+                            (Some(sc), _) => acc
+                                .iter_mut()
+                                .zip(m)
+                                .for_each(|(a, &x)| *a += lr * (sc[j] * x)),
+                            (None, 0) => acc.copy_from_slice(m),
+                            (None, _) => acc.iter_mut().zip(m).for_each(|(a, &x)| *a += x),
+                        }
+                    }
+                    for (wi, &a) in row[start..end].iter_mut().zip(acc.iter()) {
+                        *wi -= a / bf;
+                    }
+                }
             }
-            *wi -= s / inv_b;
-        }
-    });
+        });
 }

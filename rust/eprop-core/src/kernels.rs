@@ -144,6 +144,7 @@ simd_dispatch! {
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn trace_elig_learn_rows_imp(
     w: &mut [f64],
     tr: &mut [f64],

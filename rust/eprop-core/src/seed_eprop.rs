@@ -18,7 +18,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2};
 
-use crate::batch::{apply_mean_rows, BatchModel};
+use crate::batch::{apply_mean, BatchModel, Change};
 use crate::error::{check_alloc, count_f64};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
@@ -622,30 +622,34 @@ impl BatchModel for SeedEpropNet {
 
     fn apply_step_mean(&mut self, seqs: &[SeedEpropSeq]) {
         let lr = self.cfg.lr;
-        let b = seqs.len();
-        let sig: Vec<&[f64]> = seqs.iter().map(|s| &s.scratch.signal[..]).collect();
-        let err: Vec<&[f64]> = seqs.iter().map(|s| &s.scratch.err[..]).collect();
-        let z: Vec<&[f64]> = seqs.iter().map(|s| &s.scratch.z_new[..]).collect();
-        let el_in: Vec<&[f64]> = seqs.iter().map(|s| slice(&s.state.elig_in)).collect();
-        let el_rec: Vec<&[f64]> = seqs.iter().map(|s| slice(&s.state.elig_rec)).collect();
         let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
-        apply_mean_rows(&mut self.w_in, b, |k, j, i| {
-            lr * (sig[k][j] * el_in[k][j * ni + i])
-        });
-        apply_mean_rows(&mut self.w_rec, b, |k, j, i| {
-            lr * (sig[k][j] * el_rec[k][j * nr + i])
-        });
+        let c_in: Vec<Change> = seqs
+            .iter()
+            .map(|s| Change::scaled(&s.scratch.signal, slice(&s.state.elig_in), ni))
+            .collect();
+        let c_rec: Vec<Change> = seqs
+            .iter()
+            .map(|s| Change::scaled(&s.scratch.signal, slice(&s.state.elig_rec), nr))
+            .collect();
+        let c_out: Vec<Change> = seqs
+            .iter()
+            .map(|s| Change::scaled(&s.scratch.err, &s.scratch.z_new, 0))
+            .collect();
+        apply_mean(&mut self.w_in, lr, &c_in);
+        apply_mean(&mut self.w_rec, lr, &c_rec);
         self.w_rec.diag_mut().fill(0.0);
-        apply_mean_rows(&mut self.w_out, b, |k, o, j| lr * (err[k][o] * z[k][j]));
+        apply_mean(&mut self.w_out, lr, &c_out);
     }
 
     fn apply_acc_mean(&mut self, _seqs: &mut [SeedEpropSeq], accs: &mut [SeedEpropAcc]) {
-        let b = accs.len();
         let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
-        apply_mean_rows(&mut self.w_in, b, |k, j, i| accs[k].d_in[j * ni + i]);
-        apply_mean_rows(&mut self.w_rec, b, |k, j, i| accs[k].d_rec[j * nr + i]);
+        let c_in: Vec<Change> = accs.iter().map(|a| Change::plain(&a.d_in, ni)).collect();
+        let c_rec: Vec<Change> = accs.iter().map(|a| Change::plain(&a.d_rec, nr)).collect();
+        let c_out: Vec<Change> = accs.iter().map(|a| Change::plain(&a.d_out, nr)).collect();
+        apply_mean(&mut self.w_in, 1.0, &c_in);
+        apply_mean(&mut self.w_rec, 1.0, &c_rec);
         self.w_rec.diag_mut().fill(0.0);
-        apply_mean_rows(&mut self.w_out, b, |k, o, j| accs[k].d_out[o * nr + j]);
+        apply_mean(&mut self.w_out, 1.0, &c_out);
         for acc in accs.iter_mut() {
             for d in [&mut acc.d_in, &mut acc.d_rec, &mut acc.d_out] {
                 d.fill(0.0);

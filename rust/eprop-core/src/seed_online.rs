@@ -10,7 +10,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2};
 
-use crate::batch::{apply_mean_rows, BatchModel};
+use crate::batch::{apply_mean, BatchModel, Change};
 use crate::error::{check_alloc, count_f64};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
@@ -209,6 +209,7 @@ pub fn check_vector(arg: &str, x: &[f64], n: usize) -> Result<()> {
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn learn_rows_imp(
     w: &mut [f64],
     tr: &mut [f64],
@@ -259,6 +260,7 @@ simd_dispatch! {
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn learn_rows_state_imp(
     w: &[f64],
     tr: &mut [f64],
@@ -715,25 +717,34 @@ impl BatchModel for SeedOnline {
     }
 
     fn apply_step_mean(&mut self, seqs: &[SeedOnlineSeq]) {
-        let b = seqs.len();
         for (l, layer) in self.layers.iter_mut().enumerate() {
-            let (ni, lr) = (layer.cfg.n_inputs, layer.cfg.lr);
-            let sig: Vec<&[f64]> = seqs.iter().map(|s| &s.signals[l][..]).collect();
-            let tr: Vec<&[f64]> = seqs
+            let ni = layer.cfg.n_inputs;
+            let changes: Vec<Change> = seqs
                 .iter()
-                .map(|s| s.states[l].trace.as_slice().expect("standard layout"))
+                .map(|s| {
+                    Change::scaled(
+                        &s.signals[l],
+                        s.states[l].trace.as_slice().expect("standard layout"),
+                        ni,
+                    )
+                })
                 .collect();
-            apply_mean_rows(&mut layer.w, b, |k, j, i| {
-                lr * (sig[k][j] * tr[k][j * ni + i])
-            });
+            apply_mean(&mut layer.w, layer.cfg.lr, &changes);
         }
     }
 
     fn apply_acc_mean(&mut self, _seqs: &mut [SeedOnlineSeq], accs: &mut [Vec<Vec<f64>>]) {
-        let b = accs.len();
         for (l, layer) in self.layers.iter_mut().enumerate() {
             let ni = layer.cfg.n_inputs;
-            apply_mean_rows(&mut layer.w, b, |k, j, i| accs[k][l][j * ni + i]);
+            let changes: Vec<Change> = accs
+                .iter()
+                .map(|a| Change {
+                    scale: None,
+                    m: &a[l],
+                    row_stride: ni,
+                })
+                .collect();
+            apply_mean(&mut layer.w, 1.0, &changes);
         }
         for acc in accs.iter_mut().flat_map(|a| a.iter_mut()) {
             acc.fill(0.0);

@@ -176,7 +176,7 @@ impl PyRecurrentNetwork {
         targets: &Bound<'_, PyAny>,
         mask: Option<&Bound<'_, PyAny>>,
         allow_single: bool,
-    ) -> PyResult<(Array3<f64>, Array3<f64>, Option<Array2<bool>>, bool)> {
+    ) -> PyResult<BatchArgs> {
         let ni = self.cfg.n_inputs;
         let a = extract_f64("inputs", inputs)?;
         if allow_single && a.ndim() == 2 {
@@ -206,6 +206,9 @@ impl PyRecurrentNetwork {
         Ok(readonly(py, a))
     }
 }
+
+/// Inputs, targets and mask of a batch, and whether a single sequence was given.
+type BatchArgs = (Array3<f64>, Array3<f64>, Option<Array2<bool>>, bool);
 
 fn grads_dict<'py>(py: Python<'py>, g: &Grads) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -1003,9 +1006,7 @@ impl PyRecurrentNetwork {
         checkpoint::check_header(state, "RecurrentNetwork")?;
         let py = cls.py();
         let kwargs = PyDict::new(py);
-        for k in ["n_adaptive"] {
-            kwargs.set_item(k, checkpoint::i64_of(state, k)?)?;
-        }
+        kwargs.set_item("n_adaptive", checkpoint::i64_of(state, "n_adaptive")?)?;
         for k in [
             "tau_mem",
             "tau_adapt",

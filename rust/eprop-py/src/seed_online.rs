@@ -18,7 +18,7 @@ use crate::convert::{
 };
 
 enum LayerHandle {
-    Own(Mutex<SeedLayer>),
+    Own(Box<Mutex<SeedLayer>>),
     InTrainer(Arc<Mutex<SeedOnline>>, usize),
 }
 
@@ -159,7 +159,7 @@ impl PyOnlineLIFLayer {
         let seed = check_seed(seed)?;
         let dims = (cfg.n_inputs, cfg.n_neurons);
         Ok(PyOnlineLIFLayer {
-            handle: LayerHandle::Own(Mutex::new(SeedLayer::new(cfg, seed))),
+            handle: LayerHandle::Own(Box::new(Mutex::new(SeedLayer::new(cfg, seed)))),
             dims,
             seed,
             shown: Shown::new(&[&tau_mem, &threshold, &lr, &dt]),
