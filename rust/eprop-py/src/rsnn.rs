@@ -50,6 +50,11 @@ pub struct PyRecurrentNetwork {
 }
 
 fn schedule_of(update: &Bound<'_, PyAny>) -> PyResult<Schedule> {
+    if update.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(
+            "update: expected 'sequence', 'step' or an integer k >= 1, got a bool",
+        ));
+    }
     if let Ok(s) = update.extract::<String>() {
         return match s.as_str() {
             "sequence" => Ok(Schedule::Sequence),
@@ -525,8 +530,12 @@ impl PyRecurrentNetwork {
     /// Train on one sequence; returns the mean loss per counted step.
     /// `inputs` (T, n_inputs); `targets` (T, n_outputs), or class indices (T,)
     /// for cross-entropy; `mask` (T,) selects the steps whose error counts.
-    /// From reset state unless `reset=False`. With `update="sequence"` the
-    /// gradient of the whole call is applied at its end.
+    /// From reset state unless `reset=False`. Gradients still pending at the
+    /// end of the call are applied then: the whole call's with
+    /// `update="sequence"`, the last (< k) steps' with `update=k`. So a sequence
+    /// fed in pieces with `reset=False` gives the same result as one call when
+    /// the pieces are multiples of k; `train_stream` treats its whole stream as
+    /// one sequence and always gives the same result as one call.
     #[pyo3(signature = (inputs, targets, *, mask=None, reset=true))]
     fn train_sequence(
         &self,
@@ -1066,7 +1075,7 @@ impl PyRecurrentNetwork {
         Ok(format!(
             "RecurrentNetwork(n_inputs={}, n_neurons={}, n_outputs={}, n_adaptive={}, tau_mem={}, tau_adapt={}, \
              beta={}, threshold={}, refractory={}, dt={}, tau_out={}, loss='{}', feedback='{}', \
-             surrogate_height={}, reg_rate={}, target_rate={}, optimizer='{}', lr={}, update={}, seed={})",
+             feedback_decay={}, surrogate_height={}, reg_rate={}, target_rate={}, optimizer='{}', lr={}, update={}, seed={})",
             c.n_inputs,
             c.n_neurons,
             c.n_outputs,
@@ -1080,6 +1089,7 @@ impl PyRecurrentNetwork {
             float_repr(py, c.tau_out)?,
             c.loss.name(),
             c.feedback.name(),
+            float_repr(py, c.feedback_decay)?,
             float_repr(py, c.surrogate_height)?,
             float_repr(py, c.reg_rate)?,
             float_repr(py, c.target_rate)?,

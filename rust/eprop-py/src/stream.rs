@@ -302,21 +302,15 @@ pub fn train_stream<T: Sequential + Send>(
     let mut bar = Progress::new(progress);
     for (k, item) in chunks.try_iter()?.enumerate() {
         let item = item?;
-        let parts: Vec<Bound<'_, PyAny>> =
-            match item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
-                Ok((a, b)) => vec![a, b],
-                Err(_) => {
-                    match item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
-                        Ok((a, b, c)) => vec![a, b, c],
-                        Err(_) => {
-                            return Err(value_error(format!(
-                        "chunks[{k}]: expected an (inputs_chunk, targets_chunk) pair, got {}",
-                        item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                    )))
-                        }
-                    }
-                }
-            };
+        let parts: Vec<Bound<'_, PyAny>> = match item.extract::<Vec<Bound<'_, PyAny>>>() {
+            Ok(p) if (2..=3).contains(&p.len()) && !item.is_instance_of::<pyo3::types::PyString>() => p,
+            _ => {
+                return Err(value_error(format!(
+                    "chunks[{k}]: expected an (inputs, targets) or (inputs, targets, mask) tuple, got {}",
+                    item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                )))
+            }
+        };
         let names = (
             format!("chunks[{k}] inputs"),
             format!("chunks[{k}] targets"),

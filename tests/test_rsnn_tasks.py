@@ -1,0 +1,119 @@
+"""Reduced versions of the example tasks (examples/*.py): RecurrentNetwork
+must learn clearly beyond baselines measured in the same test (the untrained
+network, predicting zero, chance). The examples' own functions are used, so
+the tests exercise the same task generators and settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def _load(name: str):
+    path = EXAMPLES / f"{name}.py"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    spec = importlib.util.spec_from_file_location(f"_eprop_example_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def pg():
+    return _load("pattern_generation")
+
+
+@pytest.fixture(scope="module")
+def ea():
+    return _load("evidence_accumulation")
+
+
+@pytest.fixture(scope="module")
+def sr():
+    return _load("store_recall")
+
+
+def test_pattern_generation_task_shape(pg):
+    x, y = pg.make_task(seed=0, steps=1000)
+    assert x.shape == (1000, 100) and y.shape == (1000, 1)
+    assert set(np.unique(x)) <= {0.0, 1.0}
+    assert 0.04 < x.mean() < 0.06
+    assert y[0, 0] == 0.0 and np.isclose(np.abs(y).max(), 1.0)
+
+
+def test_pattern_generation_learns(pg):
+    x, y = pg.make_task(seed=0, steps=300)
+    net = pg.make_network(lr=1e-2, seed=1)
+    untrained = pg.nmse(net.predict_sequence(x), y)
+    zero = pg.nmse(np.zeros_like(y), y)
+    pg.train(net, x, y, 60)
+    trained = pg.nmse(net.predict_sequence(x), y)
+    assert np.isfinite(trained)
+    assert trained < 0.5 * untrained, (trained, untrained)
+    assert trained < 0.5 * zero, (trained, zero)
+
+
+def test_pattern_generation_learns_with_update_step(pg):
+    x, y = pg.make_task(seed=0, steps=300)
+    net = pg.make_network(lr=2e-4, seed=1, update="step")
+    assert net.update == "step"
+    untrained = pg.nmse(net.predict_sequence(x), y)
+    zero = pg.nmse(np.zeros_like(y), y)
+    pg.train(net, x, y, 40)
+    trained = pg.nmse(net.predict_sequence(x), y)
+    assert trained < 0.5 * untrained, (trained, untrained)
+    assert trained < 0.5 * zero, (trained, zero)
+
+
+EA_TASK = dict(n_cues=3, t_cue=50, t_silence=25, t_delay=100, t_recall=50)
+
+
+def test_evidence_accumulation_trials(ea):
+    rng = np.random.default_rng(0)
+    x, y, m, labels = ea.make_batch(rng, 256)
+    T = ea.trial_length()
+    assert T == 2250 and x.shape == (256, T, 40) and y.shape == (256, T) and m.shape == (T,)
+    assert m.sum() == 150 and m[-150:].all()
+    left = x[:, :1050, :10].sum(axis=(1, 2))
+    right = x[:, :1050, 10:20].sum(axis=(1, 2))
+    # the label is the side with more cue spikes in the vast majority of trials
+    assert np.mean((right > left) == (labels == 1)) > 0.9
+    assert x[:, :-150, 20:30].sum() == 0 and x[:, -150:, 20:30].mean() > 0.02
+    assert 0.005 < x[:, :, 30:].mean() < 0.015
+    assert 0.3 < labels.mean() < 0.7
+
+
+def test_evidence_accumulation_learns(ea):
+    net = ea.make_network(n_adaptive=50, seed=1)
+    untrained = ea.accuracy_on_fresh(net, np.random.default_rng(7), 256, **EA_TASK)
+    ea.train(net, np.random.default_rng(1), iterations=30, batch=32, stop_at=None, verbose=False, **EA_TASK)
+    trained = ea.accuracy_on_fresh(net, np.random.default_rng(8), 256, **EA_TASK)
+    assert trained > 0.7, (trained, untrained)
+    assert trained > untrained + 0.1, (trained, untrained)
+
+
+def test_store_recall_trials(sr):
+    d = sr.make_batch(np.random.default_rng(0), 512)
+    x, ev, bits = d["inputs"], d["events"], d["bits"]
+    assert x.shape == (512, 2400, 100) and d["mask"].shape == (512, 2400)
+    for b in range(64):
+        last = -1
+        for k in range(12):
+            seg = x[b, k * 200 : (k + 1) * 200]
+            if ev[b, k] == 1:
+                last = bits[b, k]
+                assert seg[:, 50:75].sum() > 0 and seg[:, last * 25 : last * 25 + 25].sum() > 0
+                assert seg[:, (1 - last) * 25 : (2 - last) * 25].sum() == 0
+            elif ev[b, k] == 2:
+                assert last >= 0 and bits[b, k] == last
+                assert (d["targets"][b, k * 200 : (k + 1) * 200] == last).all() and d["mask"][b, k * 200].all()
+                assert seg[:, 75:].sum() > 0 and seg[:, :75].sum() == 0
+            else:
+                assert seg.sum() == 0 and not d["mask"][b, k * 200 : (k + 1) * 200].any()
+    assert 0.1 < np.mean(ev == 1) < 0.18
