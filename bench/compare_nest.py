@@ -17,24 +17,43 @@ arrays go to both libraries.
   descent, eta = 1e-4, batch size 1, weights clipped to [-100, 100]; initial
   weights and the random stream as in NEST's example (numpy seed 1).
   ``nest.local_num_threads = 1``.
-* eprop: ``RecurrentNetwork(100, 100, 1, tau_mem=30, tau_out=30, threshold=0.9,
-  reg_rate=300, target_rate=10, surrogate_height=0.3, seed=1)`` -- the same
-  network in eprop's convention (input scaling 1 instead of 1 - alpha, so the
-  threshold 0.03 / (1 - exp(-1/30)) ~= 0.92 becomes 0.9 as in ``python -m eprop
-  demo``); symmetric feedback (B = W_out^T, eprop's default) unless
-  ``--feedback random``; trained with ``train_sequence`` (update once per
-  sequence), once with Adam (lr 3e-3, eprop's default optimizer) and once with
-  plain SGD (lr ``--sgd-lr``, tuned with ``--tune-sgd``). RAYON_NUM_THREADS=1.
+* eprop: ``RecurrentNetwork(100, 100, 1, tau_mem=30, tau_out=30,
+  threshold=0.03 / (1 - exp(-1/30)) ~= 0.915, reg_rate=300, target_rate=10,
+  surrogate_height=0.3, seed=1)`` -- the same network in eprop's convention
+  (input scaling 1 instead of NEST's zeta = 1 - alpha). With ``--init nest``
+  (default) it starts from NEST's initial weights converted to that convention
+  (W_in, W_rec unchanged, W_out x zeta, bias 0), so the first iteration's loss
+  is the same in both libraries (a check that the forward dynamics match);
+  ``--init eprop`` uses eprop's own initialization and the demo's threshold 0.9.
+  Feedback B = W_out^T (symmetric, eprop's default) unless ``--feedback random``
+  (then NEST's fixed feedback weights x zeta). Trained with ``train_sequence``
+  (one update per sequence), once with Adam (lr 3e-3, eprop's default optimizer,
+  as in ``python -m eprop demo``) and once with plain SGD (lr ``--sgd-lr``, 1e-4
+  by default: the best of a grid at 200 iterations, see ``--tune-sgd``).
+  RAYON_NUM_THREADS=1 (``train_sequence`` is single-threaded anyway).
+* ``--nest-adam`` adds NEST with its Adam optimizer (eta 3e-3) as an extra row.
+  Speed ratios are given against the first NEST row (NEST's example settings);
+  the target check is printed against every NEST row.
 
-Measured for each: wall time of the training loop only (network construction,
-imports and the loss read-out are excluded; for NEST the one ``nest.Simulate``
-call, which also includes NEST's 4 extra steps of transmission delays), training
-steps per second (iterations x 1000 / wall time), and the loss
+The optimizers are not the same algorithm even where both are "gradient
+descent": NEST computes its gradients in its own units (spikes scaled by zeta,
+pseudo-derivative 0.3 / V_th), which in eprop's units amounts to per-layer step
+sizes (about eta x zeta for W_out and eta / zeta^2 for W_in and W_rec at NEST's
+feedback scale), so no single eprop SGD learning rate reproduces NEST's
+gradient descent; eprop's readout also learns a bias.
+
+Measured for each: wall time and process CPU time of the training only
+(network construction, imports and the loss read-out excluded; for NEST the one
+``nest.Simulate`` call, which includes NEST's 4 extra steps of transmission
+delay and a multimeter on the readout), training steps per second
+(iterations x 1000 / wall time), and the loss
 ``E = sum_{t=1..1000} 0.5 (y_t - y*_t)^2`` (summed over the sequence, as in the
 paper and NEST's example) of the final iteration. With one update per sequence
 the final iteration's loss is that of the weights frozen during it, in both
-libraries. For eprop the loss of the trained weights via ``predict_sequence``
-is reported as well.
+libraries. For eprop the loss of the trained weights (after the last update)
+via ``predict_sequence`` is reported as well. On a loaded machine the wall time
+is inflated for both; the CPU-time ratio is the steadier figure, and the target
+check uses the lower of the two ratios.
 
 Setup (NEST lives in its own virtualenv, apart from the one the tests use; this
 script is not part of the tests or CI)::
@@ -45,8 +64,9 @@ script is not part of the tests or CI)::
 
 Usage::
 
-    /work/venv-nest/bin/python bench/compare_nest.py [--iterations 200] [--sgd-lr LR]
-        [--tune-sgd] [--feedback symmetric|random] [--nest-adam] [--skip-nest] [--json PATH]
+    /work/venv-nest/bin/python bench/compare_nest.py [--iterations 200] [--sgd-lr LR] [--tune-sgd]
+        [--init nest|eprop] [--feedback symmetric|random] [--nest-adam]
+        [--nest-synapse eprop_synapse_bsshslm_2020[_hpc]] [--skip-nest] [--json PATH]
 """
 
 # --- environment: before numpy / eprop / nest are imported -----------------
@@ -68,7 +88,7 @@ N_IN, N_REC, N_OUT = 100, 100, 1
 STEPS = 1000  # steps (ms) per sequence
 TAU_M = 30.0  # ms, recurrent and readout membrane time constants
 V_TH_NEST = 0.03  # NEST / TensorFlow threshold (input scaled by 1 - alpha)
-THRESHOLD_EPROP = 0.9  # eprop threshold (input scaling 1), ~0.03 / (1 - exp(-1/30))
+THRESHOLD_EPROP = 0.9  # the demo's threshold, used with --init eprop
 C_REG = 300.0
 F_TARGET = 10.0  # Hz
 SURR_HEIGHT = 0.3
@@ -98,7 +118,7 @@ def make_task(seed: int = 1) -> dict[str, np.ndarray]:
     amps = rs.uniform(0.5, 2.0, size=len(periods))
     phases = rs.uniform(0.0, 2.0 * np.pi, size=len(periods))
     target = np.zeros(STEPS)
-    for a, phi, period in zip(amps, phases, periods):
+    for a, phi, period in zip(amps, phases, periods, strict=True):
         # STEPS // period whole cycles over the sequence (as NEST's example)
         target += a * np.sin(np.linspace(phi, phi + 2.0 * np.pi * (STEPS // period), STEPS))
     target -= target[0]
@@ -201,7 +221,11 @@ def run_nest(
     step_times = np.arange(STEPS) * dt
     spike_gens.set(
         [
-            {"spike_times": (step_times[task["inputs"][:, i] > 0][None, :] + starts[:, None]).ravel().astype(np.float32)}
+            {
+                "spike_times": (step_times[task["inputs"][:, i] > 0][None, :] + starts[:, None])
+                .ravel()
+                .astype(np.float32)
+            }
             for i in range(N_IN)
         ]
     )
@@ -304,7 +328,9 @@ def tune_sgd(task: dict[str, np.ndarray], iterations: int, feedback: str, init: 
     for lr in SGD_GRID:
         r = run_eprop(task, iterations, "sgd", lr, feedback, init)
         tail = float(np.mean(r["losses"][-10:]))
-        print(f"  lr {lr:g}: final loss {r['loss_final']:.4g}, mean of last 10 {tail:.4g}, frozen {r['loss_frozen']:.4g}")
+        print(
+            f"  lr {lr:g}: final loss {r['loss_final']:.4g}, mean of last 10 {tail:.4g}, frozen {r['loss_frozen']:.4g}"
+        )
         if np.isfinite(tail) and tail < best:
             best, best_lr = tail, lr
     print(f"  -> lr {best_lr:g}")
@@ -340,7 +366,9 @@ def main() -> int:
         choices=("nest", "eprop"),
         help="eprop's initial weights: NEST's (converted, default) or eprop's own from seed=1",
     )
-    ap.add_argument("--nest-adam", action="store_true", help="also run NEST with its Adam, eta 3e-3 (not timed against)")
+    ap.add_argument(
+        "--nest-adam", action="store_true", help="also run NEST with its Adam, eta 3e-3 (not timed against)"
+    )
     ap.add_argument(
         "--nest-synapse",
         default="eprop_synapse_bsshslm_2020",
@@ -361,8 +389,10 @@ def main() -> int:
     )
     task = make_task()
     zero = float(0.5 * np.sum(task["target"] ** 2))
-    print(f"pattern generation: {N_IN} inputs, {N_REC} LIF, {N_OUT} readout, T = {STEPS} ms, "
-          f"{args.iterations} iterations; loss of predicting zero: {zero:.3f}")
+    print(
+        f"pattern generation: {N_IN} inputs, {N_REC} LIF, {N_OUT} readout, T = {STEPS} ms, "
+        f"{args.iterations} iterations; loss of predicting zero: {zero:.3f}"
+    )
 
     sgd_lr = tune_sgd(task, args.iterations, args.feedback, args.init) if args.tune_sgd else args.sgd_lr
 
@@ -384,26 +414,43 @@ def main() -> int:
     except OSError:
         pass
     nest_row = rows[0] if not args.skip_nest else None
-    nest_wall = nest_row["wall_s"] if nest_row else None
     print()
     print(table(rows, nest_row))
     print()
     print("loss = sum over the 1000 steps of 0.5 (y - y*)^2; 'final loss' is the last training iteration's,")
     print(f"'frozen-weight loss' eprop's predict_sequence after training; predicting zero gives {zero:.3f}.")
     for r in rows:
-        print(f"  {r['library']} {r['optimizer']}: first iteration {r['loss_first']:.4g} -> "
-              f"final {r['loss_final']:.4g} (min {min(r['losses']):.4g})")
-    if nest_wall:
-        nest_loss = rows[0]["loss_final"]
+        print(
+            f"  {r['library']} {r['optimizer']}: first iteration {r['loss_first']:.4g} -> "
+            f"final {r['loss_final']:.4g} (min {min(r['losses']):.4g})"
+        )
+    if nest_row:
+        nest_rows = [r for r in rows if r["library"].startswith("NEST")]
         for r in rows:
-            if r["library"].startswith("eprop"):
-                speed = nest_wall / r["wall_s"]
-                ok = speed >= 10 and r["loss_final"] <= nest_loss
-                print(f"  target (>= 10x faster than NEST at <= its loss {nest_loss:.4g}), eprop {r['optimizer']}: "
-                      f"{speed:.1f}x, loss {r['loss_final']:.4g} -> {'met' if ok else 'NOT met'}")
+            if not r["library"].startswith("eprop"):
+                continue
+            for n in nest_rows:
+                # the conservative speed-up: the lower of the wall-time and the CPU-time ratio
+                speed = min(n["wall_s"] / r["wall_s"], n["cpu_s"] / r["cpu_s"])
+                ok = speed >= 10 and r["loss_final"] <= n["loss_final"]
+                print(
+                    f"  target (>= 10x faster at <= the loss), eprop {r['optimizer']} vs NEST {n['optimizer']}: "
+                    f"{speed:.1f}x, loss {r['loss_final']:.4g} vs {n['loss_final']:.4g} -> {'met' if ok else 'NOT met'}"
+                )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"load_before": load_before, "load_after": load, "args": vars(args), "zero_loss": zero, "sgd_lr": sgd_lr, "rows": rows}, f, indent=1)
+            json.dump(
+                {
+                    "load_before": load_before,
+                    "load_after": load,
+                    "args": vars(args),
+                    "zero_loss": zero,
+                    "sgd_lr": sgd_lr,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
         print(f"wrote {args.json}")
     return 0
 

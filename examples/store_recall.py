@@ -82,8 +82,10 @@ def make_batch(
         sel = store & (bits == b)
         rate[..., b * N_GROUP : (b + 1) * N_GROUP][sel] = p
     rate[..., RECALL * N_GROUP : (RECALL + 1) * N_GROUP][events == 2] = p
-    rate = np.repeat(rate, t_period, axis=1)  # (B, T, 100)
-    inputs = (rng.random(rate.shape) < rate).astype(np.float64)
+    # spikes period by period: (B, n_periods, t_period, 100) -> (B, T, 100)
+    u = rng.random((batch, n_periods, t_period, N_INPUTS), dtype=np.float32)
+    inputs = (u < rate[:, :, None, :].astype(np.float32)).astype(np.float64).reshape(batch, T, N_INPUTS)
+    del u
     recall_bits = np.where(events == 2, bits, 0)
     targets = np.repeat(recall_bits, t_period, axis=1)
     mask = np.repeat(events == 2, t_period, axis=1)

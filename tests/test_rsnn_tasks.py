@@ -52,25 +52,28 @@ def test_pattern_generation_learns(pg):
     net = pg.make_network(lr=1e-2, seed=1)
     untrained = pg.nmse(net.predict_sequence(x), y)
     zero = pg.nmse(np.zeros_like(y), y)
-    pg.train(net, x, y, 60)
+    pg.train(net, x, y, 150)
     trained = pg.nmse(net.predict_sequence(x), y)
     assert np.isfinite(trained)
-    assert trained < 0.5 * untrained, (trained, untrained)
+    assert trained < 0.1 * untrained, (trained, untrained)
     assert trained < 0.5 * zero, (trained, zero)
 
 
 def test_pattern_generation_learns_with_update_step(pg):
     x, y = pg.make_task(seed=0, steps=300)
-    net = pg.make_network(lr=2e-4, seed=1, update="step")
+    # one Adam step per time step: a much smaller learning rate than per sequence
+    net = pg.make_network(lr=5e-5, seed=1, update="step")
     assert net.update == "step"
     untrained = pg.nmse(net.predict_sequence(x), y)
     zero = pg.nmse(np.zeros_like(y), y)
-    pg.train(net, x, y, 40)
+    pg.train(net, x, y, 60)
     trained = pg.nmse(net.predict_sequence(x), y)
-    assert trained < 0.5 * untrained, (trained, untrained)
+    assert np.isfinite(trained)
+    assert trained < 0.1 * untrained, (trained, untrained)
     assert trained < 0.5 * zero, (trained, zero)
 
 
+# 3 cues of 50 ms, a 100 ms delay, 50 ms recall (T = 375)
 EA_TASK = dict(n_cues=3, t_cue=50, t_silence=25, t_delay=100, t_recall=50)
 
 
@@ -90,18 +93,18 @@ def test_evidence_accumulation_trials(ea):
 
 
 def test_evidence_accumulation_learns(ea):
-    net = ea.make_network(n_adaptive=50, seed=1)
+    net = ea.make_network(n_adaptive=50, seed=1, lr=1e-2)
     untrained = ea.accuracy_on_fresh(net, np.random.default_rng(7), 256, **EA_TASK)
-    ea.train(net, np.random.default_rng(1), iterations=30, batch=32, stop_at=None, verbose=False, **EA_TASK)
+    ea.train(net, np.random.default_rng(1), iterations=40, batch=32, stop_at=None, verbose=False, **EA_TASK)
     trained = ea.accuracy_on_fresh(net, np.random.default_rng(8), 256, **EA_TASK)
-    assert trained > 0.7, (trained, untrained)
+    assert trained > 0.65, (trained, untrained)
     assert trained > untrained + 0.1, (trained, untrained)
 
 
 def test_store_recall_trials(sr):
-    d = sr.make_batch(np.random.default_rng(0), 512)
+    d = sr.make_batch(np.random.default_rng(0), 128)
     x, ev, bits = d["inputs"], d["events"], d["bits"]
-    assert x.shape == (512, 2400, 100) and d["mask"].shape == (512, 2400)
+    assert x.shape == (128, 2400, 100) and d["mask"].shape == (128, 2400)
     for b in range(64):
         last = -1
         for k in range(12):

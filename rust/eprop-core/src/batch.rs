@@ -334,9 +334,7 @@ pub fn apply_mean(w: &mut Array2<f64>, lr: f64, changes: &[Change<'_>]) {
     }
     let bf = b as f64;
     let rows_per_task = (4096 / cols).max(1);
-    let data = w
-        .as_slice_mut()
-        .expect("weights are kept in standard layout");
+    let data = crate::kernels::flat_mut(w);
     data.par_chunks_mut(cols * rows_per_task)
         .enumerate()
         .for_each(|(task, block)| {

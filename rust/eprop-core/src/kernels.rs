@@ -34,6 +34,19 @@ macro_rules! simd_dispatch {
 }
 pub(crate) use simd_dispatch;
 
+/// Contiguous data of an owned array. Every array the core owns is built in
+/// standard (row-major) layout, so these never fail.
+pub fn flat<D: ndarray::Dimension>(a: &ndarray::Array<f64, D>) -> &[f64] {
+    a.as_slice()
+        .expect("owned arrays are kept in standard layout")
+}
+
+/// Mutable contiguous data of an owned array (see [`flat`]).
+pub fn flat_mut<D: ndarray::Dimension>(a: &mut ndarray::Array<f64, D>) -> &mut [f64] {
+    a.as_slice_mut()
+        .expect("owned arrays are kept in standard layout")
+}
+
 /// Indices of the non-zero entries of `x`, written into `idx` (cleared first).
 /// Returns true when `x` is sparse enough (at most half non-zero) for the
 /// gathered dot products to pay off.

@@ -38,7 +38,7 @@ use crate::error::{
     check_alloc, check_finite, check_non_negative, check_positive, check_size, count_f64,
 };
 use crate::error::{EpropError, Result};
-use crate::kernels::{matvec, nonzeros, simd_dispatch};
+use crate::kernels::{flat, flat_mut, matvec, nonzeros, simd_dispatch};
 use crate::lif::decay;
 use crate::rng::LegacyRng;
 use crate::stream::Sequential;
@@ -343,19 +343,19 @@ impl Grads {
     /// Slices of the four arrays, in a fixed order.
     fn parts(&self) -> [&[f64]; 4] {
         [
-            self.w_in.as_slice().expect("standard layout"),
-            self.w_rec.as_slice().expect("standard layout"),
-            self.w_out.as_slice().expect("standard layout"),
-            self.b_out.as_slice().expect("standard layout"),
+            flat(&self.w_in),
+            flat(&self.w_rec),
+            flat(&self.w_out),
+            flat(&self.b_out),
         ]
     }
 
     fn parts_mut(&mut self) -> [&mut [f64]; 4] {
         [
-            self.w_in.as_slice_mut().expect("standard layout"),
-            self.w_rec.as_slice_mut().expect("standard layout"),
-            self.w_out.as_slice_mut().expect("standard layout"),
-            self.b_out.as_slice_mut().expect("standard layout"),
+            flat_mut(&mut self.w_in),
+            flat_mut(&mut self.w_rec),
+            flat_mut(&mut self.w_out),
+            flat_mut(&mut self.b_out),
         ]
     }
 }
@@ -383,10 +383,10 @@ impl Params {
 
     fn parts_mut(&mut self) -> [&mut [f64]; 4] {
         [
-            self.w_in.as_slice_mut().expect("standard layout"),
-            self.w_rec.as_slice_mut().expect("standard layout"),
-            self.w_out.as_slice_mut().expect("standard layout"),
-            self.b_out.as_slice_mut().expect("standard layout"),
+            flat_mut(&mut self.w_in),
+            flat_mut(&mut self.w_rec),
+            flat_mut(&mut self.w_out),
+            flat_mut(&mut self.b_out),
         ]
     }
 
@@ -476,19 +476,6 @@ struct Scratch {
 pub struct RsnnSeq {
     pub state: RsnnState,
     scratch: Scratch,
-}
-
-fn s(a: &Array2<f64>) -> &[f64] {
-    a.as_slice().expect("standard layout")
-}
-fn sm(a: &mut Array2<f64>) -> &mut [f64] {
-    a.as_slice_mut().expect("standard layout")
-}
-fn v(a: &Array1<f64>) -> &[f64] {
-    a.as_slice().expect("contiguous")
-}
-fn vm(a: &mut Array1<f64>) -> &mut [f64] {
-    a.as_slice_mut().expect("contiguous")
 }
 
 impl RsnnSeq {
@@ -745,10 +732,10 @@ impl RsnnNet {
 
         // 1. ALIF eligibility vectors with psi(t-1) and zbar(t-1).
         {
-            let psi_prev = v(&st.psi);
+            let psi_prev = flat(&st.psi);
             for (pre, eps) in [
-                (v(&st.zbar_in), sm(&mut st.eps_a_in)),
-                (v(&st.zbar_rec), sm(&mut st.eps_a_rec)),
+                (flat(&st.zbar_in), flat_mut(&mut st.eps_a_in)),
+                (flat(&st.zbar_rec), flat_mut(&mut st.eps_a_rec)),
             ] {
                 let cols = pre.len();
                 if cols == 0 {
@@ -763,26 +750,30 @@ impl RsnnNet {
             }
         }
         // 2. Presynaptic traces.
-        for (zb, &xi) in vm(&mut st.zbar_in).iter_mut().zip(x) {
+        for (zb, &xi) in flat_mut(&mut st.zbar_in).iter_mut().zip(x) {
             *zb = alpha * *zb + xi;
         }
-        for (zb, &zi) in vm(&mut st.zbar_rec).iter_mut().zip(v(&st.z)) {
+        for (zb, &zi) in flat_mut(&mut st.zbar_rec).iter_mut().zip(flat(&st.z)) {
             *zb = alpha * *zb + zi;
         }
         // 3-5. Adaptation, membrane, spikes, pseudo-derivative.
         let sparse_in = nonzeros(x, &mut sc.idx_in);
-        let sparse_rec = nonzeros(v(&st.z), &mut sc.idx_rec);
-        matvec(s(&p.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
+        let sparse_rec = nonzeros(flat(&st.z), &mut sc.idx_rec);
+        matvec(flat(&p.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
         matvec(
-            s(&p.w_rec),
-            v(&st.z),
+            flat(&p.w_rec),
+            flat(&st.z),
             &sc.idx_rec,
             sparse_rec,
             &mut sc.rec_current,
         );
         let n_ref = cfg.refractory_steps();
-        let z = vm(&mut st.z);
-        let (vv, aa, psi) = (vm(&mut st.v), vm(&mut st.a), vm(&mut st.psi));
+        let z = flat_mut(&mut st.z);
+        let (vv, aa, psi) = (
+            flat_mut(&mut st.v),
+            flat_mut(&mut st.a),
+            flat_mut(&mut st.psi),
+        );
         for j in 0..n {
             let z_prev = z[j];
             if j >= first_ad {
@@ -804,18 +795,18 @@ impl RsnnNet {
             }
         }
         st.steps += 1;
-        for (c, &zj) in vm(&mut st.spike_count).iter_mut().zip(z.iter()) {
+        for (c, &zj) in flat_mut(&mut st.spike_count).iter_mut().zip(z.iter()) {
             *c += zj;
         }
         // 6. Readout.
-        for (zh, &zj) in vm(&mut st.zhat).iter_mut().zip(z.iter()) {
+        for (zh, &zj) in flat_mut(&mut st.zhat).iter_mut().zip(z.iter()) {
             *zh = kappa * *zh + zj;
         }
-        let zhat = v(&st.zhat);
-        for ((yk, row), &bk) in vm(&mut st.y)
+        let zhat = flat(&st.zhat);
+        for ((yk, row), &bk) in flat_mut(&mut st.y)
             .iter_mut()
-            .zip(s(&p.w_out).chunks_exact(n))
-            .zip(v(&p.b_out))
+            .zip(flat(&p.w_out).chunks_exact(n))
+            .zip(flat(&p.b_out))
         {
             *yk = crate::kernels::dot(row, zhat) + bk;
         }
@@ -824,7 +815,7 @@ impl RsnnNet {
         let mut loss = 0.0;
         sc.err.fill(0.0);
         if let (true, Some(t)) = (learning, target) {
-            let y = v(&st.y);
+            let y = flat(&st.y);
             match cfg.loss {
                 Loss::Mse => {
                     for ((e, &yk), &tk) in sc.err.iter_mut().zip(y).zip(t) {
@@ -847,7 +838,7 @@ impl RsnnNet {
         if learning {
             match cfg.feedback {
                 Feedback::Symmetric => {
-                    for (row, &e) in s(&p.w_out).chunks_exact(n).zip(&sc.err) {
+                    for (row, &e) in flat(&p.w_out).chunks_exact(n).zip(&sc.err) {
                         for (l, &w) in sc.signal.iter_mut().zip(row) {
                             *l += w * e;
                         }
@@ -857,7 +848,7 @@ impl RsnnNet {
                     for (l, row) in sc
                         .signal
                         .iter_mut()
-                        .zip(s(&p.feedback).chunks_exact(cfg.n_outputs))
+                        .zip(flat(&p.feedback).chunks_exact(cfg.n_outputs))
                     {
                         *l = crate::kernels::dot(row, &sc.err);
                     }
@@ -870,7 +861,7 @@ impl RsnnNet {
         if reg && online_reg && target.is_some() {
             let t = st.steps as f64;
             let f0 = cfg.rate_per_step();
-            for (r, &c) in sc.reg_signal.iter_mut().zip(v(&st.spike_count)) {
+            for (r, &c) in sc.reg_signal.iter_mut().zip(flat(&st.spike_count)) {
                 *r = cfg.reg_rate * (c / t - f0) / t;
             }
         }
@@ -879,36 +870,39 @@ impl RsnnNet {
         let sum_e = reg && accumulate && !online_reg;
         let consts = (first_ad, beta, kappa);
         let flags = (accumulate, sum_e);
-        let (psi, signal, reg_signal) = (v(&st.psi), &sc.signal[..], &sc.reg_signal[..]);
+        let (psi, signal, reg_signal) = (flat(&st.psi), &sc.signal[..], &sc.reg_signal[..]);
         elig_rows(
-            v(&st.zbar_in),
-            s(&st.eps_a_in),
-            sm(&mut st.ebar_in),
-            sm(&mut st.grads.w_in),
-            sm(&mut st.e_sum_in),
+            flat(&st.zbar_in),
+            flat(&st.eps_a_in),
+            flat_mut(&mut st.ebar_in),
+            flat_mut(&mut st.grads.w_in),
+            flat_mut(&mut st.e_sum_in),
             (psi, signal, reg_signal),
             consts,
             flags,
         );
         elig_rows(
-            v(&st.zbar_rec),
-            s(&st.eps_a_rec),
-            sm(&mut st.ebar_rec),
-            sm(&mut st.grads.w_rec),
-            sm(&mut st.e_sum_rec),
+            flat(&st.zbar_rec),
+            flat(&st.eps_a_rec),
+            flat_mut(&mut st.ebar_rec),
+            flat_mut(&mut st.grads.w_rec),
+            flat_mut(&mut st.e_sum_rec),
             (psi, signal, reg_signal),
             consts,
             flags,
         );
-        let zhat_ref = v(&st.zhat);
+        let zhat_ref = flat(&st.zhat);
         // 9. Readout gradients.
         if learning {
-            for (row, &e) in sm(&mut st.grads.w_out).chunks_exact_mut(n).zip(&sc.err) {
+            for (row, &e) in flat_mut(&mut st.grads.w_out)
+                .chunks_exact_mut(n)
+                .zip(&sc.err)
+            {
                 for (g, &zh) in row.iter_mut().zip(zhat_ref) {
                     *g += e * zh;
                 }
             }
-            for (g, &e) in vm(&mut st.grads.b_out).iter_mut().zip(&sc.err) {
+            for (g, &e) in flat_mut(&mut st.grads.b_out).iter_mut().zip(&sc.err) {
                 *g += e;
             }
         }
@@ -936,10 +930,10 @@ impl RsnnNet {
             if cols == 0 {
                 continue;
             }
-            let counts = v(&st.spike_count);
-            for ((g, es), &c) in sm(grad)
+            let counts = flat(&st.spike_count);
+            for ((g, es), &c) in flat_mut(grad)
                 .chunks_exact_mut(cols)
-                .zip(s(esum).chunks_exact(cols))
+                .zip(flat(esum).chunks_exact(cols))
                 .zip(counts)
             {
                 let r = cfg.reg_rate * (c / t - f0) / t;
@@ -1028,10 +1022,10 @@ impl RsnnNet {
         if let Some(old) = old_w_out {
             let keep = 1.0 - self.cfg.feedback_decay;
             let no = self.cfg.n_outputs;
-            let new = s(&self.params.w_out);
-            let old = s(&old);
+            let new = flat(&self.params.w_out);
+            let old = flat(&old);
             let n = self.cfg.n_neurons;
-            for (j, row) in sm(&mut self.params.feedback)
+            for (j, row) in flat_mut(&mut self.params.feedback)
                 .chunks_exact_mut(no)
                 .enumerate()
             {
@@ -1123,7 +1117,7 @@ impl Sequential for Rsnn {
     }
     fn infer_step(&mut self, x: &[f64]) -> &[f64] {
         self.step(x, None, false);
-        v(&self.seq.state.y)
+        flat(&self.seq.state.y)
     }
     fn end_of_sequence(&mut self) {
         self.apply_pending();
@@ -1166,7 +1160,7 @@ impl BatchModel for RsnnNet {
     }
     fn predict_step(&self, seq: &mut RsnnSeq, x: &[f64], out: &mut [f64]) {
         self.step(seq, x, None, false, false);
-        out.copy_from_slice(v(&seq.state.y));
+        out.copy_from_slice(flat(&seq.state.y));
     }
 }
 

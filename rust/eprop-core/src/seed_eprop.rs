@@ -23,7 +23,7 @@ use crate::error::{check_alloc, count_f64};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
 };
-use crate::kernels::{matvec, nonzeros, trace_elig_learn_rows, trace_elig_rows};
+use crate::kernels::{flat, flat_mut, matvec, nonzeros, trace_elig_learn_rows, trace_elig_rows};
 use crate::lif::{decay, seed_layer_update};
 use crate::rng::LegacyRng;
 use crate::stream::Sequential;
@@ -221,24 +221,6 @@ pub struct SeedEpropNet {
     pub w_out: Array2<f64>,
 }
 
-fn slice(a: &Array2<f64>) -> &[f64] {
-    a.as_slice()
-        .expect("owned weight and state matrices are kept in standard layout")
-}
-
-fn slice_mut(a: &mut Array2<f64>) -> &mut [f64] {
-    a.as_slice_mut()
-        .expect("owned weight and state matrices are kept in standard layout")
-}
-
-fn vslice(a: &Array1<f64>) -> &[f64] {
-    a.as_slice().expect("owned vectors are contiguous")
-}
-
-fn vslice_mut(a: &mut Array1<f64>) -> &mut [f64] {
-    a.as_slice_mut().expect("owned vectors are contiguous")
-}
-
 /// Copies a user-supplied matrix after checking its shape and finiteness.
 pub fn checked_matrix(
     arg: &str,
@@ -254,7 +236,7 @@ pub fn checked_matrix(
         ));
     }
     let owned = m.as_standard_layout().to_owned();
-    check_finite(arg, slice(&owned), &[rows, cols])?;
+    check_finite(arg, flat(&owned), &[rows, cols])?;
     Ok(owned)
 }
 
@@ -346,11 +328,11 @@ impl SeedEpropNet {
         let sc = &mut seq.scratch;
         let st = &mut seq.state;
         let sparse_in = nonzeros(x, &mut sc.idx_in);
-        let z_prev = vslice(&st.z);
+        let z_prev = flat(&st.z);
         let sparse_rec = nonzeros(z_prev, &mut sc.idx_rec);
-        matvec(slice(&self.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
+        matvec(flat(&self.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
         matvec(
-            slice(&self.w_rec),
+            flat(&self.w_rec),
             z_prev,
             &sc.idx_rec,
             sparse_rec,
@@ -360,7 +342,7 @@ impl SeedEpropNet {
             *c += r;
         }
         seed_layer_update(
-            vslice_mut(&mut st.v),
+            flat_mut(&mut st.v),
             &sc.current,
             &mut sc.z_new,
             &mut sc.psi,
@@ -369,7 +351,7 @@ impl SeedEpropNet {
         );
         let sparse_out = nonzeros(&sc.z_new, &mut sc.idx_out);
         matvec(
-            slice(&self.w_out),
+            flat(&self.w_out),
             &sc.z_new,
             &sc.idx_out,
             sparse_out,
@@ -387,7 +369,7 @@ impl SeedEpropNet {
         }
         sc.signal.fill(0.0);
         let nr = self.cfg.n_neurons;
-        for (row, &e) in slice(&self.w_out).chunks_exact(nr).zip(&sc.err) {
+        for (row, &e) in flat(&self.w_out).chunks_exact(nr).zip(&sc.err) {
             for (s, &w) in sc.signal.iter_mut().zip(row) {
                 *s += w * e;
             }
@@ -398,7 +380,7 @@ impl SeedEpropNet {
     /// Trace and eligibility update without learning; commits z(t).
     fn traces(&self, seq: &mut SeedEpropSeq, x: &[f64]) {
         self.traces_only(seq, x);
-        vslice_mut(&mut seq.state.z).copy_from_slice(&seq.scratch.z_new);
+        flat_mut(&mut seq.state.z).copy_from_slice(&seq.scratch.z_new);
     }
 
     /// Trace and eligibility update, z(t) not yet committed.
@@ -406,17 +388,17 @@ impl SeedEpropNet {
         let kappa = self.kappa();
         let st = &mut seq.state;
         let psi = &seq.scratch.psi;
-        let z_prev = st.z.as_slice().expect("contiguous");
+        let z_prev = flat(&st.z);
         trace_elig_rows(
-            slice_mut(&mut st.trace_in),
-            slice_mut(&mut st.elig_in),
+            flat_mut(&mut st.trace_in),
+            flat_mut(&mut st.elig_in),
             x,
             psi,
             kappa,
         );
         trace_elig_rows(
-            slice_mut(&mut st.trace_rec),
-            slice_mut(&mut st.elig_rec),
+            flat_mut(&mut st.trace_rec),
+            flat_mut(&mut st.elig_rec),
             z_prev,
             psi,
             kappa,
@@ -428,22 +410,22 @@ impl SeedEpropNet {
         let (kappa, lr) = (self.kappa(), self.cfg.lr);
         let st = &mut seq.state;
         let sc = &seq.scratch;
-        let (w_in, w_rec) = (slice_mut(&mut self.w_in), slice_mut(&mut self.w_rec));
-        let (tr_in, el_in) = (slice_mut(&mut st.trace_in), slice_mut(&mut st.elig_in));
+        let (w_in, w_rec) = (flat_mut(&mut self.w_in), flat_mut(&mut self.w_rec));
+        let (tr_in, el_in) = (flat_mut(&mut st.trace_in), flat_mut(&mut st.elig_in));
         trace_elig_learn_rows(w_in, tr_in, el_in, x, &sc.psi, &sc.signal, kappa, lr);
-        let z_prev = st.z.as_slice().expect("contiguous");
-        let (tr_rec, el_rec) = (slice_mut(&mut st.trace_rec), slice_mut(&mut st.elig_rec));
+        let z_prev = flat(&st.z);
+        let (tr_rec, el_rec) = (flat_mut(&mut st.trace_rec), flat_mut(&mut st.elig_rec));
         trace_elig_learn_rows(
             w_rec, tr_rec, el_rec, z_prev, &sc.psi, &sc.signal, kappa, lr,
         );
         self.w_rec.diag_mut().fill(0.0);
         let nr = self.cfg.n_neurons;
-        for (row, &e) in slice_mut(&mut self.w_out).chunks_exact_mut(nr).zip(&sc.err) {
+        for (row, &e) in flat_mut(&mut self.w_out).chunks_exact_mut(nr).zip(&sc.err) {
             for (w, &z) in row.iter_mut().zip(&sc.z_new) {
                 *w -= lr * (e * z);
             }
         }
-        vslice_mut(&mut st.z).copy_from_slice(&sc.z_new);
+        flat_mut(&mut st.z).copy_from_slice(&sc.z_new);
     }
 
     /// One step of the seed rule. Without a target nothing is learned (traces
@@ -615,8 +597,8 @@ impl BatchModel for SeedEpropNet {
     fn accumulate(&self, seq: &mut SeedEpropSeq, acc: &mut SeedEpropAcc) {
         let lr = self.cfg.lr;
         let (st, sc) = (&seq.state, &seq.scratch);
-        add_scaled_outer(&mut acc.d_in, lr, &sc.signal, slice(&st.elig_in));
-        add_scaled_outer(&mut acc.d_rec, lr, &sc.signal, slice(&st.elig_rec));
+        add_scaled_outer(&mut acc.d_in, lr, &sc.signal, flat(&st.elig_in));
+        add_scaled_outer(&mut acc.d_rec, lr, &sc.signal, flat(&st.elig_rec));
         add_scaled_outer(&mut acc.d_out, lr, &sc.err, &sc.z_new);
     }
 
@@ -625,11 +607,11 @@ impl BatchModel for SeedEpropNet {
         let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
         let c_in: Vec<Change> = seqs
             .iter()
-            .map(|s| Change::scaled(&s.scratch.signal, slice(&s.state.elig_in), ni))
+            .map(|s| Change::scaled(&s.scratch.signal, flat(&s.state.elig_in), ni))
             .collect();
         let c_rec: Vec<Change> = seqs
             .iter()
-            .map(|s| Change::scaled(&s.scratch.signal, slice(&s.state.elig_rec), nr))
+            .map(|s| Change::scaled(&s.scratch.signal, flat(&s.state.elig_rec), nr))
             .collect();
         let c_out: Vec<Change> = seqs
             .iter()
@@ -659,7 +641,7 @@ impl BatchModel for SeedEpropNet {
 
     fn predict_step(&self, seq: &mut SeedEpropSeq, x: &[f64], out: &mut [f64]) {
         self.forward(seq, x);
-        vslice_mut(&mut seq.state.z).copy_from_slice(&seq.scratch.z_new);
+        flat_mut(&mut seq.state.z).copy_from_slice(&seq.scratch.z_new);
         out.copy_from_slice(&seq.scratch.output);
     }
 }

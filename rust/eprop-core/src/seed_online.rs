@@ -15,7 +15,7 @@ use crate::error::{check_alloc, count_f64};
 use crate::error::{
     check_finite, check_non_negative, check_positive, check_size, fmt_shape, EpropError, Result,
 };
-use crate::kernels::{flush, matvec, nonzeros, simd_dispatch, trace_rows};
+use crate::kernels::{flat, flat_mut, flush, matvec, nonzeros, simd_dispatch, trace_rows};
 use crate::lif::{decay, seed_layer_update};
 use crate::rng::LegacyRng;
 use crate::seed_eprop::checked_matrix;
@@ -111,11 +111,6 @@ pub struct SeedLayer {
     pub state: SeedLayerState,
 }
 
-fn slice_mut(a: &mut Array2<f64>) -> &mut [f64] {
-    a.as_slice_mut()
-        .expect("owned weight and state matrices are kept in standard layout")
-}
-
 impl SeedLayer {
     /// Weights `RandomState(seed).randn(n_neurons, n_inputs) * sqrt(2 / n_inputs)`.
     pub fn new(cfg: SeedLayerConfig, seed: u32) -> Self {
@@ -157,8 +152,8 @@ impl SeedLayer {
     /// The seed's `apply_learning_signal`: `W <- W - lr signal (.) trace`.
     pub fn apply_learning_signal(&mut self, signal: &[f64]) {
         let (ni, lr) = (self.cfg.n_inputs, self.cfg.lr);
-        let tr = self.state.trace.as_slice().expect("standard layout");
-        for ((w, t), &s) in slice_mut(&mut self.w)
+        let tr = flat(&self.state.trace);
+        for ((w, t), &s) in flat_mut(&mut self.w)
             .chunks_exact_mut(ni)
             .zip(tr.chunks_exact(ni))
             .zip(signal)
@@ -173,17 +168,11 @@ impl SeedLayer {
 /// Forward step of a layer's state on weights `w` (shared with batch code).
 pub fn forward_state(cfg: &SeedLayerConfig, w: &Array2<f64>, st: &mut SeedLayerState, x: &[f64]) {
     let sparse = nonzeros(x, &mut st.idx);
-    matvec(
-        w.as_slice().expect("standard layout"),
-        x,
-        &st.idx,
-        sparse,
-        &mut st.current,
-    );
+    matvec(flat(w), x, &st.idx, sparse, &mut st.current);
     seed_layer_update(
-        st.v.as_slice_mut().expect("contiguous"),
+        flat_mut(&mut st.v),
         &st.current,
-        st.z.as_slice_mut().expect("contiguous"),
+        flat_mut(&mut st.z),
         &mut st.psi,
         decay(cfg.dt, cfg.tau_mem),
         cfg.threshold,
@@ -193,7 +182,7 @@ pub fn forward_state(cfg: &SeedLayerConfig, w: &Array2<f64>, st: &mut SeedLayerS
 /// Trace update of a layer's state for input `x` (shared with batch code).
 pub fn update_trace_state(cfg: &SeedLayerConfig, st: &mut SeedLayerState, x: &[f64]) {
     debug_assert_eq!(x.len(), cfg.n_inputs);
-    trace_rows(slice_mut(&mut st.trace), x, &st.psi, LAYER_TRACE_DECAY);
+    trace_rows(flat_mut(&mut st.trace), x, &st.psi, LAYER_TRACE_DECAY);
 }
 
 /// Checks a vector argument's length and finiteness.
@@ -317,8 +306,8 @@ pub fn learn_layer(
     let project = down.is_some();
     let down = down.unwrap_or(&mut []);
     learn_rows(
-        slice_mut(w),
-        slice_mut(&mut st.trace),
+        flat_mut(w),
+        flat_mut(&mut st.trace),
         x,
         &st.psi,
         signal,
@@ -339,10 +328,10 @@ pub fn learn_layer_state(
 ) {
     let project = down.is_some();
     let down = down.unwrap_or(&mut []);
-    let wd = w.as_slice().expect("standard layout");
+    let wd = flat(w);
     learn_rows_state(
         wd,
-        slice_mut(&mut st.trace),
+        flat_mut(&mut st.trace),
         x,
         &st.psi,
         signal,
@@ -501,13 +490,8 @@ impl SeedOnline {
 
     /// Output (spikes of the last layer) of the last step.
     pub fn output(&self) -> &[f64] {
-        self.layers
-            .last()
-            .expect("at least one layer")
-            .state
-            .z
-            .as_slice()
-            .expect("contiguous")
+        let last = self.layers.len() - 1;
+        flat(&self.layers[last].state.z)
     }
 
     /// One step of the stack; returns the loss when a target is given.
@@ -517,7 +501,7 @@ impl SeedOnline {
         for l in 0..self.layers.len() {
             let (below, rest) = self.layers.split_at_mut(l);
             let input = match below.last() {
-                Some(b) => b.state.z.as_slice().expect("contiguous"),
+                Some(b) => flat(&b.state.z),
                 None => &sc.x,
             };
             rest[0].forward(input);
@@ -526,7 +510,7 @@ impl SeedOnline {
             for l in 0..self.layers.len() {
                 let (below, rest) = self.layers.split_at_mut(l);
                 let input = match below.last() {
-                    Some(b) => b.state.z.as_slice().expect("contiguous"),
+                    Some(b) => flat(&b.state.z),
                     None => &sc.x,
                 };
                 rest[0].update_trace(input);
@@ -545,7 +529,7 @@ impl SeedOnline {
             let (below, rest) = self.layers.split_at_mut(l);
             let layer = &mut rest[0];
             let input = match below.last() {
-                Some(b) => b.state.z.as_slice().expect("contiguous"),
+                Some(b) => flat(&b.state.z),
                 None => &sc.x,
             };
             let down = if l > 0 {
@@ -619,7 +603,7 @@ impl SeedOnline {
         for (l, layer) in self.layers.iter().enumerate() {
             let (below, rest) = seq.states.split_at_mut(l);
             let input = match below.last() {
-                Some(b) => b.z.as_slice().expect("contiguous"),
+                Some(b) => flat(&b.z),
                 None => &seq.x,
             };
             forward_state(&layer.cfg, &layer.w, &mut rest[0], input);
@@ -682,7 +666,7 @@ impl BatchModel for SeedOnline {
             let layer = &self.layers[l];
             let (below, rest) = seq.states.split_at_mut(l);
             let input = match below.last() {
-                Some(b) => b.z.as_slice().expect("contiguous"),
+                Some(b) => flat(&b.z),
                 None => &seq.x,
             };
             let (sig_below, sig_rest) = seq.signals.split_at_mut(l);
@@ -707,7 +691,7 @@ impl BatchModel for SeedOnline {
             .zip(acc.iter_mut().zip(&seq.signals))
         {
             let (ni, lr) = (layer.cfg.n_inputs, layer.cfg.lr);
-            let tr = st.trace.as_slice().expect("standard layout");
+            let tr = flat(&st.trace);
             for ((ar, tr), &s) in a.chunks_exact_mut(ni).zip(tr.chunks_exact(ni)).zip(sig) {
                 for (ai, &ti) in ar.iter_mut().zip(tr) {
                     *ai += lr * (s * ti);
@@ -721,13 +705,7 @@ impl BatchModel for SeedOnline {
             let ni = layer.cfg.n_inputs;
             let changes: Vec<Change> = seqs
                 .iter()
-                .map(|s| {
-                    Change::scaled(
-                        &s.signals[l],
-                        s.states[l].trace.as_slice().expect("standard layout"),
-                        ni,
-                    )
-                })
+                .map(|s| Change::scaled(&s.signals[l], flat(&s.states[l].trace), ni))
                 .collect();
             apply_mean(&mut layer.w, layer.cfg.lr, &changes);
         }
@@ -753,11 +731,6 @@ impl BatchModel for SeedOnline {
 
     fn predict_step(&self, seq: &mut SeedOnlineSeq, x: &[f64], out: &mut [f64]) {
         self.forward_seq(seq, x);
-        out.copy_from_slice(
-            seq.states[self.layers.len() - 1]
-                .z
-                .as_slice()
-                .expect("contiguous"),
-        );
+        out.copy_from_slice(flat(&seq.states[self.layers.len() - 1].z));
     }
 }
