@@ -102,7 +102,7 @@ SGD_GRID = (3e-5, 5e-5, 1e-4, 1.5e-4, 2e-4, 3e-4, 1e-3)
 # --------------------------------------------------------------------------- task
 def make_task(seed: int = 1) -> dict[str, np.ndarray]:
     """Initial NEST weights, the frozen input raster (STEPS, N_IN) and the target
-    (STEPS,), drawn from numpy's legacy global stream in the order NEST's example
+    (STEPS,), drawn from numpy's legacy RandomState(1) (= np.random.seed(1)) in the order NEST's example
     draws them, so NEST starts exactly as its example does."""
     rs = np.random.RandomState(seed)
     w = {
@@ -366,9 +366,7 @@ def main() -> int:
         choices=("nest", "eprop"),
         help="eprop's initial weights: NEST's (converted, default) or eprop's own from seed=1",
     )
-    ap.add_argument(
-        "--nest-adam", action="store_true", help="also run NEST with its Adam, eta 3e-3 (not timed against)"
-    )
+    ap.add_argument("--nest-adam", action="store_true", help="also run NEST with its Adam, eta 3e-3 (an extra row)")
     ap.add_argument(
         "--nest-synapse",
         default="eprop_synapse_bsshslm_2020",
