@@ -52,9 +52,8 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 import eprop  # noqa: E402
+import numpy as np  # noqa: E402
 import sc_neurocore  # noqa: E402
 from sc_neurocore import online_learning as ref  # noqa: E402
 
@@ -146,9 +145,11 @@ def _openblas_runtime() -> str:
     try:
         with open("/proc/self/maps") as f:
             fields = (ln.split() for ln in f)
-            libs = {fl[-1] for fl in fields
-                    if len(fl) >= 6 and "openblas" in os.path.basename(fl[-1]).lower()
-                    and ".so" in fl[-1]}
+            libs = {
+                fl[-1]
+                for fl in fields
+                if len(fl) >= 6 and "openblas" in os.path.basename(fl[-1]).lower() and ".so" in fl[-1]
+            }
     except OSError:
         return ""
     for path in sorted(libs):
@@ -247,8 +248,10 @@ def main() -> int:
     unset = os.environ.pop(_MARKER, None)
     if unset:
         print(f"note: unset for this run only (slow NumPy): {unset}")
-    threads = " ".join(f"{v}={os.environ[v]}" for v in
-                       ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"))
+    threads = " ".join(
+        f"{v}={os.environ[v]}"
+        for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+    )
     load_before = os.getloadavg()
     meta = {
         "python": platform.python_version(),
@@ -267,8 +270,7 @@ def main() -> int:
         "loadavg_before": list(load_before),
     }
     print(f"machine: {platform.machine()}, nproc={meta['nproc']}, CPU: {meta['cpu']}")
-    print(f"python {meta['python']}, numpy {meta['numpy']}, eprop {meta['eprop']}, "
-          f"sc-neurocore {meta['sc_neurocore']}")
+    print(f"python {meta['python']}, numpy {meta['numpy']}, eprop {meta['eprop']}, sc-neurocore {meta['sc_neurocore']}")
     print(f"numpy BLAS: {meta['blas']}")
     print(f"eprop module: {meta['eprop_module']}")
     print(f"single thread: {threads}")
@@ -281,9 +283,12 @@ def main() -> int:
         T = max(10, T_full // 10) if args.quick else T_full
         r = bench_case(method, shape, T, args.repeats)
         rows.append(r)
-        print(f"  {method:30s} {fmt_shape(method, shape):20s} T={T:6d}  "
-              f"eprop {r['eprop_best_s']:.3f} s  sc-neurocore {r['ref_best_s']:.3f} s  "
-              f"x{r['ratio']:.1f}  max|diff|={r['max_abs_diff']:.2e}", flush=True)
+        print(
+            f"  {method:30s} {fmt_shape(method, shape):20s} T={T:6d}  "
+            f"eprop {r['eprop_best_s']:.3f} s  sc-neurocore {r['ref_best_s']:.3f} s  "
+            f"x{r['ratio']:.1f}  max|diff|={r['max_abs_diff']:.2e}",
+            flush=True,
+        )
 
     load_after = os.getloadavg()
     meta["loadavg_after"] = list(load_after)
@@ -297,9 +302,11 @@ def main() -> int:
             tgt = "-"
         else:
             tgt = f">= {r['target_ratio']:g}x ({'met' if r['target_met'] else 'MISSED'})"
-        print(f"| {r['method']} | {fmt_shape(r['method'], tuple(r['shape']))} | "
-              f"{fmt_rate(r['eprop_steps_per_s'])} | {fmt_rate(r['ref_steps_per_s'])} | "
-              f"{r['ratio']:.1f}x | {tgt} |")
+        print(
+            f"| {r['method']} | {fmt_shape(r['method'], tuple(r['shape']))} | "
+            f"{fmt_rate(r['eprop_steps_per_s'])} | {fmt_rate(r['ref_steps_per_s'])} | "
+            f"{r['ratio']:.1f}x | {tgt} |"
+        )
 
     if args.json:
         with open(args.json, "w") as f:

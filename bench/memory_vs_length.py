@@ -285,8 +285,7 @@ def bptt_train(
         if progress_label and time.perf_counter() - last_print >= 60.0:
             last_print = time.perf_counter()
             print(
-                f"    [{progress_label}] forward {pos:,}/{t_total:,} steps, "
-                f"RSS {current_rss_bytes() / MIB:.1f} MiB",
+                f"    [{progress_label}] forward {pos:,}/{t_total:,} steps, RSS {current_rss_bytes() / MIB:.1f} MiB",
                 file=sys.stderr,
                 flush=True,
             )
@@ -327,8 +326,7 @@ def bptt_train(
         if progress_label and time.perf_counter() - last_print >= 60.0:
             last_print = time.perf_counter()
             print(
-                f"    [{progress_label}] backward at step {s:,}, "
-                f"RSS {current_rss_bytes() / MIB:.1f} MiB",
+                f"    [{progress_label}] backward at step {s:,}, RSS {current_rss_bytes() / MIB:.1f} MiB",
                 file=sys.stderr,
                 flush=True,
             )
@@ -373,7 +371,14 @@ def child_bptt(t_total: int, chunk: int) -> dict:
     chunks = make_chunks(np, t_total, chunk, N_IN, N_OUT, DATA_SEED)
     t0 = time.perf_counter()
     r = bptt_train(
-        np, w_in, w_rec, w_out, chunks, t_total, lr=0.01, block=chunk,
+        np,
+        w_in,
+        w_rec,
+        w_out,
+        chunks,
+        t_total,
+        lr=0.01,
+        block=chunk,
         progress_label=f"bptt T={t_total:.0e}",
     )
     elapsed = time.perf_counter() - t0
@@ -468,10 +473,15 @@ def run_child(env: dict, kind: str, t: int, chunk: int) -> dict:
     result = None
     for line in out.splitlines():
         if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
     if p.returncode != 0 or result is None:
-        return {"kind": kind, "T": t, "error": f"child exited with {p.returncode}", "wall_s": wall,
-                "kernel_peak_rss_bytes": kernel_peak}
+        return {
+            "kind": kind,
+            "T": t,
+            "error": f"child exited with {p.returncode}",
+            "wall_s": wall,
+            "kernel_peak_rss_bytes": kernel_peak,
+        }
     result["kernel_peak_rss_bytes"] = kernel_peak
     result["wall_s"] = wall
     return result
@@ -596,8 +606,11 @@ def save_plot(path, rows) -> str:
     ep = [(r["T"], r["eprop_peak_rss_mib"]) for r in rows if "eprop_peak_rss_mib" in r]
     eb = [(r["T"], r["eprop_baseline_rss_mib"]) for r in rows if "eprop_baseline_rss_mib" in r]
     bp = [(r["T"], r["bptt_peak_rss_mib"]) for r in rows if r.get("bptt_peak_rss_mib") is not None]
-    be = [(r["T"], r["bptt_estimated_gib"] * 1024) for r in rows
-          if r.get("bptt_peak_rss_mib") is None and "bptt_estimated_gib" in r]
+    be = [
+        (r["T"], r["bptt_estimated_gib"] * 1024)
+        for r in rows
+        if r.get("bptt_peak_rss_mib") is None and "bptt_estimated_gib" in r
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, logy in ((axes[0], True), (axes[1], False)):
         if ep:
@@ -609,8 +622,7 @@ def save_plot(path, rows) -> str:
                 ax.plot(*zip(*bp), "s-", color="C3", label="NumPy BPTT: peak RSS")
             if be:
                 last = [bp[-1]] if bp else []
-                ax.plot(*zip(*(last + be)), "s:", color="C3", mfc="none",
-                        label="NumPy BPTT: estimated (not run)")
+                ax.plot(*zip(*(last + be)), "s:", color="C3", mfc="none", label="NumPy BPTT: estimated (not run)")
             ax.set_yscale("log")
             ax.set_title("Peak RSS vs sequence length (log-log)")
         else:
@@ -731,8 +743,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--max-t", type=int, default=10**7, help="largest T (default 10^7)")
     ap.add_argument("--quick", action="store_true", help="max T 10^5")
-    ap.add_argument("--bptt-max-gib", type=float, default=8.0,
-                    help="run BPTT only if its estimated memory is below this (GiB, default 8)")
+    ap.add_argument(
+        "--bptt-max-gib",
+        type=float,
+        default=8.0,
+        help="run BPTT only if its estimated memory is below this (GiB, default 8)",
+    )
     ap.add_argument("--chunk", type=int, default=1000, help="steps per generated chunk (default 1000)")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "out"))
     ap.add_argument("--child", choices=("eprop", "bptt", "gradcheck"), help=argparse.SUPPRESS)

@@ -20,9 +20,8 @@ import os
 import threading
 import time
 
-import numpy as np
-
 import eprop
+import numpy as np
 
 SHAPE = (40, 100, 3)
 B, T = 8, 1000
@@ -50,7 +49,9 @@ def main() -> None:
     for update in ("step", "sequence"):
         rates = {}
         for n in (1, 2):
-            secs = best_of(args.repeats, lambda n=n: eprop.EpropTrainer(*SHAPE).train_batch(x, y, update=update, n_threads=n))
+            secs = best_of(
+                args.repeats, lambda n=n, u=update: eprop.EpropTrainer(*SHAPE).train_batch(x, y, update=u, n_threads=n)
+            )
             rates[n] = B * T / secs
         rows.append((f"train_batch update={update!r}", rates[1], rates[2]))
 

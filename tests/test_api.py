@@ -4,13 +4,12 @@
 
 import inspect
 
+import eprop
 import numpy as np
 import pytest
 from sc_neurocore.online_learning import EpropTrainer as RefEprop
 from sc_neurocore.online_learning import OnlineLIFLayer as RefLayer
 from sc_neurocore.online_learning import OnlineTrainer as RefOnline
-
-import eprop
 
 PAIRS = [
     (eprop.EpropTrainer, RefEprop),
@@ -65,9 +64,7 @@ def assert_same(a, b):
 def test_constructor_signature_matches_oracle(ours, ref):
     theirs = inspect.signature(ref).parameters
     mine = inspect.signature(ours).parameters
-    positional = [
-        p for p in mine.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in mine.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     assert [p.name for p in positional] == list(theirs)
     for p in positional:
         assert p.default == theirs[p.name].default, p.name
@@ -226,9 +223,7 @@ def test_online_seed_weights_restart_per_layer(seed):
         want = np.random.RandomState(seed).randn(b, a) * np.sqrt(2.0 / a)
         np.testing.assert_array_equal(layer.W, want)
     layer = eprop.OnlineLIFLayer(6, 10, seed=seed)
-    np.testing.assert_array_equal(
-        layer.W, np.random.RandomState(seed).randn(10, 6) * np.sqrt(2.0 / 6)
-    )
+    np.testing.assert_array_equal(layer.W, np.random.RandomState(seed).randn(10, 6) * np.sqrt(2.0 / 6))
 
 
 def test_seed_changes_weights_and_default_is_42():
@@ -262,7 +257,7 @@ def test_layers_are_live_after_training():
     fresh = eprop.OnlineTrainer(sizes)
     for i in range(2):
         assert not np.array_equal(held[i].W, fresh.layers[i].W)  # every layer learned
-    for i, (lo, lr_) in enumerate(zip(held, ref.layers)):
+    for lo, lr_ in zip(held, ref.layers):
         np.testing.assert_allclose(lo.W, lr_.W, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(lo._v, lr_._v, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(lo._trace, lr_._trace, rtol=1e-9, atol=1e-9)

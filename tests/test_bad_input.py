@@ -8,13 +8,12 @@ import subprocess
 import sys
 import textwrap
 
+import eprop
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-import eprop
 
 N_IN, N_REC, N_OUT = 4, 16, 2
 EPROP_ARRAYS = (
@@ -144,9 +143,24 @@ COMMON_CASES = [
     ("x-scalar", lambda t: t.step(1.0), ValueError, esc("x: expected shape (4,), got shape ()")),
     ("x-np-scalar", lambda t: t.step(np.float64(1.0)), ValueError, esc("x: expected shape (4,), got shape ()")),
     ("x-ragged", lambda t: t.step([[1, 2], [3]]), ValueError, r"^x: "),
-    ("target-short", lambda t: t.step(OK_X, np.zeros(1)), ValueError, esc("target: expected shape (2,), got shape (1,)")),
-    ("target-long", lambda t: t.step(OK_X, np.zeros(3)), ValueError, esc("target: expected shape (2,), got shape (3,)")),
-    ("target-2d", lambda t: t.step(OK_X, np.zeros((2, 1))), ValueError, esc("target: expected shape (2,), got shape (2, 1)")),
+    (
+        "target-short",
+        lambda t: t.step(OK_X, np.zeros(1)),
+        ValueError,
+        esc("target: expected shape (2,), got shape (1,)"),
+    ),
+    (
+        "target-long",
+        lambda t: t.step(OK_X, np.zeros(3)),
+        ValueError,
+        esc("target: expected shape (2,), got shape (3,)"),
+    ),
+    (
+        "target-2d",
+        lambda t: t.step(OK_X, np.zeros((2, 1))),
+        ValueError,
+        esc("target: expected shape (2,), got shape (2, 1)"),
+    ),
     ("target-scalar", lambda t: t.step(OK_X, 0.5), ValueError, esc("target: expected shape (2,), got shape ()")),
     (
         "inputs-width",
@@ -209,9 +223,24 @@ COMMON_CASES = [
         esc("inputs: expected shape (T, 4), got shape (4,)"),
     ),
     # non-finite values
-    ("x-nan", lambda t: t.step([1.0, 2.0, np.nan, 4.0]), ValueError, esc("x: expected finite values, got NaN at index 2")),
-    ("x-inf", lambda t: t.step([np.inf, 0, 0, 0], OK_Y), ValueError, esc("x: expected finite values, got inf at index 0")),
-    ("x-neginf", lambda t: t.step([0, 0, 0, -np.inf]), ValueError, esc("x: expected finite values, got -inf at index 3")),
+    (
+        "x-nan",
+        lambda t: t.step([1.0, 2.0, np.nan, 4.0]),
+        ValueError,
+        esc("x: expected finite values, got NaN at index 2"),
+    ),
+    (
+        "x-inf",
+        lambda t: t.step([np.inf, 0, 0, 0], OK_Y),
+        ValueError,
+        esc("x: expected finite values, got inf at index 0"),
+    ),
+    (
+        "x-neginf",
+        lambda t: t.step([0, 0, 0, -np.inf]),
+        ValueError,
+        esc("x: expected finite values, got -inf at index 3"),
+    ),
     (
         "target-nan",
         lambda t: t.step(OK_X, [0.0, np.nan]),
@@ -306,6 +335,7 @@ def test_online_rejects(call, exc, match):
 
 # --------------------------------------------------------------------------- weights
 
+
 def with_value(shape, index, value, base=0.5):
     a = np.full(shape, base)
     a[index] = value
@@ -321,11 +351,31 @@ EPROP_WEIGHT_CASES = [
     ("W_out", np.zeros((16, 2)), ValueError, esc("W_out: expected shape (2, 16), got shape (16, 2)")),
     ("W_out", 0.0, ValueError, esc("W_out: expected shape (2, 16), got shape ()")),
     ("W_in", np.full((16, 4), np.nan), ValueError, esc("W_in: expected finite values, got NaN at index (0, 0)")),
-    ("W_in", with_value((16, 4), (15, 3), np.nan), ValueError, esc("W_in: expected finite values, got NaN at index (15, 3)")),
-    ("W_rec", with_value((16, 16), (2, 7), np.inf), ValueError, esc("W_rec: expected finite values, got inf at index (2, 7)")),
+    (
+        "W_in",
+        with_value((16, 4), (15, 3), np.nan),
+        ValueError,
+        esc("W_in: expected finite values, got NaN at index (15, 3)"),
+    ),
+    (
+        "W_rec",
+        with_value((16, 16), (2, 7), np.inf),
+        ValueError,
+        esc("W_rec: expected finite values, got inf at index (2, 7)"),
+    ),
     # a NaN on the diagonal is still rejected, although the diagonal would be zeroed
-    ("W_rec", with_value((16, 16), (5, 5), np.nan), ValueError, esc("W_rec: expected finite values, got NaN at index (5, 5)")),
-    ("W_out", with_value((2, 16), (1, 3), -np.inf), ValueError, esc("W_out: expected finite values, got -inf at index (1, 3)")),
+    (
+        "W_rec",
+        with_value((16, 16), (5, 5), np.nan),
+        ValueError,
+        esc("W_rec: expected finite values, got NaN at index (5, 5)"),
+    ),
+    (
+        "W_out",
+        with_value((2, 16), (1, 3), -np.inf),
+        ValueError,
+        esc("W_out: expected finite values, got -inf at index (1, 3)"),
+    ),
     ("W_rec", None, TypeError, r"^W_rec: expected a numeric array"),
     ("W_out", "abc", TypeError, r"^W_out: expected a numeric array"),
     ("W_in", np.full((16, 4), None), TypeError, r"^W_in: .*object"),
@@ -362,7 +412,7 @@ def test_trainer_layer_rejects_weights(value, exc, match):
         (with_value((2, 16), (1, 15), np.nan), ValueError, esc("W: expected finite values, got NaN at index (1, 15)")),
     ]
     for v, e, m in second:
-        rejects(t, lambda t: setattr(t.layers[1], "W", v), e, m)
+        rejects(t, lambda t, v=v: setattr(t.layers[1], "W", v), e, m)
 
 
 # --------------------------------------------------------------------------- OnlineLIFLayer calls
@@ -500,7 +550,9 @@ def test_setter_type_error_names_the_attribute(name):
         assert name in text, f"TypeError for {name} = 'x' does not name it: {text!r}"
 
 
-@pytest.mark.parametrize("name", ["W_in", "W_rec", "W_out", "_v", "_spikes", "_trace_in", "n_inputs", "memory_per_step"])
+@pytest.mark.parametrize(
+    "name", ["W_in", "W_rec", "W_out", "_v", "_spikes", "_trace_in", "n_inputs", "memory_per_step"]
+)
 def test_eprop_cannot_delete_or_set_read_only(name):
     t = warm_eprop()
     before = snapshot(t)
@@ -530,34 +582,94 @@ CTOR_CASES = [
     (lambda: eprop.EpropTrainer(4, 16, 0), ValueError, esc("n_outputs: expected an integer >= 1, got 0")),
     (lambda: eprop.EpropTrainer(4, 16, -3), ValueError, esc("n_outputs: expected an integer >= 1, got -3")),
     (lambda: eprop.EpropTrainer(4, 16, 2, tau_mem=0), ValueError, esc("tau_mem: expected a finite value > 0, got 0")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, tau_mem=-1.0), ValueError, esc("tau_mem: expected a finite value > 0, got -1")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, tau_mem=math.nan), ValueError, esc("tau_mem: expected a finite value > 0, got NaN")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, tau_mem=math.inf), ValueError, esc("tau_mem: expected a finite value > 0, got inf")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, tau_trace=0.0), ValueError, esc("tau_trace: expected a finite value > 0, got 0")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, tau_trace=-5), ValueError, esc("tau_trace: expected a finite value > 0, got -5")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, 20.0, math.nan), ValueError, esc("tau_trace: expected a finite value > 0, got NaN")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, threshold=0), ValueError, esc("threshold: expected a finite value > 0, got 0")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, threshold=-1), ValueError, esc("threshold: expected a finite value > 0, got -1")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, threshold=math.nan), ValueError, esc("threshold: expected a finite value > 0, got NaN")),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, tau_mem=-1.0),
+        ValueError,
+        esc("tau_mem: expected a finite value > 0, got -1"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, tau_mem=math.nan),
+        ValueError,
+        esc("tau_mem: expected a finite value > 0, got NaN"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, tau_mem=math.inf),
+        ValueError,
+        esc("tau_mem: expected a finite value > 0, got inf"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, tau_trace=0.0),
+        ValueError,
+        esc("tau_trace: expected a finite value > 0, got 0"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, tau_trace=-5),
+        ValueError,
+        esc("tau_trace: expected a finite value > 0, got -5"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, 20.0, math.nan),
+        ValueError,
+        esc("tau_trace: expected a finite value > 0, got NaN"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, threshold=0),
+        ValueError,
+        esc("threshold: expected a finite value > 0, got 0"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, threshold=-1),
+        ValueError,
+        esc("threshold: expected a finite value > 0, got -1"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, threshold=math.nan),
+        ValueError,
+        esc("threshold: expected a finite value > 0, got NaN"),
+    ),
     (lambda: eprop.EpropTrainer(4, 16, 2, lr=-0.01), ValueError, esc("lr: expected a finite value >= 0, got -0.01")),
     (lambda: eprop.EpropTrainer(4, 16, 2, lr=math.nan), ValueError, esc("lr: expected a finite value >= 0, got NaN")),
     (lambda: eprop.EpropTrainer(4, 16, 2, lr=math.inf), ValueError, esc("lr: expected a finite value >= 0, got inf")),
     (lambda: eprop.EpropTrainer(4, 16, 2, dt=0), ValueError, esc("dt: expected a finite value > 0, got 0")),
     (lambda: eprop.EpropTrainer(4, 16, 2, dt=-0.5), ValueError, esc("dt: expected a finite value > 0, got -0.5")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, 20.0, 20.0, 1.0, 0.01, math.nan), ValueError, esc("dt: expected a finite value > 0, got NaN")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, seed=-1), ValueError, esc("seed: expected an integer in [0, 2**32 - 1], got -1")),
-    (lambda: eprop.EpropTrainer(4, 16, 2, seed=2**32), ValueError, esc("seed: expected an integer in [0, 2**32 - 1], got 4294967296")),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, 20.0, 20.0, 1.0, 0.01, math.nan),
+        ValueError,
+        esc("dt: expected a finite value > 0, got NaN"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, seed=-1),
+        ValueError,
+        esc("seed: expected an integer in [0, 2**32 - 1], got -1"),
+    ),
+    (
+        lambda: eprop.EpropTrainer(4, 16, 2, seed=2**32),
+        ValueError,
+        esc("seed: expected an integer in [0, 2**32 - 1], got 4294967296"),
+    ),
     (lambda: eprop.OnlineTrainer([3]), ValueError, r"^layer_sizes: expected at least 2 sizes.*got 1 size"),
     (lambda: eprop.OnlineTrainer([]), ValueError, r"^layer_sizes: expected at least 2 sizes.*got 0 size"),
     (lambda: eprop.OnlineTrainer([0, 3]), ValueError, esc("layer_sizes[0]: expected an integer >= 1, got 0")),
     (lambda: eprop.OnlineTrainer([3, 0, 2]), ValueError, esc("layer_sizes[1]: expected an integer >= 1, got 0")),
     (lambda: eprop.OnlineTrainer([3, 4, -3]), ValueError, esc("layer_sizes[2]: expected an integer >= 1, got -3")),
     (lambda: eprop.OnlineTrainer([3, 2], tau_mem=0), ValueError, esc("tau_mem: expected a finite value > 0, got 0")),
-    (lambda: eprop.OnlineTrainer([3, 2], tau_mem=math.nan), ValueError, esc("tau_mem: expected a finite value > 0, got NaN")),
-    (lambda: eprop.OnlineTrainer([3, 2], threshold=-1.0), ValueError, esc("threshold: expected a finite value > 0, got -1")),
+    (
+        lambda: eprop.OnlineTrainer([3, 2], tau_mem=math.nan),
+        ValueError,
+        esc("tau_mem: expected a finite value > 0, got NaN"),
+    ),
+    (
+        lambda: eprop.OnlineTrainer([3, 2], threshold=-1.0),
+        ValueError,
+        esc("threshold: expected a finite value > 0, got -1"),
+    ),
     (lambda: eprop.OnlineTrainer([3, 2], lr=-1), ValueError, esc("lr: expected a finite value >= 0, got -1")),
     (lambda: eprop.OnlineTrainer([3, 2], lr=math.nan), ValueError, esc("lr: expected a finite value >= 0, got NaN")),
-    (lambda: eprop.OnlineTrainer([3, 2], seed=-1), ValueError, esc("seed: expected an integer in [0, 2**32 - 1], got -1")),
+    (
+        lambda: eprop.OnlineTrainer([3, 2], seed=-1),
+        ValueError,
+        esc("seed: expected an integer in [0, 2**32 - 1], got -1"),
+    ),
     (lambda: eprop.OnlineLIFLayer(0, 3), ValueError, esc("n_inputs: expected an integer >= 1, got 0")),
     (lambda: eprop.OnlineLIFLayer(3, -3), ValueError, esc("n_neurons: expected an integer >= 1, got -3")),
     (lambda: eprop.OnlineLIFLayer(3, 2, tau_mem=-1), ValueError, esc("tau_mem: expected a finite value > 0, got -1")),
@@ -565,7 +677,11 @@ CTOR_CASES = [
     (lambda: eprop.OnlineLIFLayer(3, 2, lr=-0.5), ValueError, esc("lr: expected a finite value >= 0, got -0.5")),
     (lambda: eprop.OnlineLIFLayer(3, 2, dt=0), ValueError, esc("dt: expected a finite value > 0, got 0")),
     (lambda: eprop.OnlineLIFLayer(3, 2, dt=math.nan), ValueError, esc("dt: expected a finite value > 0, got NaN")),
-    (lambda: eprop.OnlineLIFLayer(3, 2, seed=-1), ValueError, esc("seed: expected an integer in [0, 2**32 - 1], got -1")),
+    (
+        lambda: eprop.OnlineLIFLayer(3, 2, seed=-1),
+        ValueError,
+        esc("seed: expected an integer in [0, 2**32 - 1], got -1"),
+    ),
     # wrong types
     (lambda: eprop.EpropTrainer("4", 16, 2), TypeError, None),
     (lambda: eprop.EpropTrainer(4.5, 16, 2), TypeError, None),

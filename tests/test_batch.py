@@ -21,10 +21,9 @@ import subprocess
 import sys
 import textwrap
 
+import eprop
 import numpy as np
 import pytest
-
-import eprop
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,8 +86,7 @@ def snapshot(trainer):
         hyper = tuple(getattr(trainer, n) for n in ("tau_mem", "tau_trace", "threshold", "lr", "dt"))
         return arrays, hyper
     return [
-        ({n: _bits(getattr(l, n)) for n in LAYER_ARRAYS}, (l.tau_mem, l.threshold, l.lr, l.dt))
-        for l in trainer.layers
+        ({n: _bits(getattr(l, n)) for n in LAYER_ARRAYS}, (l.tau_mem, l.threshold, l.lr, l.dt)) for l in trainer.layers
     ]
 
 
@@ -256,9 +254,7 @@ def _digest_here():
 @pytest.mark.parametrize("env_threads", ["1", "3"])
 def test_bitwise_identical_under_rayon_num_threads(env_threads):
     env = dict(os.environ, RAYON_NUM_THREADS=env_threads)
-    r = subprocess.run(
-        [sys.executable, "-c", _DIGEST_CODE], env=env, capture_output=True, text=True, timeout=60
-    )
+    r = subprocess.run([sys.executable, "-c", _DIGEST_CODE], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1]) == _digest_here()
 

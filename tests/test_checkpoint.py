@@ -12,10 +12,9 @@ import sys
 import textwrap
 import zipfile
 
+import eprop
 import numpy as np
 import pytest
-
-import eprop
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -226,7 +225,9 @@ def _corruptions(kind):
     cases = []
     for k in array_keys:
         cases.append((f"{k} wrong shape", lambda d, k=k: d.__setitem__(k, np.zeros(d[k].shape + (1,)))))
-        cases.append((f"{k} one too long", lambda d, k=k: d.__setitem__(k, np.zeros(d[k].shape[:-1] + (d[k].shape[-1] + 1,)))))
+        cases.append(
+            (f"{k} one too long", lambda d, k=k: d.__setitem__(k, np.zeros(d[k].shape[:-1] + (d[k].shape[-1] + 1,))))
+        )
         cases.append((f"{k} scalar", lambda d, k=k: d.__setitem__(k, 0.5)))
 
         def nan(d, k=k):
@@ -250,7 +251,9 @@ def _corruptions(kind):
     cases.append((f"{lr_key} negative", lambda d: d.__setitem__(lr_key, -0.1)))
     cases.append((f"{lr_key} inf", lambda d: d.__setitem__(lr_key, float("inf"))))
     cases.append((f"{lr_key} text", lambda d: d.__setitem__(lr_key, "fast")))
-    cases.append(("wrong class", lambda d: d.__setitem__("class", "EpropTrainer" if kind != "eprop" else "OnlineTrainer")))
+    cases.append(
+        ("wrong class", lambda d: d.__setitem__("class", "EpropTrainer" if kind != "eprop" else "OnlineTrainer"))
+    )
     cases.append(("unknown class", lambda d: d.__setitem__("class", "Foo")))
     cases.append(("format_version 2", lambda d: d.__setitem__("format_version", 2)))
     cases.append(("format_version 0", lambda d: d.__setitem__("format_version", 0)))
@@ -273,9 +276,7 @@ def _corruptions(kind):
 CORRUPTIONS = {kind: dict(_corruptions(kind)) for kind in KINDS}
 
 
-@pytest.mark.parametrize(
-    "kind,case", [(kind, case) for kind in KINDS for case in CORRUPTIONS[kind]]
-)
+@pytest.mark.parametrize("kind,case", [(kind, case) for kind in KINDS for case in CORRUPTIONS[kind]])
 def test_load_state_dict_rejects_and_changes_nothing(kind, case):
     target = warm(kind, seed=3)
     before = snapshot(target)

@@ -29,13 +29,12 @@ Two kinds of learning runs are checked:
   The lengths were checked to hold with a margin over several data seeds.
 """
 
+import eprop
 import numpy as np
 import pytest
 from sc_neurocore.online_learning import EpropTrainer as RefEprop
 from sc_neurocore.online_learning import OnlineLIFLayer as RefLayer
 from sc_neurocore.online_learning import OnlineTrainer as RefOnline
-
-import eprop
 
 RTOL = 1e-9
 ATOL = 1e-9

@@ -361,7 +361,9 @@ def test_setters_copy_and_validate(name):
     rejects(n, lambda t: setattr(t, name, np.zeros(bad_shape)), ValueError, esc(name + ": expected shape"))
     rejects(n, lambda t: setattr(t, name, np.zeros(shape + (1,))), ValueError, esc(name + ": expected shape"))
     if len(shape) == 2:
-        rejects(n, lambda t: setattr(t, name, np.zeros(shape[0] * shape[1])), ValueError, esc(name + ": expected shape"))
+        rejects(
+            n, lambda t: setattr(t, name, np.zeros(shape[0] * shape[1])), ValueError, esc(name + ": expected shape")
+        )
     for bad in (np.nan, np.inf, -np.inf):
         w = np.zeros(shape)
         w[(0,) * len(shape)] = bad
@@ -430,12 +432,27 @@ CTOR_ERRORS = [
     (dict(lr=-1e-3), ValueError, "lr:"),
     (dict(seed=-1), ValueError, "seed:"),
     (dict(seed=2**32), ValueError, "seed:"),
-    (dict(n_outputs=1, loss="cross_entropy"), ValueError, "n_outputs: expected at least 2 classes for loss='cross_entropy', got 1"),
+    (
+        dict(n_outputs=1, loss="cross_entropy"),
+        ValueError,
+        "n_outputs: expected at least 2 classes for loss='cross_entropy', got 1",
+    ),
     (dict(n_outputs=0), ValueError, "n_outputs:"),
     (dict(tau_mem="fast"), TypeError, "tau_mem"),
     (dict(loss=3), TypeError, "loss"),
 ]
-for _name in ("tau_mem", "tau_adapt", "threshold", "dt", "tau_out", "beta", "refractory", "lr", "reg_rate", "target_rate"):
+for _name in (
+    "tau_mem",
+    "tau_adapt",
+    "threshold",
+    "dt",
+    "tau_out",
+    "beta",
+    "refractory",
+    "lr",
+    "reg_rate",
+    "target_rate",
+):
     for _bad in (math.nan, math.inf):
         CTOR_ERRORS.append((dict([(_name, _bad)]), ValueError, _name + ":"))
 
@@ -449,7 +466,12 @@ def test_constructor_rejects(kw, exc, msg):
 
 
 def test_constructor_sizes_rejected():
-    for args, name in [((0, 10, 3), "n_inputs"), ((5, 0, 3), "n_neurons"), ((5, 10, 0), "n_outputs"), ((-1, 10, 3), "n_inputs")]:
+    for args, name in [
+        ((0, 10, 3), "n_inputs"),
+        ((5, 0, 3), "n_neurons"),
+        ((5, 10, 0), "n_outputs"),
+        ((-1, 10, 3), "n_inputs"),
+    ]:
         with pytest.raises(ValueError, match=name):
             RN(*args)
 
@@ -490,52 +512,214 @@ def _bad_calls(loss):
     for meth in ("train_sequence", "gradients", "evaluate"):
         add(f"{meth}-inputs-width", lambda t, m=meth: getattr(t, m)(x[:, :4], y), ValueError, "inputs: expected shape")
         add(f"{meth}-inputs-1d", lambda t, m=meth: getattr(t, m)(x[0], y), ValueError, "inputs: expected shape")
-        add(f"{meth}-inputs-nan", lambda t, m=meth: getattr(t, m)(with_value(x, (7, 2), np.nan), y), ValueError, "inputs: expected finite values, got NaN")
-        add(f"{meth}-inputs-inf", lambda t, m=meth: getattr(t, m)(with_value(x, (T - 1, 0), np.inf), y), ValueError, "inputs: expected finite values, got inf")
-        add(f"{meth}-inputs-str", lambda t, m=meth: getattr(t, m)(x.astype(str), y), TypeError, "inputs: expected a numeric array")
-        add(f"{meth}-inputs-object", lambda t, m=meth: getattr(t, m)(x.astype(object), y), TypeError, "inputs: expected a numeric array")
-        add(f"{meth}-inputs-complex", lambda t, m=meth: getattr(t, m)(x.astype(complex), y), TypeError, "inputs: expected a numeric array")
+        add(
+            f"{meth}-inputs-nan",
+            lambda t, m=meth: getattr(t, m)(with_value(x, (7, 2), np.nan), y),
+            ValueError,
+            "inputs: expected finite values, got NaN",
+        )
+        add(
+            f"{meth}-inputs-inf",
+            lambda t, m=meth: getattr(t, m)(with_value(x, (T - 1, 0), np.inf), y),
+            ValueError,
+            "inputs: expected finite values, got inf",
+        )
+        add(
+            f"{meth}-inputs-str",
+            lambda t, m=meth: getattr(t, m)(x.astype(str), y),
+            TypeError,
+            "inputs: expected a numeric array",
+        )
+        add(
+            f"{meth}-inputs-object",
+            lambda t, m=meth: getattr(t, m)(x.astype(object), y),
+            TypeError,
+            "inputs: expected a numeric array",
+        )
+        add(
+            f"{meth}-inputs-complex",
+            lambda t, m=meth: getattr(t, m)(x.astype(complex), y),
+            TypeError,
+            "inputs: expected a numeric array",
+        )
         add(f"{meth}-inputs-none", lambda t, m=meth: getattr(t, m)(None, y), (TypeError, ValueError), "inputs")
-        add(f"{meth}-inputs-empty", lambda t, m=meth: getattr(t, m)(np.zeros((0, N_IN)), y[:0]), ValueError, "inputs: expected shape")
+        add(
+            f"{meth}-inputs-empty",
+            lambda t, m=meth: getattr(t, m)(np.zeros((0, N_IN)), y[:0]),
+            ValueError,
+            "inputs: expected shape",
+        )
         add(f"{meth}-targets-short", lambda t, m=meth: getattr(t, m)(x, y[:-1]), ValueError, "targets: expected")
-        add(f"{meth}-targets-str", lambda t, m=meth: getattr(t, m)(x, np.asarray(y).astype(str)), TypeError, "targets: expected a numeric array")
-        add(f"{meth}-mask-short", lambda t, m=meth: getattr(t, m)(x, y, mask=np.ones(T - 1, bool)), ValueError, "mask: expected shape")
-        add(f"{meth}-mask-2d", lambda t, m=meth: getattr(t, m)(x, y, mask=np.ones((T, 1), bool)), ValueError, "mask: expected shape")
-        add(f"{meth}-mask-2", lambda t, m=meth: getattr(t, m)(x, y, mask=with_value(np.ones(T), 4, 2)), ValueError, "mask: expected booleans (0 or 1), got 2")
-        add(f"{meth}-mask-half", lambda t, m=meth: getattr(t, m)(x, y, mask=with_value(np.ones(T), 0, 0.5)), ValueError, "mask: expected booleans")
-        add(f"{meth}-mask-nan", lambda t, m=meth: getattr(t, m)(x, y, mask=with_value(np.ones(T), 3, np.nan)), ValueError, "mask: expected booleans")
-        add(f"{meth}-mask-str", lambda t, m=meth: getattr(t, m)(x, y, mask=np.full(T, "x")), TypeError, "mask: expected a numeric array")
+        add(
+            f"{meth}-targets-str",
+            lambda t, m=meth: getattr(t, m)(x, np.asarray(y).astype(str)),
+            TypeError,
+            "targets: expected a numeric array",
+        )
+        add(
+            f"{meth}-mask-short",
+            lambda t, m=meth: getattr(t, m)(x, y, mask=np.ones(T - 1, bool)),
+            ValueError,
+            "mask: expected shape",
+        )
+        add(
+            f"{meth}-mask-2d",
+            lambda t, m=meth: getattr(t, m)(x, y, mask=np.ones((T, 1), bool)),
+            ValueError,
+            "mask: expected shape",
+        )
+        add(
+            f"{meth}-mask-2",
+            lambda t, m=meth: getattr(t, m)(x, y, mask=with_value(np.ones(T), 4, 2)),
+            ValueError,
+            "mask: expected booleans (0 or 1), got 2",
+        )
+        add(
+            f"{meth}-mask-half",
+            lambda t, m=meth: getattr(t, m)(x, y, mask=with_value(np.ones(T), 0, 0.5)),
+            ValueError,
+            "mask: expected booleans",
+        )
+        add(
+            f"{meth}-mask-nan",
+            lambda t, m=meth: getattr(t, m)(x, y, mask=with_value(np.ones(T), 3, np.nan)),
+            ValueError,
+            "mask: expected booleans",
+        )
+        add(
+            f"{meth}-mask-str",
+            lambda t, m=meth: getattr(t, m)(x, y, mask=np.full(T, "x")),
+            TypeError,
+            "mask: expected a numeric array",
+        )
     for meth in ("gradients", "evaluate"):
-        add(f"{meth}-n_threads-0", lambda t, m=meth: getattr(t, m)(x, y, n_threads=0), ValueError, "n_threads: expected None or an integer >= 1, got 0")
+        add(
+            f"{meth}-n_threads-0",
+            lambda t, m=meth: getattr(t, m)(x, y, n_threads=0),
+            ValueError,
+            "n_threads: expected None or an integer >= 1, got 0",
+        )
         add(f"{meth}-n_threads--1", lambda t, m=meth: getattr(t, m)(x, y, n_threads=-1), ValueError, "n_threads")
-        add(f"{meth}-batch-empty", lambda t, m=meth: getattr(t, m)(np.zeros((0, T, N_IN)), yb[:0]), ValueError, "inputs: expected shape")
-        add(f"{meth}-batch-T0", lambda t, m=meth: getattr(t, m)(np.zeros((2, 0, N_IN)), yb[:, :0]), ValueError, "inputs: expected shape")
+        add(
+            f"{meth}-batch-empty",
+            lambda t, m=meth: getattr(t, m)(np.zeros((0, T, N_IN)), yb[:0]),
+            ValueError,
+            "inputs: expected shape",
+        )
+        add(
+            f"{meth}-batch-T0",
+            lambda t, m=meth: getattr(t, m)(np.zeros((2, 0, N_IN)), yb[:, :0]),
+            ValueError,
+            "inputs: expected shape",
+        )
     add("predict_sequence-width", lambda t: t.predict_sequence(x[:, :4]), ValueError, "inputs: expected shape")
-    add("predict_sequence-nan", lambda t: t.predict_sequence(with_value(x, (3, 3), np.nan)), ValueError, "inputs: expected finite values")
+    add(
+        "predict_sequence-nan",
+        lambda t: t.predict_sequence(with_value(x, (3, 3), np.nan)),
+        ValueError,
+        "inputs: expected finite values",
+    )
     add("predict_sequence-3d", lambda t: t.predict_sequence(xb), ValueError, "inputs: expected shape")
-    add("predict_sequence-str", lambda t: t.predict_sequence(x.astype(str)), TypeError, "inputs: expected a numeric array")
+    add(
+        "predict_sequence-str",
+        lambda t: t.predict_sequence(x.astype(str)),
+        TypeError,
+        "inputs: expected a numeric array",
+    )
     # targets: MSE shapes and values, or class indices
     if ce:
         for bad in (N_OUT, -1, 0.5, np.nan, np.inf, 1e300):
-            add(f"train_sequence-class-{bad}", lambda t, b=bad: t.train_sequence(x, with_value(y, 5, b)), ValueError, "targets: expected class indices in [0, 2], got")
-            add(f"train_batch-class-{bad}", lambda t, b=bad: t.train_batch(xb, with_value(yb, (1, 5), b)), ValueError, "targets: expected class indices in [0, 2], got")
-            add(f"gradients-class-{bad}", lambda t, b=bad: t.gradients(x, with_value(y, 0, b)), ValueError, "targets: expected class indices in [0, 2], got")
-            add(f"evaluate-class-{bad}", lambda t, b=bad: t.evaluate(xb, with_value(yb, (0, T - 1), b)), ValueError, "targets: expected class indices in [0, 2], got")
-            add(f"step-class-{bad}", lambda t, b=bad: t.step(x[0], b), ValueError, "target: expected a class index in [0, 2], got")
-        add("train_sequence-onehot-width", lambda t: t.train_sequence(x, one_hot(y, N_OUT)[:, :2]), ValueError, "targets: expected")
-        add("train_sequence-onehot-nan", lambda t: t.train_sequence(x, with_value(one_hot(y, N_OUT), (2, 1), np.nan)), ValueError, "targets: expected finite values")
-        add("train_batch-classes-shape", lambda t: t.train_batch(xb, yb[:, :-1]), ValueError, "targets: expected class indices of shape (2, 30)")
-        add("train_sequence-classes-2d-wrong", lambda t: t.train_sequence(x, np.zeros((T, 2))), ValueError, "targets: expected shape")
+            add(
+                f"train_sequence-class-{bad}",
+                lambda t, b=bad: t.train_sequence(x, with_value(y, 5, b)),
+                ValueError,
+                "targets: expected class indices in [0, 2], got",
+            )
+            add(
+                f"train_batch-class-{bad}",
+                lambda t, b=bad: t.train_batch(xb, with_value(yb, (1, 5), b)),
+                ValueError,
+                "targets: expected class indices in [0, 2], got",
+            )
+            add(
+                f"gradients-class-{bad}",
+                lambda t, b=bad: t.gradients(x, with_value(y, 0, b)),
+                ValueError,
+                "targets: expected class indices in [0, 2], got",
+            )
+            add(
+                f"evaluate-class-{bad}",
+                lambda t, b=bad: t.evaluate(xb, with_value(yb, (0, T - 1), b)),
+                ValueError,
+                "targets: expected class indices in [0, 2], got",
+            )
+            add(
+                f"step-class-{bad}",
+                lambda t, b=bad: t.step(x[0], b),
+                ValueError,
+                "target: expected a class index in [0, 2], got",
+            )
+        add(
+            "train_sequence-onehot-width",
+            lambda t: t.train_sequence(x, one_hot(y, N_OUT)[:, :2]),
+            ValueError,
+            "targets: expected",
+        )
+        add(
+            "train_sequence-onehot-nan",
+            lambda t: t.train_sequence(x, with_value(one_hot(y, N_OUT), (2, 1), np.nan)),
+            ValueError,
+            "targets: expected finite values",
+        )
+        add(
+            "train_batch-classes-shape",
+            lambda t: t.train_batch(xb, yb[:, :-1]),
+            ValueError,
+            "targets: expected class indices of shape (2, 30)",
+        )
+        add(
+            "train_sequence-classes-2d-wrong",
+            lambda t: t.train_sequence(x, np.zeros((T, 2))),
+            ValueError,
+            "targets: expected shape",
+        )
     else:
-        add("train_sequence-targets-width", lambda t: t.train_sequence(x, y[:, :2]), ValueError, "targets: expected shape")
+        add(
+            "train_sequence-targets-width",
+            lambda t: t.train_sequence(x, y[:, :2]),
+            ValueError,
+            "targets: expected shape",
+        )
         add("train_sequence-targets-1d", lambda t: t.train_sequence(x, y[:, 0]), ValueError, "targets: expected shape")
         add("train_sequence-targets-3d", lambda t: t.train_sequence(x, y[None]), ValueError, "targets: expected shape")
         for bad in (np.nan, np.inf, -np.inf):
-            add(f"train_sequence-targets-{bad}", lambda t, b=bad: t.train_sequence(x, with_value(y, (T - 1, 2), b)), ValueError, "targets: expected finite values")
-            add(f"train_batch-targets-{bad}", lambda t, b=bad: t.train_batch(xb, with_value(yb, (1, T - 1, 2), b)), ValueError, "targets: expected finite values")
-            add(f"gradients-targets-{bad}", lambda t, b=bad: t.gradients(xb, with_value(yb, (1, 0, 0), b)), ValueError, "targets: expected finite values")
-            add(f"step-target-{bad}", lambda t, b=bad: t.step(x[0], with_value(y[0], 1, b)), ValueError, "target: expected finite values")
-        add("train_batch-targets-width", lambda t: t.train_batch(xb, yb[..., :2]), ValueError, "targets: expected shape")
+            add(
+                f"train_sequence-targets-{bad}",
+                lambda t, b=bad: t.train_sequence(x, with_value(y, (T - 1, 2), b)),
+                ValueError,
+                "targets: expected finite values",
+            )
+            add(
+                f"train_batch-targets-{bad}",
+                lambda t, b=bad: t.train_batch(xb, with_value(yb, (1, T - 1, 2), b)),
+                ValueError,
+                "targets: expected finite values",
+            )
+            add(
+                f"gradients-targets-{bad}",
+                lambda t, b=bad: t.gradients(xb, with_value(yb, (1, 0, 0), b)),
+                ValueError,
+                "targets: expected finite values",
+            )
+            add(
+                f"step-target-{bad}",
+                lambda t, b=bad: t.step(x[0], with_value(y[0], 1, b)),
+                ValueError,
+                "target: expected finite values",
+            )
+        add(
+            "train_batch-targets-width", lambda t: t.train_batch(xb, yb[..., :2]), ValueError, "targets: expected shape"
+        )
         add("train_batch-targets-2d", lambda t: t.train_batch(xb, yb[..., 0]), ValueError, "targets: expected shape")
         add("step-target-width", lambda t: t.step(x[0], y[0, :2]), ValueError, "target: expected shape")
         add("step-target-scalar", lambda t: t.step(x[0], 1.0), ValueError, "target: expected shape")
@@ -543,7 +727,12 @@ def _bad_calls(loss):
     add("step-x-width", lambda t: t.step(np.zeros(N_IN + 1)), ValueError, "x: expected shape (5,), got shape (6,)")
     add("step-x-2d", lambda t: t.step(np.zeros((1, N_IN))), ValueError, "x: expected shape (5,)")
     add("step-x-empty", lambda t: t.step([]), ValueError, "x: expected shape (5,), got shape (0,)")
-    add("step-x-nan", lambda t: t.step(with_value(np.zeros(N_IN), 2, np.nan)), ValueError, "x: expected finite values, got NaN at index 2")
+    add(
+        "step-x-nan",
+        lambda t: t.step(with_value(np.zeros(N_IN), 2, np.nan)),
+        ValueError,
+        "x: expected finite values, got NaN at index 2",
+    )
     add("step-x-inf", lambda t: t.step(with_value(np.zeros(N_IN), 0, -np.inf)), ValueError, "x: expected finite values")
     add("step-x-str", lambda t: t.step(np.full(N_IN, "a")), TypeError, "x: expected a numeric array")
     add("step-target-str", lambda t: t.step(x[0], "a"), TypeError, "target: expected a numeric array")
@@ -552,35 +741,140 @@ def _bad_calls(loss):
     add("train_batch-width", lambda t: t.train_batch(xb[..., :4], yb), ValueError, "inputs: expected shape")
     add("train_batch-B-mismatch", lambda t: t.train_batch(xb, yb[:1]), ValueError, "targets: expected")
     add("train_batch-T-mismatch", lambda t: t.train_batch(xb, yb[:, :-1]), ValueError, "targets: expected")
-    add("train_batch-nan", lambda t: t.train_batch(with_value(xb, (1, 5, 2), np.nan), yb), ValueError, "inputs: expected finite values")
-    add("train_batch-inf", lambda t: t.train_batch(with_value(xb, (0, 0, 0), np.inf), yb), ValueError, "inputs: expected finite values")
+    add(
+        "train_batch-nan",
+        lambda t: t.train_batch(with_value(xb, (1, 5, 2), np.nan), yb),
+        ValueError,
+        "inputs: expected finite values",
+    )
+    add(
+        "train_batch-inf",
+        lambda t: t.train_batch(with_value(xb, (0, 0, 0), np.inf), yb),
+        ValueError,
+        "inputs: expected finite values",
+    )
     add("train_batch-str", lambda t: t.train_batch(xb.astype(str), yb), TypeError, "inputs: expected a numeric array")
-    add("train_batch-empty-B", lambda t: t.train_batch(np.zeros((0, T, N_IN)), yb[:0]), ValueError, "inputs: expected shape")
-    add("train_batch-empty-T", lambda t: t.train_batch(np.zeros((2, 0, N_IN)), yb[:, :0]), ValueError, "inputs: expected shape")
-    add("train_batch-mask-T", lambda t: t.train_batch(xb, yb, mask=np.ones(T + 1, bool)), ValueError, "mask: expected shape (30,) or (2, 30)")
-    add("train_batch-mask-B", lambda t: t.train_batch(xb, yb, mask=np.ones((3, T), bool)), ValueError, "mask: expected shape (30,) or (2, 30)")
-    add("train_batch-mask-3d", lambda t: t.train_batch(xb, yb, mask=np.ones((2, T, 1), bool)), ValueError, "mask: expected shape")
-    add("train_batch-mask-2", lambda t: t.train_batch(xb, yb, mask=with_value(np.ones((2, T)), (1, 3), 2)), ValueError, "mask: expected booleans (0 or 1), got 2")
-    add("train_batch-mask-neg", lambda t: t.train_batch(xb, yb, mask=with_value(np.ones(T), 3, -1)), ValueError, "mask: expected booleans")
-    add("train_batch-mask-str", lambda t: t.train_batch(xb, yb, mask=np.full(T, "x")), TypeError, "mask: expected a numeric array")
-    add("train_batch-n_threads-0", lambda t: t.train_batch(xb, yb, n_threads=0), ValueError, "n_threads: expected None or an integer >= 1, got 0")
+    add(
+        "train_batch-empty-B",
+        lambda t: t.train_batch(np.zeros((0, T, N_IN)), yb[:0]),
+        ValueError,
+        "inputs: expected shape",
+    )
+    add(
+        "train_batch-empty-T",
+        lambda t: t.train_batch(np.zeros((2, 0, N_IN)), yb[:, :0]),
+        ValueError,
+        "inputs: expected shape",
+    )
+    add(
+        "train_batch-mask-T",
+        lambda t: t.train_batch(xb, yb, mask=np.ones(T + 1, bool)),
+        ValueError,
+        "mask: expected shape (30,) or (2, 30)",
+    )
+    add(
+        "train_batch-mask-B",
+        lambda t: t.train_batch(xb, yb, mask=np.ones((3, T), bool)),
+        ValueError,
+        "mask: expected shape (30,) or (2, 30)",
+    )
+    add(
+        "train_batch-mask-3d",
+        lambda t: t.train_batch(xb, yb, mask=np.ones((2, T, 1), bool)),
+        ValueError,
+        "mask: expected shape",
+    )
+    add(
+        "train_batch-mask-2",
+        lambda t: t.train_batch(xb, yb, mask=with_value(np.ones((2, T)), (1, 3), 2)),
+        ValueError,
+        "mask: expected booleans (0 or 1), got 2",
+    )
+    add(
+        "train_batch-mask-neg",
+        lambda t: t.train_batch(xb, yb, mask=with_value(np.ones(T), 3, -1)),
+        ValueError,
+        "mask: expected booleans",
+    )
+    add(
+        "train_batch-mask-str",
+        lambda t: t.train_batch(xb, yb, mask=np.full(T, "x")),
+        TypeError,
+        "mask: expected a numeric array",
+    )
+    add(
+        "train_batch-n_threads-0",
+        lambda t: t.train_batch(xb, yb, n_threads=0),
+        ValueError,
+        "n_threads: expected None or an integer >= 1, got 0",
+    )
     add("train_batch-n_threads-str", lambda t: t.train_batch(xb, yb, n_threads="2"), TypeError, "")
     add("predict_batch-2d", lambda t: t.predict_batch(x), ValueError, "inputs: expected shape")
-    add("predict_batch-nan", lambda t: t.predict_batch(with_value(xb, (1, 1, 1), np.nan)), ValueError, "inputs: expected finite values")
+    add(
+        "predict_batch-nan",
+        lambda t: t.predict_batch(with_value(xb, (1, 1, 1), np.nan)),
+        ValueError,
+        "inputs: expected finite values",
+    )
     add("predict_batch-empty", lambda t: t.predict_batch(np.zeros((0, T, N_IN))), ValueError, "inputs: expected shape")
-    add("predict_batch-n_threads-0", lambda t: t.predict_batch(xb, n_threads=0), ValueError, "n_threads: expected None or an integer >= 1, got 0")
-    add("batch_memory_bytes-0", lambda t: t.batch_memory_bytes(0), ValueError, "batch_size: expected an integer >= 1, got 0")
+    add(
+        "predict_batch-n_threads-0",
+        lambda t: t.predict_batch(xb, n_threads=0),
+        ValueError,
+        "n_threads: expected None or an integer >= 1, got 0",
+    )
+    add(
+        "batch_memory_bytes-0",
+        lambda t: t.batch_memory_bytes(0),
+        ValueError,
+        "batch_size: expected an integer >= 1, got 0",
+    )
     add("batch_memory_bytes--3", lambda t: t.batch_memory_bytes(-3), ValueError, "batch_size:")
     # streams: a bad first chunk changes nothing
-    add("train_stream-empty", lambda t: t.train_stream([]), ValueError, "chunks: expected at least one chunk, got an empty iterable")
-    add("train_stream-not-pair", lambda t: t.train_stream([x]), ValueError, "chunks[0]: expected an (inputs_chunk, targets_chunk) pair")
-    add("train_stream-nan", lambda t: t.train_stream([(with_value(x, (1, 1), np.nan), y)]), ValueError, "chunks[0] inputs: expected finite values")
+    add(
+        "train_stream-empty",
+        lambda t: t.train_stream([]),
+        ValueError,
+        "chunks: expected at least one chunk, got an empty iterable",
+    )
+    add(
+        "train_stream-not-pair",
+        lambda t: t.train_stream([x]),
+        ValueError,
+        "chunks[0]: expected an (inputs, targets) or (inputs, targets, mask) tuple",
+    )
+    add(
+        "train_stream-nan",
+        lambda t: t.train_stream([(with_value(x, (1, 1), np.nan), y)]),
+        ValueError,
+        "chunks[0] inputs: expected finite values",
+    )
     add("train_stream-targets", lambda t: t.train_stream([(x, y[:-1])]), ValueError, "chunks[0] targets: expected")
-    add("train_stream-mask", lambda t: t.train_stream([(x, y, np.full(T, 2))]), ValueError, "chunks[0] mask: expected booleans (0 or 1), got 2")
-    add("train_stream-mask-len", lambda t: t.train_stream([(x, y, np.ones(T - 1))]), ValueError, "chunks[0] mask: expected shape")
-    add("train_stream-empty-chunk", lambda t: t.train_stream([(np.zeros((0, N_IN)), y[:0])]), ValueError, "chunks[0] inputs: expected shape")
+    add(
+        "train_stream-mask",
+        lambda t: t.train_stream([(x, y, np.full(T, 2))]),
+        ValueError,
+        "chunks[0] mask: expected booleans (0 or 1), got 2",
+    )
+    add(
+        "train_stream-mask-len",
+        lambda t: t.train_stream([(x, y, np.ones(T - 1))]),
+        ValueError,
+        "chunks[0] mask: expected shape",
+    )
+    add(
+        "train_stream-empty-chunk",
+        lambda t: t.train_stream([(np.zeros((0, N_IN)), y[:0])]),
+        ValueError,
+        "chunks[0] inputs: expected shape",
+    )
     add("train_stream-not-iterable", lambda t: t.train_stream(3), TypeError, "")
-    add("predict_stream-nan", lambda t: list(t.predict_stream([with_value(x, (0, 0), np.nan)])), ValueError, "inputs: expected finite values")
+    add(
+        "predict_stream-nan",
+        lambda t: list(t.predict_stream([with_value(x, (0, 0), np.nan)])),
+        ValueError,
+        "inputs: expected finite values",
+    )
     add("predict_stream-width", lambda t: list(t.predict_stream([x[:, :2]])), ValueError, "inputs: expected shape")
     # checkpoints
     add("load_state_dict-not-dict", lambda t: t.load_state_dict([1, 2]), TypeError, "")
@@ -1164,7 +1458,16 @@ def test_save_load_pickle_deepcopy_continue_bitwise(update, optimizer, tmp_path)
         copy.copy(n),
         RN.from_state_dict(n.state_dict()),
     ]
-    fresh = make(update=update, optimizer=optimizer, loss="cross_entropy", lr=0.5, reg_rate=0.3, refractory=2.0, feedback="adaptive", feedback_decay=0.02)
+    fresh = make(
+        update=update,
+        optimizer=optimizer,
+        loss="cross_entropy",
+        lr=0.5,
+        reg_rate=0.3,
+        refractory=2.0,
+        feedback="adaptive",
+        feedback_decay=0.02,
+    )
     fresh.load_state_dict(n.state_dict())
     copies.append(fresh)
     for c in copies:
@@ -1228,7 +1531,17 @@ MISMATCH = [
 
 @pytest.mark.parametrize("diff", MISMATCH, ids=[repr(d) for d in MISMATCH])
 def test_load_state_dict_rejects_another_configuration(diff):
-    base = dict(update=3, optimizer="adam", loss="cross_entropy", lr=0.01, reg_rate=0.3, refractory=2.0, feedback="adaptive", feedback_decay=0.02, beta=0.2)
+    base = dict(
+        update=3,
+        optimizer="adam",
+        loss="cross_entropy",
+        lr=0.01,
+        reg_rate=0.3,
+        refractory=2.0,
+        feedback="adaptive",
+        feedback_decay=0.02,
+        beta=0.2,
+    )
     src = warm(make(**base))
     kw = dict(base)
     kw.update(diff)
@@ -1283,7 +1596,15 @@ _RESUME_CODE = textwrap.dedent(
 
 @pytest.mark.parametrize("update", ["sequence", "step", 5])
 def test_resume_in_a_new_process(update, tmp_path):
-    n = make(update=update, optimizer="adam", loss="cross_entropy", lr=0.01, reg_rate=0.2, refractory=1.0, feedback="adaptive")
+    n = make(
+        update=update,
+        optimizer="adam",
+        loss="cross_entropy",
+        lr=0.01,
+        reg_rate=0.2,
+        refractory=1.0,
+        feedback="adaptive",
+    )
     T = 400
     x, y = data(n, T, 29)
     bounds = np.array([0, 1, 135, 140, 265, 330, 400])
@@ -1293,11 +1614,16 @@ def test_resume_in_a_new_process(update, tmp_path):
     stop = 3
 
     ref = copy.deepcopy(n)
-    ref_losses = [ref.train_sequence(x[a:b], y[a:b], reset=(k == 0)) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    ref_losses = [
+        ref.train_sequence(x[a:b], y[a:b], reset=(k == 0)) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
+    ]
     ref_losses.append(ref.train_sequence(x[:100], y[:100]))
 
     part = copy.deepcopy(n)
-    first = [part.train_sequence(x[a:b], y[a:b], reset=(k == 0)) for k, (a, b) in enumerate(zip(bounds[:stop], bounds[1 : stop + 1]))]
+    first = [
+        part.train_sequence(x[a:b], y[a:b], reset=(k == 0))
+        for k, (a, b) in enumerate(zip(bounds[:stop], bounds[1 : stop + 1]))
+    ]
     assert np.any(part._v != 0) and part.state_dict()["_steps"] == bounds[stop]
     part.save(tmp_path / "mid.npz")
     del part

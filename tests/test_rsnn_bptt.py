@@ -93,8 +93,20 @@ def hyper(net):
     )
 
 
-def objective(params, X, Y, mask, hp, stop_rec=True, stop_reset=True, stop_adapt=False, t_end=None,
-              steps=None, per_step=False, record=None):
+def objective(
+    params,
+    X,
+    Y,
+    mask,
+    hp,
+    stop_rec=True,
+    stop_reset=True,
+    stop_adapt=False,
+    t_end=None,
+    steps=None,
+    per_step=False,
+    record=None,
+):
     """E of the network over X[:t_end].
 
     params = (W_in, W_rec, W_out, b_out); Y one-hot for cross-entropy; mask (T,)
@@ -111,7 +123,7 @@ def objective(params, X, Y, mask, hp, stop_rec=True, stop_reset=True, stop_adapt
     n = hp["n"]
     alpha, rho, kappa, beta, thr = hp["alpha"], hp["rho"], hp["kappa"], hp["beta"], hp["thr"]
     adaptive = np.zeros(n)
-    adaptive[n - hp["n_adaptive"]:] = 1.0
+    adaptive[n - hp["n_adaptive"] :] = 1.0
     v = np.zeros(n)
     a = np.zeros(n)
     z = np.zeros(n)
@@ -125,8 +137,12 @@ def objective(params, X, Y, mask, hp, stop_rec=True, stop_reset=True, stop_adapt
         z_const = getval(z_prev)
         a = rho * a + adaptive * (z_const if stop_adapt else z_prev)  # LIF: a stays 0
         A = thr + beta * a
-        v = (alpha * v + anp.dot(w_in, X[t]) + anp.dot(w_rec, z_const if stop_rec else z_prev)
-             - thr * (z_const if stop_reset else z_prev))
+        v = (
+            alpha * v
+            + anp.dot(w_in, X[t])
+            + anp.dot(w_rec, z_const if stop_rec else z_prev)
+            - thr * (z_const if stop_reset else z_prev)
+        )
         refractory = refr > 0
         z = spike(v - A, refractory, thr, hp["gamma"])
         fired = getval(z) > 0
@@ -201,7 +217,7 @@ def make_data(net, T, *, seed=1, kind="spikes", targets="float", mask=None):
         m = np.ones(T, dtype=bool)
     elif isinstance(mask, str) and mask == "last_third":
         m = np.zeros(T, dtype=bool)
-        m[T - T // 3:] = True
+        m[T - T // 3 :] = True
     else:
         m = np.asarray(mask, dtype=bool)
     return X, Y, Y_oracle, m
@@ -324,8 +340,11 @@ def _cases(*rows):
         ("alif-rates-ce", ("alif", 3.0, "ce_index", 5.0, "last_third"), dict(inputs="rates")),
         ("all-alif", ("all_alif", 0.0, "mse", 5.0, None), dict()),
         # dt != 1: alpha, rho, kappa, f0 and the refractory steps (2 ms = 4 steps) scale with dt
-        ("dt0.5", ("alif", 2.0, "ce_onehot", 5.0, "last_third"),
-         dict(dt=0.5, tau_mem=15.0, tau_out=10.0, target_rate=40.0, surrogate_height=0.5, threshold=0.5, T=60)),
+        (
+            "dt0.5",
+            ("alif", 2.0, "ce_onehot", 5.0, "last_third"),
+            dict(dt=0.5, tau_mem=15.0, tau_out=10.0, target_rate=40.0, surrogate_height=0.5, threshold=0.5, T=60),
+        ),
         # mask all False: the objective is the rate regularization alone
         ("reg-only", ("alif", 3.0, "mse", 5.0, np.zeros(40, bool)), dict()),
         ("reg-only-lif", ("lif", 0.0, "ce_index", 5.0, np.zeros(40, bool)), dict(seed=1)),
@@ -360,8 +379,15 @@ def test_no_recurrence(neuron, refractory):
     self-connection that W_rec = 0 does not remove. That difference is
     asserted to be large (so the reset's handling is really tested) and
     printed."""
-    net = make_net(w_in=(0.05, 0.3), seed=0, rec=False, feedback="symmetric", refractory=refractory,
-                   reg_rate=5.0, **(ALIF if neuron == "alif" else {}))
+    net = make_net(
+        w_in=(0.05, 0.3),
+        seed=0,
+        rec=False,
+        feedback="symmetric",
+        refractory=refractory,
+        reg_rate=5.0,
+        **(ALIF if neuron == "alif" else {}),
+    )
     X, Y, Yo, m = make_data(net, 50, seed=3)
     assert not np.any(net.W_rec)
     hp, p = hyper(net), params_of(net)
@@ -373,9 +399,11 @@ def test_no_recurrence(neuron, refractory):
     assert_grads_close(ours, no_trunc, "W_rec=0 vs BPTT (reset constant)")
     full = oracle_grads(p, X, Yo, m, hp, stop_rec=False, stop_reset=False)
     diff = relative_difference(ours, full)
-    print(f"\n[W_rec=0, {neuron}, refractory={refractory:g}] e-prop vs fully differentiated BPTT: "
-          f"max rel. difference (W_in, W_rec) {diff:.3g}, cosine {cosine(ours, full):.6f} "
-          "(the reset's derivative, dropped by the specification)")
+    print(
+        f"\n[W_rec=0, {neuron}, refractory={refractory:g}] e-prop vs fully differentiated BPTT: "
+        f"max rel. difference (W_in, W_rec) {diff:.3g}, cosine {cosine(ours, full):.6f} "
+        "(the reset's derivative, dropped by the specification)"
+    )
     assert diff > 1e-3
 
 
@@ -440,8 +468,9 @@ def test_every_prefix(args):
 
 def test_train_sequence_sgd_sequence_update():
     lr = 1e-3
-    net, X, Y, Yo, m = build_case("alif", 3.0, "ce_index", 5.0, "last_third", T=40,
-                                  optimizer="sgd", lr=lr, update="sequence")
+    net, X, Y, Yo, m = build_case(
+        "alif", 3.0, "ce_index", 5.0, "last_third", T=40, optimizer="sgd", lr=lr, update="sequence"
+    )
     hp, before = hyper(net), params_of(net)
     ref = oracle_grads(before, X, Yo, m, hp)
     loss = net.train_sequence(X, Y, mask=m)

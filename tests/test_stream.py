@@ -6,10 +6,9 @@ with the length."""
 import copy
 import itertools
 
+import eprop
 import numpy as np
 import pytest
-
-import eprop
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,10 +13,9 @@ import textwrap
 import threading
 import time
 
+import eprop
 import numpy as np
 import pytest
-
-import eprop
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -111,9 +110,7 @@ def test_train_sequence_releases_the_gil():
     _assert_python_ran_during(t0, t1, samples)
 
 
-@pytest.mark.parametrize(
-    "method", ["predict_sequence", "train_batch", "predict_batch", "online_train_sequence"]
-)
+@pytest.mark.parametrize("method", ["predict_sequence", "train_batch", "predict_batch", "online_train_sequence"])
 def test_other_long_calls_release_the_gil(method):
     if method == "online_train_sequence":
         make = lambda: eprop.OnlineTrainer([100, 256, 10], lr=1e-4)
@@ -260,7 +257,9 @@ def test_shared_eprop_trainer_from_eight_threads():
     def train_batch(rng):
         B, T = int(rng.integers(1, 4)), int(rng.integers(1, 40))
         x = (rng.random((B, T, n_in)) < 0.2).astype(np.float64)
-        losses = t.train_batch(x, rng.random((B, T, n_out)), update=("step", "sequence")[int(rng.integers(2))], n_threads=2)
+        losses = t.train_batch(
+            x, rng.random((B, T, n_out)), update=("step", "sequence")[int(rng.integers(2))], n_threads=2
+        )
         assert losses.shape == (B,) and np.all(np.isfinite(losses))
 
     def predict_batch(rng):
@@ -360,7 +359,9 @@ def test_shared_online_trainer_from_eight_threads():
     def train_batch(rng):
         B, T = int(rng.integers(1, 4)), int(rng.integers(1, 40))
         x = (rng.random((B, T, sizes[0])) < 0.3).astype(np.float64) * 2.0
-        losses = t.train_batch(x, rng.random((B, T, sizes[-1])), update=("step", "sequence")[int(rng.integers(2))], n_threads=2)
+        losses = t.train_batch(
+            x, rng.random((B, T, sizes[-1])), update=("step", "sequence")[int(rng.integers(2))], n_threads=2
+        )
         assert losses.shape == (B,) and np.all(np.isfinite(losses))
 
     def predict_batch(rng):
@@ -525,8 +526,6 @@ _FORK_CODE = textwrap.dedent(
 @pytest.mark.parametrize("kind", ["eprop", "online"])
 @pytest.mark.parametrize("busy", ["idle", "busy"])
 def test_train_batch_in_forked_child(kind, busy):
-    r = subprocess.run(
-        [sys.executable, "-c", _FORK_CODE, kind, busy], capture_output=True, text=True, timeout=60
-    )
+    r = subprocess.run([sys.executable, "-c", _FORK_CODE, kind, busy], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
     assert r.stdout.strip().endswith("ok")

@@ -49,6 +49,7 @@ def _scalar(value: np.ndarray) -> Any:
 def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The state dict stored in a checkpoint file (no code is executed)."""
     target = os.fspath(path)
+
     def corrupt(detail: object) -> ValueError:
         return ValueError(
             f"path: expected an eprop checkpoint (.npz), got a truncated or corrupt file {target!r} ({detail})"

@@ -218,7 +218,6 @@ class OnlineTrainer:
     def load(cls, path: _Path) -> OnlineTrainer: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
 
-
 @final
 class RecurrentNetwork:
     def __new__(

@@ -303,7 +303,12 @@ pub fn train_stream<T: Sequential + Send>(
     for (k, item) in chunks.try_iter()?.enumerate() {
         let item = item?;
         let parts: Vec<Bound<'_, PyAny>> = match item.extract::<Vec<Bound<'_, PyAny>>>() {
-            Ok(p) if (2..=3).contains(&p.len()) && !item.is_instance_of::<pyo3::types::PyString>() => p,
+            Ok(p)
+                if (2..=3).contains(&p.len())
+                    && (item.is_instance_of::<pyo3::types::PyTuple>() || item.is_instance_of::<pyo3::types::PyList>()) =>
+            {
+                p
+            }
             _ => {
                 return Err(value_error(format!(
                     "chunks[{k}]: expected an (inputs, targets) or (inputs, targets, mask) tuple, got {}",
