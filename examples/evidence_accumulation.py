@@ -22,8 +22,9 @@ generated trials, one update per batch (update='sequence').
 
 The accuracy reported during training is measured on each new batch *before*
 the network trains on it, i.e. on trials it has never seen. Training stops
-early once the mean of the last 5 such measurements reaches 95% (or at the
-iteration budget); the final accuracy is measured on 512 further fresh trials.
+early (else at the budget of 600 iterations) once the mean of the last 5 such
+measurements reaches 95% and a check on 256 fresh validation trials also
+gives >= 95%; the final accuracy is measured on 512 further fresh trials.
 Then a LIF-only network (n_adaptive=0, otherwise identical) gets the same
 number of iterations; as in the paper it stays near chance.
 
@@ -136,14 +137,20 @@ def train(
     print_every: int = 20,
     stop_at: float | None = 0.95,
     stop_window: int = 5,
+    n_validation: int = 256,
+    val_seed: int = 12345,
     label: str = "",
     verbose: bool = True,
     **task,
 ) -> dict:
     """Train on fresh batches. Every eval_every iterations the new batch is
-    first evaluated (unseen trials) before training on it. Stops early when
-    the mean of the last stop_window evaluations reaches stop_at."""
+    first evaluated (unseen trials) before training on it. Early stopping:
+    when the mean of the last stop_window such evaluations reaches stop_at,
+    the network is evaluated on n_validation further fresh trials, and
+    training stops if that accuracy reaches stop_at too."""
     hist_it, hist_acc, hist_loss = [], [], []
+    validations: list[tuple[int, float]] = []
+    val_rng = np.random.default_rng(val_seed)
     start = time.perf_counter()
     it_done = 0
     for it in range(1, iterations + 1):
@@ -162,14 +169,22 @@ def train(
             )
         recent = hist_acc[-stop_window:]
         if stop_at is not None and len(recent) == stop_window and np.mean(recent) >= stop_at and hist_it[-1] == it - 1:
+            # candidate: confirm on a fresh validation set (never trained on, not the test set)
+            val = accuracy_on_fresh(net, val_rng, n_validation, **task)
+            validations.append((it, val))
             if verbose:
-                print(f"  {label}stopping: mean accuracy of the last {stop_window} unseen batches {np.mean(recent):.3f}")
-            break
+                print(f"  {label}iteration {it}: mean accuracy of the last {stop_window} unseen batches "
+                      f"{np.mean(recent):.3f}; validation on {n_validation} fresh trials {val:.3f}", flush=True)
+            if val >= stop_at:
+                if verbose:
+                    print(f"  {label}stopping after iteration {it}")
+                break
     return {
         "iterations": it_done,
         "eval_iterations": hist_it,
         "eval_accuracy": hist_acc,
         "loss": hist_loss,
+        "validations": validations,
         "seconds": time.perf_counter() - start,
     }
 
@@ -236,6 +251,7 @@ def main(quick: bool = False) -> dict:
             "untrained_accuracy": untrained,
             "accuracy": acc,
             "final_loss": h["loss"][-1],
+            "validations": h["validations"],
         }
     path = plot(os.path.join(OUT_DIR, "evidence_accumulation" + ("_quick" if quick else "") + ".png"), runs)
     if path:
