@@ -35,13 +35,14 @@ import os
 import time
 
 import numpy as np
-
 from eprop import EpropTrainer, RecurrentNetwork
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
 
-def make_task(seed: int = 0, steps: int = 1000, n_inputs: int = 100, p_spike: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def make_task(
+    seed: int = 0, steps: int = 1000, n_inputs: int = 100, p_spike: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
     """Frozen Poisson input raster (steps, n_inputs) and the target (steps, 1)."""
     rng = np.random.default_rng(seed)
     inputs = (rng.random((steps, n_inputs)) < p_spike).astype(np.float64)
@@ -76,7 +77,9 @@ def make_network(n_inputs: int = 100, *, lr: float = 1e-2, seed: int = 1, **over
     return RecurrentNetwork(n_inputs, 100, 1, **kw)
 
 
-def train(net, inputs: np.ndarray, targets: np.ndarray, iterations: int, *, report_every: int = 0, label: str = "") -> list[float]:
+def train(
+    net, inputs: np.ndarray, targets: np.ndarray, iterations: int, *, report_every: int = 0, label: str = ""
+) -> list[float]:
     """train_sequence `iterations` times; returns the frozen-network NMSE at
     each report (every report_every iterations; none if 0)."""
     curve = []
@@ -86,7 +89,10 @@ def train(net, inputs: np.ndarray, targets: np.ndarray, iterations: int, *, repo
         if report_every and (it % report_every == 0 or it == iterations):
             e = nmse(net.predict_sequence(inputs), targets)
             curve.append((it, e))
-            print(f"  {label}iteration {it:5d}: frozen-network NMSE {e:.4f} | {time.perf_counter() - start:6.1f} s", flush=True)
+            print(
+                f"  {label}iteration {it:5d}: frozen-network NMSE {e:.4f} | {time.perf_counter() - start:6.1f} s",
+                flush=True,
+            )
     return curve
 
 
@@ -114,7 +120,9 @@ def plot(path: str, targets: np.ndarray, outputs: dict[str, np.ndarray]) -> str 
     return path
 
 
-def main(quick: bool = False, *, lrs: tuple[float, ...] = (3e-3, 1e-2), trainer_lrs: tuple[float, ...] = (1e-2, 1e-3, 1e-4)) -> dict:
+def main(
+    quick: bool = False, *, lrs: tuple[float, ...] = (3e-3, 1e-2), trainer_lrs: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
+) -> dict:
     """Trains RecurrentNetwork at each Adam learning rate in `lrs` and
     EpropTrainer at each lr in `trainer_lrs` (its default is 1e-2), all for the
     same number of iterations on the same task; reports all and the best of each."""
@@ -128,8 +136,10 @@ def main(quick: bool = False, *, lrs: tuple[float, ...] = (3e-3, 1e-2), trainer_
     for lr in lrs:
         net = make_network(lr=lr, seed=1)
         untrained = nmse(net.predict_sequence(inputs), targets)
-        print(f"RecurrentNetwork (canonical e-prop): Adam lr {lr:g}, threshold {net.threshold}, tau_mem {net.tau_mem}, "
-              f"tau_out {net.tau_out}, reg_rate {net.reg_rate} at {net.target_rate} Hz; untrained NMSE {untrained:.4f}")
+        print(
+            f"RecurrentNetwork (canonical e-prop): Adam lr {lr:g}, threshold {net.threshold}, tau_mem {net.tau_mem}, "
+            f"tau_out {net.tau_out}, reg_rate {net.reg_rate} at {net.target_rate} Hz; untrained NMSE {untrained:.4f}"
+        )
         start = time.perf_counter()
         curve = train(net, inputs, targets, iterations, report_every=max(iterations // 10, 1), label=f"[lr {lr:g}] ")
         seconds = time.perf_counter() - start
@@ -139,8 +149,14 @@ def main(quick: bool = False, *, lrs: tuple[float, ...] = (3e-3, 1e-2), trainer_
         net.reset()
         spikes = sum(float(np.sum(net.step(x)["spikes"])) for x in inputs)
         rate = spikes / net.n_neurons / (len(inputs) * net.dt / 1000.0)
-        net_results[lr] = {"nmse": e if np.isfinite(e) else float("inf"), "untrained_nmse": untrained, "seconds": seconds,
-                           "rate_hz": rate, "curve": curve, "outputs": out}
+        net_results[lr] = {
+            "nmse": e if np.isfinite(e) else float("inf"),
+            "untrained_nmse": untrained,
+            "seconds": seconds,
+            "rate_hz": rate,
+            "curve": curve,
+            "outputs": out,
+        }
         print(f"RecurrentNetwork lr {lr:g}: frozen NMSE {e:.4f}, mean rate {rate:.1f} Hz, {seconds:.1f} s", flush=True)
 
     trainer_results = {}
@@ -150,8 +166,15 @@ def main(quick: bool = False, *, lrs: tuple[float, ...] = (3e-3, 1e-2), trainer_
         train(tr, inputs, targets, iterations)
         out = tr.predict_sequence(inputs)
         e = nmse(out, targets)
-        trainer_results[tlr] = {"nmse": e if np.isfinite(e) else float("inf"), "seconds": time.perf_counter() - t0, "outputs": out}
-        print(f"EpropTrainer(100, 100, 1, lr={tlr:g}) (seed rule, other arguments default): frozen NMSE {e:.4f}", flush=True)
+        trainer_results[tlr] = {
+            "nmse": e if np.isfinite(e) else float("inf"),
+            "seconds": time.perf_counter() - t0,
+            "outputs": out,
+        }
+        print(
+            f"EpropTrainer(100, 100, 1, lr={tlr:g}) (seed rule, other arguments default): frozen NMSE {e:.4f}",
+            flush=True,
+        )
 
     best_lr = min(net_results, key=lambda k: net_results[k]["nmse"])
     best = net_results[best_lr]
@@ -159,15 +182,23 @@ def main(quick: bool = False, *, lrs: tuple[float, ...] = (3e-3, 1e-2), trainer_
     best_t = trainer_results[best_tlr]
     print("result:")
     for lr, r in net_results.items():
-        print(f"  RecurrentNetwork, Adam lr {lr:g}, frozen weights: NMSE {r['nmse']:.4f} (untrained {r['untrained_nmse']:.4f}) "
-              f"after {iterations} iterations in {r['seconds']:.1f} s; mean rate {r['rate_hz']:.1f} Hz")
+        print(
+            f"  RecurrentNetwork, Adam lr {lr:g}, frozen weights: NMSE {r['nmse']:.4f} "
+            f"(untrained {r['untrained_nmse']:.4f}) after {iterations} iterations in {r['seconds']:.1f} s; "
+            f"mean rate {r['rate_hz']:.1f} Hz"
+        )
     for tlr, r in trainer_results.items():
-        print(f"  EpropTrainer, lr {tlr:g}, frozen weights: NMSE {r['nmse']:.4f} after {iterations} iterations in {r['seconds']:.1f} s")
+        print(
+            f"  EpropTrainer, lr {tlr:g}, frozen weights: NMSE {r['nmse']:.4f} "
+            f"after {iterations} iterations in {r['seconds']:.1f} s"
+        )
     print(f"  best RecurrentNetwork (lr {best_lr:g}): NMSE {best['nmse']:.4f}")
     print(f"  best EpropTrainer (lr {best_tlr:g}): NMSE {best_t['nmse']:.4f}")
     print(f"  predicting zero: NMSE {zero:.4f}")
     outputs = {f"RecurrentNetwork lr={lr:g} (NMSE {r['nmse']:.3f})": r["outputs"] for lr, r in net_results.items()}
-    outputs[f"EpropTrainer lr={best_tlr:g} (NMSE {best_t['nmse']:.3f}, best of {len(trainer_lrs)} lr)"] = best_t["outputs"]
+    outputs[f"EpropTrainer lr={best_tlr:g} (NMSE {best_t['nmse']:.3f}, best of {len(trainer_lrs)} lr)"] = best_t[
+        "outputs"
+    ]
     path = plot(os.path.join(OUT_DIR, "pattern_generation" + ("_quick" if quick else "") + ".png"), targets, outputs)
     if path:
         print(f"  saved {path}")
@@ -191,6 +222,8 @@ def main(quick: bool = False, *, lrs: tuple[float, ...] = (3e-3, 1e-2), trainer_
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="short run (100 iterations)")
-    ap.add_argument("--lr", type=float, nargs="+", default=[3e-3, 1e-2], help="Adam learning rates of the RecurrentNetwork")
+    ap.add_argument(
+        "--lr", type=float, nargs="+", default=[3e-3, 1e-2], help="Adam learning rates of the RecurrentNetwork"
+    )
     args = ap.parse_args()
     main(quick=args.quick, lrs=tuple(args.lr))

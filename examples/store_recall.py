@@ -35,7 +35,6 @@ import os
 import time
 
 import numpy as np
-
 from eprop import RecurrentNetwork
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
@@ -89,7 +88,15 @@ def make_batch(
     recall_bits = np.where(events == 2, bits, 0)
     targets = np.repeat(recall_bits, t_period, axis=1)
     mask = np.repeat(events == 2, t_period, axis=1)
-    return {"inputs": inputs, "targets": targets, "mask": mask, "events": events, "bits": bits, "T": T, "t_period": t_period}
+    return {
+        "inputs": inputs,
+        "targets": targets,
+        "mask": mask,
+        "events": events,
+        "bits": bits,
+        "T": T,
+        "t_period": t_period,
+    }
 
 
 def make_network(*, seed: int = 1, **overrides) -> RecurrentNetwork:
@@ -128,7 +135,9 @@ def recall_accuracy(net: RecurrentNetwork, data: dict) -> tuple[float, int]:
     return float(np.mean(pred[rec] == data["bits"][rec])), int(rec.sum())
 
 
-def accuracy_on_fresh(net: RecurrentNetwork, rng: np.random.Generator, n_trials: int = 512, chunk: int = 128, **task) -> tuple[float, int]:
+def accuracy_on_fresh(
+    net: RecurrentNetwork, rng: np.random.Generator, n_trials: int = 512, chunk: int = 128, **task
+) -> tuple[float, int]:
     correct, total, done = 0.0, 0, 0
     while done < n_trials:
         b = min(chunk, n_trials - done)
@@ -141,8 +150,18 @@ def accuracy_on_fresh(net: RecurrentNetwork, rng: np.random.Generator, n_trials:
     return correct / max(total, 1), total
 
 
-def train(net: RecurrentNetwork, rng: np.random.Generator, *, iterations: int, batch: int = 128, eval_every: int = 5,
-          print_every: int = 20, label: str = "", verbose: bool = True, **task) -> dict:
+def train(
+    net: RecurrentNetwork,
+    rng: np.random.Generator,
+    *,
+    iterations: int,
+    batch: int = 128,
+    eval_every: int = 5,
+    print_every: int = 20,
+    label: str = "",
+    verbose: bool = True,
+    **task,
+) -> dict:
     """Train on fresh batches; every eval_every iterations the new batch's
     recall accuracy is measured before training on it (unseen trials)."""
     hist_it, hist_acc, hist_loss = [], [], []
@@ -157,10 +176,18 @@ def train(net: RecurrentNetwork, rng: np.random.Generator, *, iterations: int, b
         has = data["mask"].any(axis=1)
         hist_loss.append(float(np.mean(losses[has])) if has.any() else float("nan"))
         if verbose and (it % print_every == 0 or it == 1):
-            print(f"  {label}iteration {it:4d}: loss {hist_loss[-1]:.4f} | recall accuracy on this (unseen) batch "
-                  f"{hist_acc[-1]:.3f} (at iteration {hist_it[-1]}) | {time.perf_counter() - start:7.1f} s", flush=True)
-    return {"iterations": iterations, "eval_iterations": hist_it, "eval_accuracy": hist_acc, "loss": hist_loss,
-            "seconds": time.perf_counter() - start}
+            print(
+                f"  {label}iteration {it:4d}: loss {hist_loss[-1]:.4f} | recall accuracy on this (unseen) batch "
+                f"{hist_acc[-1]:.3f} (at iteration {hist_it[-1]}) | {time.perf_counter() - start:7.1f} s",
+                flush=True,
+            )
+    return {
+        "iterations": iterations,
+        "eval_iterations": hist_it,
+        "eval_accuracy": hist_acc,
+        "loss": hist_loss,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def plot(path: str, hist: dict, net: RecurrentNetwork, data: dict) -> str | None:
@@ -213,21 +240,40 @@ def main(quick: bool = False, **overrides) -> dict:
     net = make_network(seed=1, **overrides)
     T = task["n_periods"] * 200
     print("Store-recall with eprop.RecurrentNetwork (canonical e-prop)")
-    print(f"  {task['n_periods']} periods of 200 ms (T = {T}), batch {batch}, {iterations} iterations, Adam lr {net.lr}, "
-          f"feedback {net.feedback}")
-    print(f"  100 neurons ({net.n_adaptive} ALIF), tau_adapt {net.tau_adapt}, beta {net.beta:.5f}, threshold "
-          f"{net.threshold}, refractory {net.refractory} ms")
+    print(
+        f"  {task['n_periods']} periods of 200 ms (T = {T}), batch {batch}, {iterations} iterations, Adam lr {net.lr}, "
+        f"feedback {net.feedback}"
+    )
+    print(
+        f"  100 neurons ({net.n_adaptive} ALIF), tau_adapt {net.tau_adapt}, beta {net.beta:.5f}, threshold "
+        f"{net.threshold}, refractory {net.refractory} ms"
+    )
     untrained, _ = accuracy_on_fresh(net, np.random.default_rng(7), n_test, **task)
     hist = train(net, np.random.default_rng(2024), iterations=iterations, batch=batch, **task)
     acc, n_rec = accuracy_on_fresh(net, np.random.default_rng(99), n_test, **task)
-    print(f"result: {iterations} iterations in {hist['seconds']:.1f} s; recall accuracy on {n_test} fresh trials "
-          f"({n_rec} recalls): untrained {untrained:.3f}, trained {acc:.3f}")
-    path = plot(os.path.join(OUT_DIR, "store_recall" + ("_quick" if quick else "") + ".png"), hist, net,
-                make_batch(np.random.default_rng(5), 16, **task))
+    print(
+        f"result: {iterations} iterations in {hist['seconds']:.1f} s; recall accuracy on {n_test} fresh trials "
+        f"({n_rec} recalls): untrained {untrained:.3f}, trained {acc:.3f}"
+    )
+    path = plot(
+        os.path.join(OUT_DIR, "store_recall" + ("_quick" if quick else "") + ".png"),
+        hist,
+        net,
+        make_batch(np.random.default_rng(5), 16, **task),
+    )
     if path:
         print(f"  saved {path}")
-    return {"iterations": iterations, "batch": batch, "seconds": hist["seconds"], "untrained_accuracy": untrained,
-            "accuracy": acc, "n_recalls": n_rec, "final_loss": hist["loss"][-1], "beta": net.beta, "plot": path}
+    return {
+        "iterations": iterations,
+        "batch": batch,
+        "seconds": hist["seconds"],
+        "untrained_accuracy": untrained,
+        "accuracy": acc,
+        "n_recalls": n_rec,
+        "final_loss": hist["loss"][-1],
+        "beta": net.beta,
+        "plot": path,
+    }
 
 
 if __name__ == "__main__":

@@ -120,3 +120,14 @@ def test_store_recall_trials(sr):
             else:
                 assert seg.sum() == 0 and not d["mask"][b, k * 200 : (k + 1) * 200].any()
     assert 0.1 < np.mean(ev == 1) < 0.18
+
+
+def test_store_recall_learns(sr):
+    task = dict(n_periods=6, t_period=100)  # T = 600
+    net = sr.make_network(seed=1)
+    untrained, n0 = sr.accuracy_on_fresh(net, np.random.default_rng(7), 512, **task)
+    sr.train(net, np.random.default_rng(1), iterations=40, batch=32, verbose=False, **task)
+    trained, n1 = sr.accuracy_on_fresh(net, np.random.default_rng(8), 512, **task)
+    assert n0 > 50 and n1 > 50
+    assert trained > 0.85, (trained, untrained)
+    assert trained > untrained + 0.2, (trained, untrained)
