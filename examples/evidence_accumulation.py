@@ -29,6 +29,13 @@ accuracy is measured on 1024 further fresh trials.
 Then a LIF-only network (n_adaptive=0, otherwise identical) gets the same
 number of iterations; as in the paper it stays near chance.
 
+Result of the full run (deterministic; log in out/evidence_accumulation.log):
+the ALIF network stopped after 370 iterations (validation 0.920 at 225, 0.926
+at 365, 0.953 at 370) with 95.7% accuracy on 1024 fresh trials (untrained
+52.9%); an Adam instability dropped it to ~56-80% around iterations 235-270,
+from which it recovered. The LIF-only network: 51.2% after 370 iterations.
+About 2 s per iteration on the 2-core machine when it is otherwise idle.
+
 Run ``python examples/evidence_accumulation.py`` (``--quick`` for a short run).
 """
 

@@ -25,6 +25,10 @@ reported; in a separate 2000-iteration check 3e-4, 3e-5 and 1e-5 gave frozen
 NMSE 0.73, 0.30 and 0.73, none better than 1e-4); and the NMSE of
 predicting zero, mean(y*^2) / var(y*).
 
+Result of the full run (deterministic; log in out/pattern_generation.log),
+2000 iterations: RecurrentNetwork NMSE 0.0183 (Adam 3e-3) and 0.0157 (1e-2);
+EpropTrainer 1.97 (lr 1e-2), 0.338 (1e-3), 0.191 (1e-4); predicting zero 1.377.
+
 Run ``python examples/pattern_generation.py`` (``--quick`` for a short run).
 """
 

@@ -25,6 +25,12 @@ so the same network has beta_eprop = 1.7 (1 - rho) / (1 - alpha) -- exactly
 RecurrentNetwork's default (beta=None), ~0.0290 for tau_adapt 1200, tau_mem 20:
 each spike raises the threshold by ~0.029, decaying with tau 1.2 s.
 
+Result of the full run (deterministic; log in out/store_recall.log): recall
+accuracy 100% on the 399 recalls of 512 fresh trials after 300 iterations of
+128 (untrained 50.0%); unseen batches were above 90% from iteration ~15 and at
+100% from ~85. The task as specified (value bits only shown with the store
+cue) is easy for this network; no tuning was needed.
+
 Run ``python examples/store_recall.py`` (``--quick`` for a short run).
 """
 
