@@ -1251,9 +1251,12 @@ pub fn evaluate_outputs(
     let (mut total, mut counted) = (0.0, 0usize);
     let (mut seq_right, mut step_right) = (0usize, 0usize);
     let mut p = vec![0.0; no];
+    let mut yv = vec![0.0; no];
+    let mut logit_sum = vec![0.0; no];
+    let mut target_sum = vec![0.0; no];
     for k in 0..b {
-        let mut logit_sum = vec![0.0; no];
-        let mut target_sum = vec![0.0; no];
+        logit_sum.fill(0.0);
+        target_sum.fill(0.0);
         for step in 0..t {
             if !mask.as_ref().is_none_or(|m| m[[k, step]]) {
                 continue;
@@ -1270,7 +1273,7 @@ pub fn evaluate_outputs(
                         .sum::<f64>();
                 }
                 Loss::CrossEntropy => {
-                    let yv: Vec<f64> = y.to_vec();
+                    crate::seed_eprop::copy_row(&mut yv, y);
                     softmax(&yv, &mut p);
                     for (pk, &tk) in p.iter().zip(tg.iter()) {
                         if tk != 0.0 {
