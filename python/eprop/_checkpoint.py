@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+# Versions of the state layouts this release reads (each class checks its own).
+FORMAT_VERSIONS = (1, 2)
 
 
 def save(trainer: Any, path: str | os.PathLike[str]) -> None:
@@ -73,8 +74,8 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise corrupt(f"entries that are not arrays: {bad}")
     state = {k: _scalar(v) for k, v in raw.items()}
     version = state.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"format_version: expected {FORMAT_VERSION}, got {version!r} in {target!r}")
+    if version not in FORMAT_VERSIONS:
+        raise ValueError(f"format_version: expected one of {FORMAT_VERSIONS}, got {version!r} in {target!r}")
     return state
 
 

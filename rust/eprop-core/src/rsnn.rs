@@ -168,6 +168,8 @@ pub struct RsnnConfig {
     pub surrogate_height: f64,
     pub reg_rate: f64,
     pub target_rate: f64,
+    /// Time constant (ms) of the running rate of the online regularization.
+    pub tau_reg: f64,
     pub optimizer: Optimizer,
     pub lr: f64,
     pub schedule: Schedule,
@@ -188,7 +190,7 @@ impl RsnnConfig {
         (loss, feedback, optimizer): (Loss, Feedback, Optimizer),
         feedback_decay: f64,
         surrogate_height: f64,
-        (reg_rate, target_rate): (f64, f64),
+        (reg_rate, target_rate, tau_reg): (f64, f64, f64),
         lr: f64,
         schedule: Schedule,
     ) -> Result<Self> {
@@ -241,10 +243,18 @@ impl RsnnConfig {
             surrogate_height: check_non_negative("surrogate_height", surrogate_height)?,
             reg_rate: check_non_negative("reg_rate", reg_rate)?,
             target_rate: check_non_negative("target_rate", target_rate)?,
+            tau_reg: check_positive("tau_reg", tau_reg)?,
             optimizer,
             lr: check_non_negative("lr", lr)?,
             schedule,
         };
+        if cfg.tau_reg < cfg.dt {
+            return Err(EpropError::param(
+                "tau_reg",
+                format!("a value >= dt={}", cfg.dt),
+                cfg.tau_reg,
+            ));
+        }
         if cfg.feedback_decay > 1.0 {
             return Err(EpropError::param(
                 "feedback_decay",
@@ -270,7 +280,7 @@ impl RsnnConfig {
         for _ in 0..6 {
             shapes.extend_from_slice(&syn);
         }
-        shapes.extend_from_slice(&[(na, ni), (na, n), (6, no * n), (20, n), (10, no), (2, ni)]);
+        shapes.extend_from_slice(&[(na, ni), (na, n), (6, no * n), (21, n), (10, no), (2, ni)]);
         count_f64("RecurrentNetwork", &shapes)
     }
 
@@ -290,6 +300,10 @@ impl RsnnConfig {
     /// Target rate in spikes per step.
     pub fn rate_per_step(&self) -> f64 {
         self.target_rate * self.dt / 1000.0
+    }
+    /// Steps in one window of the online regularization (tau_reg / dt, >= 1).
+    pub fn reg_window(&self) -> f64 {
+        self.tau_reg / self.dt
     }
     /// Index of the first ALIF neuron.
     pub fn first_adaptive(&self) -> usize {
@@ -452,8 +466,10 @@ pub struct RsnnState {
     /// Sums of the unfiltered eligibility (for the rate regularization).
     pub e_sum_in: Array2<f64>,
     pub e_sum_rec: Array2<f64>,
-    /// Spikes per neuron and steps since reset.
+    /// Spikes per neuron since reset (regularization, `update="sequence"`).
     pub spike_count: Array1<f64>,
+    /// Running rate per neuron, spikes per step (regularization, online).
+    pub rate: Array1<f64>,
     pub steps: u64,
     /// Steps since the last update (for `update=k`).
     pub pending: u64,
@@ -476,6 +492,9 @@ struct Scratch {
 pub struct RsnnSeq {
     pub state: RsnnState,
     scratch: Scratch,
+    /// Whether the eligibility traces hold anything (false after a reset or
+    /// a prediction, until the next step that tracks them).
+    pub tracking: bool,
 }
 
 impl RsnnSeq {
@@ -506,6 +525,7 @@ impl RsnnSeq {
                 e_sum_in: Array2::zeros(ri),
                 e_sum_rec: Array2::zeros(rr),
                 spike_count: Array1::zeros(n),
+                rate: Array1::zeros(n),
                 steps: 0,
                 pending: 0,
             },
@@ -518,11 +538,14 @@ impl RsnnSeq {
                 idx_in: Vec::with_capacity(ni),
                 idx_rec: Vec::with_capacity(n),
             },
+            tracking: false,
         }
     }
 
-    /// Zeroes the dynamics and eligibilities (gradient sums are kept).
+    /// Zeroes the dynamics and eligibilities (gradient sums are kept; fold
+    /// a pending sequence regularization first, see [`Rsnn::reset`]).
     pub fn reset_dynamics(&mut self) {
+        self.clear_eligibility();
         let st = &mut self.state;
         for a in [
             &mut st.v,
@@ -533,10 +556,16 @@ impl RsnnSeq {
             &mut st.zbar_rec,
             &mut st.zhat,
             &mut st.y,
-            &mut st.spike_count,
         ] {
             a.fill(0.0);
         }
+        st.refractory.fill(0);
+    }
+
+    /// Zeroes the eligibility traces and the rate statistics of the
+    /// regularization (and the step count since reset).
+    pub fn clear_eligibility(&mut self) {
+        let st = &mut self.state;
         for a in [
             &mut st.eps_a_in,
             &mut st.eps_a_rec,
@@ -547,8 +576,10 @@ impl RsnnSeq {
         ] {
             a.fill(0.0);
         }
-        st.refractory.fill(0);
+        st.spike_count.fill(0.0);
+        st.rate.fill(0.0);
         st.steps = 0;
+        self.tracking = false;
     }
 
     /// Zeroes the gradient sums.
@@ -577,6 +608,7 @@ impl RsnnSeq {
             st.e_sum_in.len(),
             st.e_sum_rec.len(),
             st.spike_count.len(),
+            st.rate.len(),
         ];
         let sc = &self.scratch;
         8 * arrays.iter().sum::<usize>()
@@ -590,7 +622,7 @@ impl RsnnSeq {
 
 /// Step 8 for one presynaptic population (inputs or recurrent), row j:
 /// `e = psi_j (pre - beta eps_a_j)` (the eps term for ALIF rows only),
-/// `ebar <- kappa ebar + e`, and when accumulating
+/// `ebar <- kappa ebar + gain e` (gain = 1 - kappa), and when accumulating
 /// `grad += L_j ebar + r_j e` and (end-of-sequence regularization) `esum += e`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -601,7 +633,7 @@ fn elig_rows_imp(
     grad: &mut [f64],
     esum: &mut [f64],
     (psi, signal, reg): (&[f64], &[f64], &[f64]),
-    (first_ad, beta, kappa): (usize, f64, f64),
+    (first_ad, beta, kappa, gain): (usize, f64, f64, f64),
     (accumulate, sum_e): (bool, bool),
 ) {
     let cols = pre.len();
@@ -626,26 +658,26 @@ fn elig_rows_imp(
         match (adaptive, learn) {
             (false, false) => {
                 for (e, &p) in eb.iter_mut().zip(pre) {
-                    *e = kappa * *e + pj * p;
+                    *e = kappa * *e + gain * (pj * p);
                 }
             }
             (false, true) => {
                 for ((e, gi), &p) in eb.iter_mut().zip(g.iter_mut()).zip(pre) {
                     let ei = pj * p;
-                    let nb = kappa * *e + ei;
+                    let nb = kappa * *e + gain * ei;
                     *e = nb;
                     *gi += lj * nb + rj * ei;
                 }
             }
             (true, false) => {
                 for ((e, &p), &ea) in eb.iter_mut().zip(pre).zip(eps_row) {
-                    *e = kappa * *e + pj * (p - b * ea);
+                    *e = kappa * *e + gain * (pj * (p - b * ea));
                 }
             }
             (true, true) => {
                 for (((e, gi), &p), &ea) in eb.iter_mut().zip(g.iter_mut()).zip(pre).zip(eps_row) {
                     let ei = pj * (p - b * ea);
-                    let nb = kappa * *e + ei;
+                    let nb = kappa * *e + gain * ei;
                     *e = nb;
                     *gi += lj * nb + rj * ei;
                 }
@@ -675,7 +707,7 @@ simd_dispatch! {
         grad: &mut [f64],
         esum: &mut [f64],
         rows: (&[f64], &[f64], &[f64]),
-        consts: (usize, f64, f64),
+        consts: (usize, f64, f64, f64),
         flags: (bool, bool),
     ) => elig_rows_imp
 }
@@ -721,6 +753,55 @@ impl RsnnNet {
         learn: bool,
         online_reg: bool,
     ) -> f64 {
+        self.adapt_eligibility(seq);
+        self.forward(seq, x);
+        self.update_rate(seq, online_reg);
+        let loss = self.error(seq, target, learn);
+        self.learning_signal(seq, target, learn, online_reg);
+        self.eligibility(seq, target.is_some(), online_reg);
+        if learn && target.is_some() {
+            self.readout_gradients(seq);
+        }
+        if target.is_some() {
+            seq.state.pending += 1;
+        }
+        seq.tracking = true;
+        loss
+    }
+
+    /// The forward dynamics alone (prediction): membranes, adaptation, spikes,
+    /// presynaptic traces and readout. Eligibility traces are not advanced.
+    pub fn predict_step(&self, seq: &mut RsnnSeq, x: &[f64]) {
+        self.forward(seq, x);
+    }
+
+    /// ALIF eligibility vectors with psi(t-1) and zbar(t-1):
+    /// `eps_a <- psi zbar + (rho - beta psi) eps_a`.
+    fn adapt_eligibility(&self, seq: &mut RsnnSeq) {
+        let cfg = &self.cfg;
+        let (rho, beta, first_ad) = (cfg.rho(), cfg.beta, cfg.first_adaptive());
+        let st = &mut seq.state;
+        let psi_prev = flat(&st.psi);
+        for (pre, eps) in [
+            (flat(&st.zbar_in), flat_mut(&mut st.eps_a_in)),
+            (flat(&st.zbar_rec), flat_mut(&mut st.eps_a_rec)),
+        ] {
+            let cols = pre.len();
+            if cols == 0 {
+                continue;
+            }
+            for (row, &pj) in eps.chunks_exact_mut(cols).zip(&psi_prev[first_ad..]) {
+                let c = rho - beta * pj;
+                for (e, &zb) in row.iter_mut().zip(pre) {
+                    *e = pj * zb + c * *e;
+                }
+            }
+        }
+    }
+
+    /// Presynaptic traces, adaptation, membrane, spikes, pseudo-derivative
+    /// and readout of one step.
+    fn forward(&self, seq: &mut RsnnSeq, x: &[f64]) {
         let cfg = &self.cfg;
         let p = &self.params;
         let n = cfg.n_neurons;
@@ -729,34 +810,12 @@ impl RsnnNet {
         let first_ad = cfg.first_adaptive();
         let st = &mut seq.state;
         let sc = &mut seq.scratch;
-
-        // 1. ALIF eligibility vectors with psi(t-1) and zbar(t-1).
-        {
-            let psi_prev = flat(&st.psi);
-            for (pre, eps) in [
-                (flat(&st.zbar_in), flat_mut(&mut st.eps_a_in)),
-                (flat(&st.zbar_rec), flat_mut(&mut st.eps_a_rec)),
-            ] {
-                let cols = pre.len();
-                if cols == 0 {
-                    continue;
-                }
-                for (row, &pj) in eps.chunks_exact_mut(cols).zip(&psi_prev[first_ad..]) {
-                    let c = rho - beta * pj;
-                    for (e, &zb) in row.iter_mut().zip(pre) {
-                        *e = pj * zb + c * *e;
-                    }
-                }
-            }
-        }
-        // 2. Presynaptic traces.
         for (zb, &xi) in flat_mut(&mut st.zbar_in).iter_mut().zip(x) {
             *zb = alpha * *zb + xi;
         }
         for (zb, &zi) in flat_mut(&mut st.zbar_rec).iter_mut().zip(flat(&st.z)) {
             *zb = alpha * *zb + zi;
         }
-        // 3-5. Adaptation, membrane, spikes, pseudo-derivative.
         let sparse_in = nonzeros(x, &mut sc.idx_in);
         let sparse_rec = nonzeros(flat(&st.z), &mut sc.idx_rec);
         matvec(flat(&p.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
@@ -767,7 +826,9 @@ impl RsnnNet {
             sparse_rec,
             &mut sc.rec_current,
         );
-        let n_ref = cfg.refractory_steps();
+        // After a spike the neuron is blocked for n_ref - 1 steps, so that the
+        // shortest interval between two spikes is n_ref steps (refractory / dt).
+        let blocked_after_spike = cfg.refractory_steps().saturating_sub(1);
         let z = flat_mut(&mut st.z);
         let (vv, aa, psi) = (
             flat_mut(&mut st.v),
@@ -790,17 +851,15 @@ impl RsnnNet {
                 z[j] = if d >= 0.0 { 1.0 } else { 0.0 };
                 psi[j] = gamma / thr * (1.0 - d.abs() / thr).max(0.0);
                 if z[j] > 0.0 {
-                    st.refractory[j] = n_ref;
+                    st.refractory[j] = blocked_after_spike;
                 }
             }
         }
         st.steps += 1;
-        for (c, &zj) in flat_mut(&mut st.spike_count).iter_mut().zip(z.iter()) {
-            *c += zj;
-        }
-        // 6. Readout.
+        // Readout: zhat is the spike train low-pass filtered with unit gain.
+        let gain = 1.0 - kappa;
         for (zh, &zj) in flat_mut(&mut st.zhat).iter_mut().zip(z.iter()) {
-            *zh = kappa * *zh + zj;
+            *zh = kappa * *zh + gain * zj;
         }
         let zhat = flat(&st.zhat);
         for ((yk, row), &bk) in flat_mut(&mut st.y)
@@ -810,32 +869,74 @@ impl RsnnNet {
         {
             *yk = crate::kernels::dot(row, zhat) + bk;
         }
-        // 7. Error, loss, learning signal.
-        let learning = learn && target.is_some();
-        let mut loss = 0.0;
+    }
+
+    /// Rate statistics for the regularization: the spike count since reset
+    /// (sequence form) or the running rate (online form).
+    fn update_rate(&self, seq: &mut RsnnSeq, online_reg: bool) {
+        let cfg = &self.cfg;
+        if cfg.reg_rate <= 0.0 {
+            return;
+        }
+        let st = &mut seq.state;
+        let z = flat(&st.z);
+        if online_reg {
+            let w = 1.0 / (st.steps as f64).min(cfg.reg_window());
+            for (r, &zj) in flat_mut(&mut st.rate).iter_mut().zip(z) {
+                *r += w * (zj - *r);
+            }
+        } else {
+            for (c, &zj) in flat_mut(&mut st.spike_count).iter_mut().zip(z) {
+                *c += zj;
+            }
+        }
+    }
+
+    /// Error `err = y - y*` (MSE) or `softmax(y) - y*` (cross-entropy) into the
+    /// scratch buffer, zero when not learning; returns the step's loss.
+    fn error(&self, seq: &mut RsnnSeq, target: Option<&[f64]>, learn: bool) -> f64 {
+        let sc = &mut seq.scratch;
         sc.err.fill(0.0);
-        if let (true, Some(t)) = (learning, target) {
-            let y = flat(&st.y);
-            match cfg.loss {
-                Loss::Mse => {
-                    for ((e, &yk), &tk) in sc.err.iter_mut().zip(y).zip(t) {
-                        *e = yk - tk;
-                        loss += 0.5 * *e * *e;
-                    }
+        let mut loss = 0.0;
+        let Some(t) = target.filter(|_| learn) else {
+            return 0.0;
+        };
+        let y = flat(&seq.state.y);
+        match self.cfg.loss {
+            Loss::Mse => {
+                for ((e, &yk), &tk) in sc.err.iter_mut().zip(y).zip(t) {
+                    *e = yk - tk;
+                    loss += 0.5 * *e * *e;
                 }
-                Loss::CrossEntropy => {
-                    softmax(y, &mut sc.err);
-                    for (e, &tk) in sc.err.iter_mut().zip(t) {
-                        if tk != 0.0 {
-                            loss -= tk * e.max(f64::MIN_POSITIVE).ln();
-                        }
-                        *e -= tk;
+            }
+            Loss::CrossEntropy => {
+                softmax(y, &mut sc.err);
+                for (e, &tk) in sc.err.iter_mut().zip(t) {
+                    if tk != 0.0 {
+                        loss -= tk * e.max(f64::MIN_POSITIVE).ln();
                     }
+                    *e -= tk;
                 }
             }
         }
+        loss
+    }
+
+    /// Learning signal `L = B err` and, online, the regularization signal
+    /// `r_j = reg (rate_j - f0) dt / tau_reg`.
+    fn learning_signal(
+        &self,
+        seq: &mut RsnnSeq,
+        target: Option<&[f64]>,
+        learn: bool,
+        online_reg: bool,
+    ) {
+        let cfg = &self.cfg;
+        let p = &self.params;
+        let n = cfg.n_neurons;
+        let sc = &mut seq.scratch;
         sc.signal.fill(0.0);
-        if learning {
+        if learn && target.is_some() {
             match cfg.feedback {
                 Feedback::Symmetric => {
                     for (row, &e) in flat(&p.w_out).chunks_exact(n).zip(&sc.err) {
@@ -855,20 +956,24 @@ impl RsnnNet {
                 }
             }
         }
-        // Online rate regularization: reg (f_j(t) - f0) / t on the unfiltered e.
-        let reg = cfg.reg_rate > 0.0;
         sc.reg_signal.fill(0.0);
-        if reg && online_reg && target.is_some() {
-            let t = st.steps as f64;
+        if cfg.reg_rate > 0.0 && online_reg && target.is_some() {
             let f0 = cfg.rate_per_step();
-            for (r, &c) in sc.reg_signal.iter_mut().zip(flat(&st.spike_count)) {
-                *r = cfg.reg_rate * (c / t - f0) / t;
+            let scale = cfg.reg_rate / cfg.reg_window();
+            for (r, &f) in sc.reg_signal.iter_mut().zip(flat(&seq.state.rate)) {
+                *r = scale * (f - f0);
             }
         }
-        // 8. Eligibility, filtered eligibility, gradient sums (one pass per row).
-        let accumulate = target.is_some();
-        let sum_e = reg && accumulate && !online_reg;
-        let consts = (first_ad, beta, kappa);
+    }
+
+    /// Eligibility, filtered eligibility and gradient sums (one pass per row).
+    fn eligibility(&self, seq: &mut RsnnSeq, accumulate: bool, online_reg: bool) {
+        let cfg = &self.cfg;
+        let st = &mut seq.state;
+        let sc = &seq.scratch;
+        let sum_e = cfg.reg_rate > 0.0 && accumulate && !online_reg;
+        let kappa = cfg.kappa();
+        let consts = (cfg.first_adaptive(), cfg.beta, kappa, 1.0 - kappa);
         let flags = (accumulate, sum_e);
         let (psi, signal, reg_signal) = (flat(&st.psi), &sc.signal[..], &sc.reg_signal[..]);
         elig_rows(
@@ -891,25 +996,25 @@ impl RsnnNet {
             consts,
             flags,
         );
-        let zhat_ref = flat(&st.zhat);
-        // 9. Readout gradients.
-        if learning {
-            for (row, &e) in flat_mut(&mut st.grads.w_out)
-                .chunks_exact_mut(n)
-                .zip(&sc.err)
-            {
-                for (g, &zh) in row.iter_mut().zip(zhat_ref) {
-                    *g += e * zh;
-                }
-            }
-            for (g, &e) in flat_mut(&mut st.grads.b_out).iter_mut().zip(&sc.err) {
-                *g += e;
+    }
+
+    /// Readout gradients `err zhat^T` and `err`.
+    fn readout_gradients(&self, seq: &mut RsnnSeq) {
+        let n = self.cfg.n_neurons;
+        let st = &mut seq.state;
+        let sc = &seq.scratch;
+        let zhat = flat(&st.zhat);
+        for (row, &e) in flat_mut(&mut st.grads.w_out)
+            .chunks_exact_mut(n)
+            .zip(&sc.err)
+        {
+            for (g, &zh) in row.iter_mut().zip(zhat) {
+                *g += e * zh;
             }
         }
-        if accumulate {
-            st.pending += 1;
+        for (g, &e) in flat_mut(&mut st.grads.b_out).iter_mut().zip(&sc.err) {
+            *g += e;
         }
-        loss
     }
 
     /// Adds the end-of-sequence rate regularization gradient
@@ -1020,21 +1125,55 @@ impl RsnnNet {
         }
         self.params.w_rec.diag_mut().fill(0.0);
         if let Some(old) = old_w_out {
+            // Kolen-Pollack: W_out and B^T receive the same change and the
+            // same decay, so W_out - B^T shrinks by (1 - feedback_decay) per update.
             let keep = 1.0 - self.cfg.feedback_decay;
             let no = self.cfg.n_outputs;
-            let new = flat(&self.params.w_out);
-            let old = flat(&old);
             let n = self.cfg.n_neurons;
-            for (j, row) in flat_mut(&mut self.params.feedback)
-                .chunks_exact_mut(no)
-                .enumerate()
-            {
-                for (k, b) in row.iter_mut().enumerate() {
-                    *b = keep * *b + (new[k * n + j] - old[k * n + j]);
+            let old = flat(&old);
+            let w_out = flat_mut(&mut self.params.w_out);
+            let b = flat_mut(&mut self.params.feedback);
+            for k in 0..no {
+                for j in 0..n {
+                    let step = w_out[k * n + j] - old[k * n + j];
+                    w_out[k * n + j] = keep * old[k * n + j] + step;
+                    b[j * no + k] = keep * b[j * no + k] + step;
                 }
             }
         }
     }
+}
+
+/// Largest deviation from 1 accepted in the sum of a row of class probabilities.
+pub const DISTRIBUTION_TOLERANCE: f64 = 1e-6;
+
+/// Checks cross-entropy targets (rows of class probabilities, shape (T, K)):
+/// every row whose error counts (`mask` true, or every row without a mask)
+/// must be non-negative and sum to 1 within [`DISTRIBUTION_TOLERANCE`]. Rows
+/// outside the mask are not used and not checked. `index` formats a row
+/// number for the message (e.g. `(b, t)` in a batch).
+pub fn check_distributions(
+    arg: &str,
+    targets: ndarray::ArrayView2<f64>,
+    mask: Option<ndarray::ArrayView1<bool>>,
+    index: &dyn Fn(usize) -> String,
+) -> Result<()> {
+    for (t, row) in targets.outer_iter().enumerate() {
+        if mask.as_ref().is_some_and(|m| !m[t]) {
+            continue;
+        }
+        let sum: f64 = row.iter().sum();
+        let negative = row.iter().any(|&p| p < 0.0);
+        if negative || (sum - 1.0).abs() > DISTRIBUTION_TOLERANCE {
+            let shown: Vec<String> = row.iter().map(|p| format!("{p}")).collect();
+            return Err(EpropError::param(
+                arg,
+                "class probabilities (non-negative, summing to 1) in every row whose error counts",
+                format!("[{}] (sum {sum}) at row {}", shown.join(", "), index(t)),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a user-supplied finite vector/matrix length (used by the binding).
@@ -1088,6 +1227,40 @@ impl Rsnn {
         self.net.apply(&mut [&mut self.seq]);
     }
 
+    /// Folds the rate regularization of the steps since reset into the
+    /// pending gradient sums (`update="sequence"`): the regularization of a
+    /// sequence is complete once the sequence ends, whether by an update, a
+    /// reset or a prediction.
+    fn fold_regularization(&mut self) {
+        if self.net.cfg.schedule == Schedule::Sequence && self.seq.state.pending > 0 {
+            self.net.finish_sequence(&mut self.seq);
+        }
+    }
+
+    /// Zeroes the dynamic state; pending gradient sums (including the
+    /// regularization of the steps so far) are kept for the next update.
+    pub fn reset(&mut self) {
+        self.fold_regularization();
+        self.seq.reset_dynamics();
+    }
+
+    /// Prepares for prediction: predictions run the forward dynamics only,
+    /// so the eligibility traces (and the rate statistics of the
+    /// regularization) restart from zero afterwards. Pending gradient sums are
+    /// kept.
+    pub fn begin_inference(&mut self) {
+        if self.seq.tracking {
+            self.fold_regularization();
+            self.seq.clear_eligibility();
+        }
+    }
+
+    /// One step without learning: forward dynamics only (see [`Self::begin_inference`]).
+    pub fn predict_step(&mut self, x: &[f64]) {
+        self.begin_inference();
+        self.net.predict_step(&mut self.seq, x);
+    }
+
     /// One step; with a target, learns according to the schedule: `Every(k)`
     /// applies every k learning steps, `Sequence` waits for [`Self::apply_pending`].
     pub fn step(&mut self, x: &[f64], target: Option<&[f64]>, learn: bool) -> f64 {
@@ -1110,13 +1283,13 @@ impl Sequential for Rsnn {
         self.net.cfg.n_outputs
     }
     fn reset_state(&mut self) {
-        self.seq.reset_dynamics();
+        self.reset();
     }
     fn learn_step(&mut self, x: &[f64], target: &[f64], learn: bool) -> f64 {
         self.step(x, Some(target), learn)
     }
     fn infer_step(&mut self, x: &[f64]) -> &[f64] {
-        self.step(x, None, false);
+        self.predict_step(x);
         flat(&self.seq.state.y)
     }
     fn end_of_sequence(&mut self) {
@@ -1159,7 +1332,7 @@ impl BatchModel for RsnnNet {
         self.apply(&mut refs);
     }
     fn predict_step(&self, seq: &mut RsnnSeq, x: &[f64], out: &mut [f64]) {
-        self.step(seq, x, None, false, false);
+        RsnnNet::predict_step(self, seq, x);
         out.copy_from_slice(flat(&seq.state.y));
     }
 }

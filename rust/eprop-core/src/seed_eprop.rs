@@ -541,14 +541,23 @@ pub struct SeedEpropAcc {
     d_out: Vec<f64>,
 }
 
-fn add_scaled_outer(acc: &mut [f64], lr: f64, rows: &[f64], m: &[f64]) {
-    let cols = m.len() / rows.len().max(1);
-    for ((a, r), &l) in acc
-        .chunks_exact_mut(cols.max(1))
-        .zip(m.chunks_exact(cols.max(1)))
-        .zip(rows)
-    {
-        for (ai, &e) in a.iter_mut().zip(r) {
+/// `acc[j, i] += lr (scale[j] m[j, i])` for a row-major `acc` with `cols`
+/// columns; `m` has `row_stride` values per row (0: the same vector `m` for
+/// every row, which makes the change the outer product `scale m^T`).
+fn add_scaled_rows(
+    acc: &mut [f64],
+    lr: f64,
+    scale: &[f64],
+    m: &[f64],
+    cols: usize,
+    row_stride: usize,
+) {
+    if cols == 0 {
+        return;
+    }
+    for (j, (a, &l)) in acc.chunks_exact_mut(cols).zip(scale).enumerate() {
+        let row = &m[j * row_stride..j * row_stride + cols];
+        for (ai, &e) in a.iter_mut().zip(row) {
             *ai += lr * (l * e);
         }
     }
@@ -596,10 +605,11 @@ impl BatchModel for SeedEpropNet {
 
     fn accumulate(&self, seq: &mut SeedEpropSeq, acc: &mut SeedEpropAcc) {
         let lr = self.cfg.lr;
+        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
         let (st, sc) = (&seq.state, &seq.scratch);
-        add_scaled_outer(&mut acc.d_in, lr, &sc.signal, flat(&st.elig_in));
-        add_scaled_outer(&mut acc.d_rec, lr, &sc.signal, flat(&st.elig_rec));
-        add_scaled_outer(&mut acc.d_out, lr, &sc.err, &sc.z_new);
+        add_scaled_rows(&mut acc.d_in, lr, &sc.signal, flat(&st.elig_in), ni, ni);
+        add_scaled_rows(&mut acc.d_rec, lr, &sc.signal, flat(&st.elig_rec), nr, nr);
+        add_scaled_rows(&mut acc.d_out, lr, &sc.err, &sc.z_new, nr, 0);
     }
 
     fn apply_step_mean(&mut self, seqs: &[SeedEpropSeq]) {

@@ -6,8 +6,15 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::convert::value_error;
 
-/// Version of the `state_dict` layout (also stored in checkpoint files).
-pub const FORMAT_VERSION: i64 = 1;
+/// Version of a class's `state_dict` layout (also stored in checkpoint
+/// files). RecurrentNetwork's is 2 since eprop 0.2 (normalized readout
+/// filter, refractory period, online regularization); the seed classes' is 1.
+pub fn format_version(class: &str) -> i64 {
+    match class {
+        "RecurrentNetwork" => 2,
+        _ => 1,
+    }
+}
 
 pub fn item<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
     d.get_item(key)?
@@ -29,16 +36,17 @@ pub fn i64_of(d: &Bound<'_, PyDict>, key: &str) -> PyResult<i64> {
 
 /// Checks `format_version` and `class`.
 pub fn check_header(d: &Bound<'_, PyDict>, class: &str) -> PyResult<()> {
-    let version = i64_of(d, "format_version")?;
-    if version != FORMAT_VERSION {
-        return Err(value_error(format!(
-            "state_dict['format_version']: expected {FORMAT_VERSION}, got {version}"
-        )));
-    }
     let got = item(d, "class")?.str()?.to_string();
     if got != class {
         return Err(value_error(format!(
             "state_dict['class']: expected '{class}', got '{got}'"
+        )));
+    }
+    let version = i64_of(d, "format_version")?;
+    let expected = format_version(class);
+    if version != expected {
+        return Err(value_error(format!(
+            "state_dict['format_version']: expected {expected} for {class}, got {version}"
         )));
     }
     Ok(())
@@ -58,7 +66,7 @@ pub fn check_size(d: &Bound<'_, PyDict>, key: &str, expected: usize) -> PyResult
 /// A new dict with the header filled in.
 pub fn new_state<'py>(py: Python<'py>, class: &str) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("format_version", FORMAT_VERSION)?;
+    d.set_item("format_version", format_version(class))?;
     d.set_item("class", class)?;
     Ok(d)
 }

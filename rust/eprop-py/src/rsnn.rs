@@ -85,8 +85,15 @@ fn schedule_name(s: Schedule) -> String {
 
 impl PyRecurrentNetwork {
     /// Reads targets for `t` steps: floats (T, n_outputs), or for
-    /// cross-entropy class indices (T,) turned into one-hot rows.
-    fn read_targets(&self, arg: &str, obj: &Bound<'_, PyAny>, t: usize) -> PyResult<Rows> {
+    /// cross-entropy class indices (T,) turned into one-hot rows, or class
+    /// probabilities (T, n_outputs), checked in the rows `mask` counts.
+    fn read_targets(
+        &self,
+        arg: &str,
+        obj: &Bound<'_, PyAny>,
+        t: usize,
+        mask: Option<&numpy::ndarray::Array1<bool>>,
+    ) -> PyResult<Rows> {
         let no = self.cfg.n_outputs;
         if self.cfg.loss == Loss::CrossEntropy {
             let a = extract_f64(arg, obj)?;
@@ -109,16 +116,23 @@ impl PyRecurrentNetwork {
                 }
                 return Ok(Rows::Owned(m));
             }
+            let rows = crate::stream::rows(arg, obj, Some(t), no)?;
+            rows.check(|v| {
+                rsnn::check_distributions(arg, v, mask.map(|m| m.view()), &|i| i.to_string())
+            })?;
+            return Ok(rows);
         }
         crate::stream::rows(arg, obj, Some(t), no)
     }
 
-    /// Reads a batch of targets: (B, T, n_outputs), or (B, T) class indices.
+    /// Reads a batch of targets: (B, T, n_outputs), or (B, T) class indices;
+    /// cross-entropy probabilities are checked in the rows `mask` counts.
     fn read_batch_targets(
         &self,
         obj: &Bound<'_, PyAny>,
         b: usize,
         t: usize,
+        mask: Option<&Array2<bool>>,
     ) -> PyResult<Array3<f64>> {
         let no = self.cfg.n_outputs;
         if self.cfg.loss == Loss::CrossEntropy {
@@ -142,6 +156,17 @@ impl PyRecurrentNetwork {
                 }
                 return Ok(m);
             }
+            let y = crate::convert::batch("targets", obj, Some((b, t)), no)?;
+            for k in 0..b {
+                rsnn::check_distributions(
+                    "targets",
+                    y.index_axis(Axis(0), k),
+                    mask.map(|m| m.index_axis(Axis(0), k)),
+                    &|s| format!("({k}, {s})"),
+                )
+                .map_err(to_py)?;
+            }
+            return Ok(y);
         }
         crate::convert::batch("targets", obj, Some((b, t)), no)
     }
@@ -187,18 +212,18 @@ impl PyRecurrentNetwork {
         if allow_single && a.ndim() == 2 {
             let x = matrix("inputs", inputs, None, ni)?;
             let t = x.nrows();
-            let y = match self.read_targets("targets", targets, t)? {
+            let m = mask.map(|m| mask_rows("mask", m, t)).transpose()?;
+            let y = match self.read_targets("targets", targets, t, m.as_ref())? {
                 Rows::Owned(m) => m,
                 Rows::Borrowed(..) => matrix("targets", targets, Some(t), self.cfg.n_outputs)?,
             };
-            let m = mask.map(|m| mask_rows("mask", m, t)).transpose()?;
             let m = m.map(|m| m.insert_axis(Axis(0)));
             return Ok((x.insert_axis(Axis(0)), y.insert_axis(Axis(0)), m, true));
         }
         let x = crate::convert::batch("inputs", inputs, None, ni)?;
         let (b, t, _) = x.dim();
-        let y = self.read_batch_targets(targets, b, t)?;
         let m = self.read_batch_mask(mask, b, t)?;
+        let y = self.read_batch_targets(targets, b, t, m.as_ref())?;
         Ok((x, y, m, false))
     }
 
@@ -229,8 +254,8 @@ impl PyRecurrentNetwork {
     #[new]
     #[pyo3(signature = (
         n_inputs, n_neurons, n_outputs, *, n_adaptive=0, tau_mem=20.0, tau_adapt=2000.0, beta=None,
-        threshold=0.6, refractory=0.0, dt=1.0, tau_out=20.0, loss="mse", feedback="symmetric",
-        feedback_decay=1e-3, surrogate_height=0.3, reg_rate=0.0, target_rate=10.0, optimizer="adam",
+        threshold=0.6, refractory=5.0, dt=1.0, tau_out=20.0, loss="mse", feedback="symmetric",
+        feedback_decay=1e-3, surrogate_height=0.3, reg_rate=0.0, target_rate=10.0, tau_reg=1000.0, optimizer="adam",
         lr=1e-3, update=None, seed=0
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -252,6 +277,7 @@ impl PyRecurrentNetwork {
         surrogate_height: f64,
         reg_rate: f64,
         target_rate: f64,
+        tau_reg: f64,
         optimizer: &str,
         lr: f64,
         update: Option<&Bound<'_, PyAny>>,
@@ -278,7 +304,7 @@ impl PyRecurrentNetwork {
             kinds,
             feedback_decay,
             surrogate_height,
-            (reg_rate, target_rate),
+            (reg_rate, target_rate, tau_reg),
             lr,
             schedule,
         )
@@ -358,6 +384,10 @@ impl PyRecurrentNetwork {
     #[getter]
     fn target_rate(&self) -> f64 {
         self.cfg.target_rate
+    }
+    #[getter]
+    fn tau_reg(&self) -> f64 {
+        self.cfg.tau_reg
     }
     #[getter]
     fn optimizer(&self) -> &'static str {
@@ -459,7 +489,7 @@ impl PyRecurrentNetwork {
     /// Reset the dynamic state (membranes, adaptation, spikes, traces,
     /// eligibilities). Gradients accumulated for a pending update are kept.
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
-        locked(py, &self.inner, |t| t.seq.reset_dynamics())
+        locked(py, &self.inner, |t| t.reset())
     }
 
     /// Apply the gradients accumulated since the last update now (a no-op
@@ -505,7 +535,13 @@ impl PyRecurrentNetwork {
                     v[c as usize] = 1.0;
                     Some(numpy::ndarray::Array1::from(v))
                 } else {
-                    Some(vector("target", t, self.cfg.n_outputs)?)
+                    let v = vector("target", t, self.cfg.n_outputs)?;
+                    if self.cfg.loss == Loss::CrossEntropy && mask {
+                        let row = v.view().insert_axis(Axis(0));
+                        rsnn::check_distributions("target", row, None, &|_| "0".to_string())
+                            .map_err(to_py)?;
+                    }
+                    Some(v)
                 }
             }
         };
@@ -545,7 +581,12 @@ impl PyRecurrentNetwork {
         mask: Option<&Bound<'_, PyAny>>,
         reset: bool,
     ) -> PyResult<f64> {
-        let read = |arg: &str, obj: &Bound<'_, PyAny>, t: usize| self.read_targets(arg, obj, t);
+        let read = |arg: &str,
+                    obj: &Bound<'_, PyAny>,
+                    t: usize,
+                    m: Option<&numpy::ndarray::Array1<bool>>| {
+            self.read_targets(arg, obj, t, m)
+        };
         let chunk = crate::stream::read_chunk(
             ("inputs", "targets", "mask"),
             self.cfg.n_inputs,
@@ -592,7 +633,12 @@ impl PyRecurrentNetwork {
         reset: bool,
         progress: bool,
     ) -> PyResult<f64> {
-        let read = |arg: &str, obj: &Bound<'_, PyAny>, t: usize| self.read_targets(arg, obj, t);
+        let read = |arg: &str,
+                    obj: &Bound<'_, PyAny>,
+                    t: usize,
+                    m: Option<&numpy::ndarray::Array1<bool>>| {
+            self.read_targets(arg, obj, t, m)
+        };
         let widths = (self.cfg.n_inputs, self.cfg.n_outputs);
         crate::stream::train_stream(py, &self.inner, widths, chunks, &read, reset, progress)
     }
@@ -795,6 +841,7 @@ impl PyRecurrentNetwork {
             ("surrogate_height", c.surrogate_height),
             ("reg_rate", c.reg_rate),
             ("target_rate", c.target_rate),
+            ("tau_reg", c.tau_reg),
             ("lr", c.lr),
         ] {
             d.set_item(k, v)?;
@@ -841,6 +888,7 @@ impl PyRecurrentNetwork {
             ("_zhat", &st.zhat),
             ("_y", &st.y),
             ("_spike_count", &st.spike_count),
+            ("_rate", &st.rate),
             ("grad.b_out", &st.grads.b_out),
         ] {
             d.set_item(k, PyArray::from_array(py, a))?;
@@ -891,6 +939,7 @@ impl PyRecurrentNetwork {
             ("surrogate_height", c.surrogate_height),
             ("reg_rate", c.reg_rate),
             ("target_rate", c.target_rate),
+            ("tau_reg", c.tau_reg),
         ] {
             let got = checkpoint::f64_of(state, k)?;
             if got.to_bits() != v.to_bits() {
@@ -976,6 +1025,7 @@ impl PyRecurrentNetwork {
         st.zhat = v("_zhat", n)?;
         st.y = v("_y", no)?;
         st.spike_count = v("_spike_count", n)?;
+        st.rate = v("_rate", n)?;
         st.eps_a_in = m("_eps_a_in", na, ni)?;
         st.eps_a_rec = m("_eps_a_rec", na, n)?;
         st.ebar_in = m("_ebar_in", n, ni)?;
@@ -1003,6 +1053,7 @@ impl PyRecurrentNetwork {
             }
             *slot = x as u64;
         }
+        new.seq.tracking = true;
         locked(py, &self.inner, move |t| *t = new)
     }
 
@@ -1028,6 +1079,7 @@ impl PyRecurrentNetwork {
             "surrogate_height",
             "reg_rate",
             "target_rate",
+            "tau_reg",
             "lr",
         ] {
             kwargs.set_item(k, checkpoint::f64_of(state, k)?)?;
@@ -1075,7 +1127,7 @@ impl PyRecurrentNetwork {
         Ok(format!(
             "RecurrentNetwork(n_inputs={}, n_neurons={}, n_outputs={}, n_adaptive={}, tau_mem={}, tau_adapt={}, \
              beta={}, threshold={}, refractory={}, dt={}, tau_out={}, loss='{}', feedback='{}', \
-             feedback_decay={}, surrogate_height={}, reg_rate={}, target_rate={}, optimizer='{}', lr={}, update={}, seed={})",
+             feedback_decay={}, surrogate_height={}, reg_rate={}, target_rate={}, tau_reg={}, optimizer='{}', lr={}, update={}, seed={})",
             c.n_inputs,
             c.n_neurons,
             c.n_outputs,
@@ -1093,6 +1145,7 @@ impl PyRecurrentNetwork {
             float_repr(py, c.surrogate_height)?,
             float_repr(py, c.reg_rate)?,
             float_repr(py, c.target_rate)?,
+            float_repr(py, c.tau_reg)?,
             c.optimizer.name(),
             float_repr(py, lr)?,
             schedule_name(c.schedule),

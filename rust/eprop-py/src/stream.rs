@@ -64,6 +64,23 @@ impl Rows {
         }
     }
 
+    /// Runs `f` on a view of all rows (for checks that need the whole array).
+    pub fn check(
+        &self,
+        f: impl FnOnce(numpy::ndarray::ArrayView2<f64>) -> eprop_core::Result<()>,
+    ) -> PyResult<()> {
+        match self {
+            Rows::Owned(a) => f(a.view()).map_err(to_py),
+            Rows::Borrowed(p, _, arg) => Python::attach(|py| {
+                let ro = p
+                    .bind(py)
+                    .try_readonly()
+                    .map_err(|e| value_error(format!("{arg}: {e}")))?;
+                f(ro.as_array()).map_err(to_py)
+            }),
+        }
+    }
+
     fn view_or_block(
         &self,
         start: usize,
@@ -112,13 +129,18 @@ fn panic_error() -> PyErr {
     )
 }
 
-/// How a trainer reads targets (T, n_outputs) for `t` steps: plain float
-/// arrays for the seed trainers; class indices too for cross-entropy.
-pub type TargetReader<'a> = &'a dyn Fn(&str, &Bound<'_, PyAny>, usize) -> PyResult<Rows>;
+/// How a trainer reads targets (T, n_outputs) for `t` steps (with the
+/// chunk's mask, which selects the steps whose error counts): plain float
+/// arrays for the seed trainers; class indices or class probabilities for
+/// cross-entropy.
+pub type TargetReader<'a> =
+    &'a dyn Fn(&str, &Bound<'_, PyAny>, usize, Option<&Array1<bool>>) -> PyResult<Rows>;
 
 /// Plain (T, n_outputs) float targets.
-pub fn float_targets(width: usize) -> impl Fn(&str, &Bound<'_, PyAny>, usize) -> PyResult<Rows> {
-    move |arg, obj, t| rows(arg, obj, Some(t), width)
+pub fn float_targets(
+    width: usize,
+) -> impl Fn(&str, &Bound<'_, PyAny>, usize, Option<&Array1<bool>>) -> PyResult<Rows> {
+    move |arg, obj, t, _mask| rows(arg, obj, Some(t), width)
 }
 
 /// A `(T,)` boolean mask (1/0 and True/False accepted).
@@ -198,8 +220,8 @@ pub fn read_chunk(
             names.0
         )));
     }
-    let y = read_targets(names.1, targets, t)?;
     let mask = mask.map(|m| mask_rows(names.2, m, t)).transpose()?;
+    let y = read_targets(names.1, targets, t, mask.as_ref())?;
     Ok(Chunk { x, y, mask })
 }
 
