@@ -826,7 +826,9 @@ def call_checked(trainer, call, check_success):
         if isinstance(e, KeyboardInterrupt):
             raise
         pytest.fail(f"raised {type(e).__module__}.{type(e).__name__}: {e}")
-    check_success(result)
+    # a check either asserts itself (returns None) or returns whether it holds
+    verdict = check_success(result)
+    assert verdict is None or verdict is True, f"unexpected result {result!r}"
 
 
 def step_ok(n_rec, n_out, with_loss, spikes_key=True):

@@ -414,6 +414,9 @@ def test_no_recurrence(neuron, refractory):
 # --------------------------------------------------------------------------
 
 
+COSINE_FLOOR = {"all": 0.80, "rec": 0.84, "in": 0.83}
+
+
 def test_cosine_to_full_bptt_report():
     rows = []
     for label, kw in [
@@ -436,12 +439,18 @@ def test_cosine_to_full_bptt_report():
             c_rec = cosine(ours[:2], full[:2])
             c_in = cosine(ours[:1], full[:1])
             rows.append((label, seed, c_all, c_rec, c_in))
-            for c in (c_all, c_rec, c_in):
-                assert np.isfinite(c) and -1.0 - 1e-12 <= c <= 1.0 + 1e-12
     print("\ncosine(e-prop gradient, full BPTT gradient), n=6 neurons, 4 inputs, 2 outputs, T=60, mse:")
     print(f"  {'network':28s} seed  all params  W_in+W_rec  W_in")
     for label, seed, c_all, c_rec, c_in in rows:
         print(f"  {label:28s} {seed:4d}  {c_all:10.6f}  {c_rec:10.6f}  {c_in:8.6f}")
+    # Floors just below the values measured for these fixed configurations
+    # (0.82 / 0.85 / 0.84 at the lowest): e-prop's gradient points the way of
+    # BPTT's. A sign error, a missing eligibility term or a wrong filter drops
+    # these far below (a random direction gives about 0).
+    for label, seed, c_all, c_rec, c_in in rows:
+        assert c_all >= COSINE_FLOOR["all"], (label, seed, c_all)
+        assert c_rec >= COSINE_FLOOR["rec"], (label, seed, c_rec)
+        assert c_in >= COSINE_FLOOR["in"], (label, seed, c_in)
 
 
 # --------------------------------------------------------------------------

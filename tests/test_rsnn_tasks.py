@@ -1,7 +1,9 @@
 """Reduced versions of the example tasks (examples/*.py): RecurrentNetwork
-must learn clearly beyond baselines measured in the same test (the untrained
-network, predicting zero, chance). The examples' own functions are used, so
-the tests exercise the same task generators and settings."""
+must learn clearly beyond baselines measured in the same test on the same
+data: predicting zero (pattern generation), and for evidence accumulation an
+observer that remembers only the first cue, or only the last one. The
+examples' own functions are used, so the tests exercise the same task
+generators and settings; a missing example is a failure."""
 
 from __future__ import annotations
 
@@ -16,8 +18,7 @@ EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 def _load(name: str):
     path = EXAMPLES / f"{name}.py"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
+    assert path.exists(), f"{path} not found: the examples are part of the package's tests"
     spec = importlib.util.spec_from_file_location(f"_eprop_example_{name}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -55,8 +56,7 @@ def test_pattern_generation_learns(pg):
     pg.train(net, x, y, 150)
     trained = pg.nmse(net.predict_sequence(x), y)
     assert np.isfinite(trained)
-    assert trained < 0.1 * untrained, (trained, untrained)
-    assert trained < 0.5 * zero, (trained, zero)
+    assert trained < 0.1 * zero, (trained, zero, untrained)
 
 
 def test_pattern_generation_learns_with_update_step(pg):
@@ -69,8 +69,7 @@ def test_pattern_generation_learns_with_update_step(pg):
     pg.train(net, x, y, 60)
     trained = pg.nmse(net.predict_sequence(x), y)
     assert np.isfinite(trained)
-    assert trained < 0.1 * untrained, (trained, untrained)
-    assert trained < 0.5 * zero, (trained, zero)
+    assert trained < 0.1 * zero, (trained, zero, untrained)
 
 
 # 3 cues of 50 ms, a 100 ms delay, 50 ms recall (T = 375)
@@ -92,13 +91,28 @@ def test_evidence_accumulation_trials(ea):
     assert 0.3 < labels.mean() < 0.7
 
 
+def cue_sides(x, n_cues, t_cue, t_silence, **_):
+    """Side (0 left, 1 right) of each cue of each trial, read from the input
+    spikes in the cue's window: what an observer of that one cue knows."""
+    sides = []
+    for k in range(n_cues):
+        start = k * (t_silence + t_cue) + t_silence
+        left = x[:, start : start + t_cue, :10].sum(axis=(1, 2))
+        right = x[:, start : start + t_cue, 10:20].sum(axis=(1, 2))
+        sides.append((right > left).astype(int))
+    return sides
+
+
 def test_evidence_accumulation_learns(ea):
-    net = ea.make_network(n_adaptive=50, seed=1, lr=1e-2)
-    untrained = ea.accuracy_on_fresh(net, np.random.default_rng(7), 256, **EA_TASK)
-    ea.train(net, np.random.default_rng(1), iterations=40, batch=32, stop_at=None, verbose=False, **EA_TASK)
-    trained = ea.accuracy_on_fresh(net, np.random.default_rng(8), 256, **EA_TASK)
-    assert trained > 0.65, (trained, untrained)
-    assert trained > untrained + 0.1, (trained, untrained)
+    net = ea.make_network(n_adaptive=50, seed=1)
+    ea.train(net, np.random.default_rng(1), iterations=300, batch=32, stop_at=None, verbose=False, **EA_TASK)
+    x, y, m, labels = ea.make_batch(np.random.default_rng(8), 512, **EA_TASK)
+    trained = net.evaluate(x, y, mask=m)["accuracy"]
+    sides = cue_sides(x, **EA_TASK)
+    first_cue = float(np.mean(sides[0] == labels))
+    last_cue = float(np.mean(sides[-1] == labels))
+    assert 0.7 < first_cue < 0.9 and 0.7 < last_cue < 0.9  # one cue is informative, not decisive
+    assert trained > max(first_cue, last_cue) + 0.05, (trained, first_cue, last_cue)
 
 
 def test_store_recall_trials(sr):

@@ -626,7 +626,7 @@ impl RsnnSeq {
 /// `grad += L_j ebar + r_j e` and (end-of-sequence regularization) `esum += e`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn elig_rows_imp(
+pub(crate) fn elig_rows_imp(
     pre: &[f64],
     eps: &[f64],
     ebar: &mut [f64],
@@ -700,7 +700,7 @@ fn elig_rows_imp(
 
 simd_dispatch! {
     /// [`elig_rows_imp`], compiled for AVX2 when available.
-    pub fn elig_rows(
+    pub fn elig_rows / elig_rows_avx2(
         pre: &[f64],
         eps: &[f64],
         ebar: &mut [f64],
@@ -1487,4 +1487,400 @@ fn argmax(it: impl Iterator<Item = f64>) -> usize {
         }
     }
     best.0
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_range_loop)] // index loops read like the equations
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{avx2, same, values, SHAPES};
+
+    fn config(
+        schedule: Schedule,
+        feedback: Feedback,
+        optimizer: Optimizer,
+        reg: f64,
+    ) -> RsnnConfig {
+        RsnnConfig::new(
+            (3, 5, 2, 2),
+            20.0,
+            50.0,
+            Some(0.3),
+            0.5,
+            3.0,
+            1.0,
+            15.0,
+            (Loss::Mse, feedback, optimizer),
+            0.01,
+            0.3,
+            (reg, 10.0, 40.0),
+            0.01,
+            schedule,
+        )
+        .unwrap()
+    }
+
+    /// A network with random weights and a sequence with random state.
+    fn setup(cfg: RsnnConfig) -> (RsnnNet, RsnnSeq) {
+        let mut net = RsnnNet::new(cfg.clone(), 3);
+        let (ni, n, no, na) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs, cfg.n_adaptive);
+        let arr = |seed, r, c| Array2::from_shape_vec((r, c), values(seed, r * c, 0.0)).unwrap();
+        let vec1 = |seed, len, zeros| Array1::from(values(seed, len, zeros));
+        // small input and recurrent weights keep the membranes near threshold
+        net.params.w_in = arr(1, n, ni) * 0.1;
+        net.params.w_rec = arr(2, n, n) * 0.1;
+        net.params.w_rec.diag_mut().fill(0.0);
+        net.params.w_out = arr(3, no, n);
+        net.params.b_out = vec1(4, no, 0.0);
+        net.params.feedback = arr(5, n, no);
+        let mut seq = RsnnSeq::new(&cfg);
+        let st = &mut seq.state;
+        st.v = Array1::from(vec![1.16, 0.6, 0.84, 0.75, 0.3]);
+        st.a = vec1(7, n, 0.0).mapv(f64::abs);
+        for j in 0..cfg.first_adaptive() {
+            st.a[j] = 0.0;
+        }
+        st.z = Array1::from(vec![1.0, 0.0, 1.0, 0.0, 0.0]);
+        st.refractory = vec![0, 1, 0, 0, 2];
+        st.psi = vec1(8, n, 0.0).mapv(f64::abs);
+        st.zbar_in = vec1(9, ni, 0.0).mapv(f64::abs);
+        st.zbar_rec = vec1(10, n, 0.0).mapv(f64::abs);
+        st.eps_a_in = arr(11, na, ni);
+        st.eps_a_rec = arr(12, na, n);
+        st.ebar_in = arr(13, n, ni);
+        st.ebar_rec = arr(14, n, n);
+        st.zhat = vec1(15, n, 0.0).mapv(f64::abs);
+        st.steps = 7;
+        (net, seq)
+    }
+
+    fn close(a: f64, b: f64, what: &str) {
+        assert!(
+            (a - b).abs() <= 1e-13 * (1.0 + b.abs()),
+            "{what}: {a} vs {b}"
+        );
+    }
+
+    #[test]
+    fn one_step_against_the_equations() {
+        for feedback in [Feedback::Symmetric, Feedback::Random] {
+            let cfg = config(Schedule::Sequence, feedback, Optimizer::Sgd, 0.0);
+            let (net, mut seq) = setup(cfg.clone());
+            let old = seq.state.clone();
+            let p = net.params.clone();
+            let x = [1.0, 0.0, 0.4];
+            let target = [0.3, -0.2];
+            let loss = net.step(&mut seq, &x, Some(&target), true, false);
+            let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+            let (alpha, rho, kappa) = (cfg.alpha(), cfg.rho(), cfg.kappa());
+            let (thr, beta, gamma) = (cfg.threshold, cfg.beta, cfg.surrogate_height);
+            let fa = cfg.first_adaptive();
+            let st = &seq.state;
+            let mut e_in = vec![vec![0.0; ni]; n];
+            let mut e_rec = vec![vec![0.0; n]; n];
+            let mut z = vec![0.0; n];
+            let mut psi = vec![0.0; n];
+            for j in 0..n {
+                let ad = j >= fa;
+                let a = if ad { rho * old.a[j] + old.z[j] } else { 0.0 };
+                close(st.a[j], a, "a");
+                let mut cur = 0.0;
+                for i in 0..ni {
+                    cur += p.w_in[[j, i]] * x[i];
+                }
+                for i in 0..n {
+                    cur += p.w_rec[[j, i]] * old.z[i];
+                }
+                let v = alpha * old.v[j] + cur - thr * old.z[j];
+                close(st.v[j], v, "v");
+                let thr_j = thr + beta * a;
+                if old.refractory[j] == 0 {
+                    z[j] = if v >= thr_j { 1.0 } else { 0.0 };
+                    psi[j] = gamma / thr * (1.0 - (v - thr_j).abs() / thr).max(0.0);
+                }
+                assert_eq!(st.z[j], z[j], "z {j}");
+                close(st.psi[j], psi[j], "psi");
+                let expect_refr = if z[j] > 0.0 {
+                    2 // refractory 3 ms: blocked for 2 steps after a spike
+                } else {
+                    old.refractory[j].saturating_sub(1)
+                };
+                assert_eq!(st.refractory[j], expect_refr);
+                for (pre_old, pre_new_of, e_out, eps_old, eps_new) in [
+                    (
+                        old.zbar_in.to_vec(),
+                        (0..ni)
+                            .map(|i| alpha * old.zbar_in[i] + x[i])
+                            .collect::<Vec<_>>(),
+                        &mut e_in[j],
+                        old.eps_a_in.clone(),
+                        st.eps_a_in.clone(),
+                    ),
+                    (
+                        old.zbar_rec.to_vec(),
+                        (0..n)
+                            .map(|i| alpha * old.zbar_rec[i] + old.z[i])
+                            .collect::<Vec<_>>(),
+                        &mut e_rec[j],
+                        old.eps_a_rec.clone(),
+                        st.eps_a_rec.clone(),
+                    ),
+                ] {
+                    for i in 0..pre_old.len() {
+                        let eps = if ad {
+                            let e = old.psi[j] * pre_old[i]
+                                + (rho - beta * old.psi[j]) * eps_old[[j - fa, i]];
+                            close(eps_new[[j - fa, i]], e, "eps_a");
+                            e
+                        } else {
+                            0.0
+                        };
+                        e_out[i] = psi[j] * (pre_new_of[i] - beta * eps);
+                    }
+                }
+            }
+            assert!(
+                z.iter().any(|&v| v > 0.0) && z.contains(&0.0),
+                "vacuous spikes {z:?}"
+            );
+            assert!(
+                psi.iter().filter(|&&v| v > 0.0).count() >= 2,
+                "vacuous psi {psi:?}"
+            );
+            assert!(old.refractory.iter().any(|&r| r > 0));
+            for i in 0..ni {
+                close(st.zbar_in[i], alpha * old.zbar_in[i] + x[i], "zbar_in");
+            }
+            let zhat: Vec<f64> = (0..n)
+                .map(|j| kappa * old.zhat[j] + (1.0 - kappa) * z[j])
+                .collect();
+            let mut err = vec![0.0; no];
+            let mut want_loss = 0.0;
+            for k in 0..no {
+                let mut y = p.b_out[k];
+                for j in 0..n {
+                    y += p.w_out[[k, j]] * zhat[j];
+                }
+                close(st.y[k], y, "y");
+                err[k] = y - target[k];
+                want_loss += 0.5 * err[k] * err[k];
+            }
+            close(loss, want_loss, "loss");
+            for j in 0..n {
+                let l: f64 = (0..no)
+                    .map(|k| {
+                        let b = match feedback {
+                            Feedback::Symmetric => p.w_out[[k, j]],
+                            _ => p.feedback[[j, k]],
+                        };
+                        b * err[k]
+                    })
+                    .sum();
+                for i in 0..ni {
+                    let eb = kappa * old.ebar_in[[j, i]] + (1.0 - kappa) * e_in[j][i];
+                    close(st.ebar_in[[j, i]], eb, "ebar_in");
+                    close(st.grads.w_in[[j, i]], l * eb, "grad W_in");
+                }
+                for i in 0..n {
+                    let eb = kappa * old.ebar_rec[[j, i]] + (1.0 - kappa) * e_rec[j][i];
+                    close(st.ebar_rec[[j, i]], eb, "ebar_rec");
+                    close(st.grads.w_rec[[j, i]], l * eb, "grad W_rec");
+                }
+                for k in 0..no {
+                    close(st.grads.w_out[[k, j]], err[k] * zhat[j], "grad W_out");
+                }
+            }
+            for k in 0..no {
+                close(st.grads.b_out[k], err[k], "grad b_out");
+            }
+        }
+    }
+
+    #[test]
+    fn eligibility_recursion_over_a_sequence() {
+        // ebar(t) = sum_s kappa^(t-s) (1 - kappa) e(s) and the gradient sum is
+        // sum_t L(t) ebar(t), with e(s) evaluated from the state of each step.
+        let cfg = config(Schedule::Sequence, Feedback::Random, Optimizer::Sgd, 0.0);
+        let (net, _) = setup(cfg.clone());
+        let mut seq = RsnnSeq::new(&cfg);
+        let (ni, n) = (cfg.n_inputs, cfg.n_neurons);
+        let kappa = cfg.kappa();
+        let xs: Vec<Vec<f64>> = (0..40)
+            .map(|t| values(200 + t, ni, 0.5).iter().map(|v| v.abs()).collect())
+            .collect();
+        let mut es: Vec<Vec<f64>> = Vec::new();
+        let mut grad = vec![0.0; n * ni];
+        let mut ebar = vec![0.0; n * ni];
+        for x in &xs {
+            let target = [0.1, -0.1];
+            net.step(&mut seq, x, Some(&target), true, false);
+            let st = &seq.state;
+            let mut e = vec![0.0; n * ni];
+            for j in 0..n {
+                for i in 0..ni {
+                    let eps = if j >= cfg.first_adaptive() {
+                        st.eps_a_in[[j - cfg.first_adaptive(), i]]
+                    } else {
+                        0.0
+                    };
+                    e[j * ni + i] = st.psi[j] * (st.zbar_in[i] - cfg.beta * eps);
+                }
+            }
+            es.push(e);
+            let l: Vec<f64> = (0..n)
+                .map(|j| {
+                    (0..2)
+                        .map(|k| net.params.feedback[[j, k]] * seq.scratch.err[k])
+                        .sum()
+                })
+                .collect();
+            let t = es.len() - 1;
+            for m in 0..n * ni {
+                ebar[m] = (0..=t)
+                    .map(|s| kappa.powi((t - s) as i32) * (1.0 - kappa) * es[s][m])
+                    .sum();
+                grad[m] += l[m / ni] * ebar[m];
+            }
+            for (m, (&a, &b)) in flat(&st.ebar_in).iter().zip(&ebar).enumerate() {
+                close(a, b, &format!("ebar {m}"));
+            }
+        }
+        assert!(
+            es.iter().flatten().any(|&e| e != 0.0),
+            "vacuous: no eligibility"
+        );
+        for (a, b) in flat(&seq.state.grads.w_in).iter().zip(&grad) {
+            close(*a, *b, "gradient sum");
+        }
+    }
+
+    #[test]
+    fn optimizers_and_adaptive_feedback() {
+        for (optimizer, feedback) in [
+            (Optimizer::Sgd, Feedback::Symmetric),
+            (Optimizer::Adam, Feedback::Symmetric),
+            (Optimizer::Adam, Feedback::Adaptive),
+        ] {
+            let cfg = config(Schedule::Sequence, feedback, optimizer, 0.0);
+            let (mut net, _) = setup(cfg.clone());
+            let lr = cfg.lr;
+            let mut w = net.params.clone();
+            let (mut m, mut v) = (Grads::zeros(&cfg), Grads::zeros(&cfg));
+            for step in 1..=3u64 {
+                let mut g = Grads::zeros(&cfg);
+                for (k, part) in g.parts_mut().into_iter().enumerate() {
+                    part.copy_from_slice(&values(
+                        300 + 10 * step as u32 + k as u32,
+                        part.len(),
+                        0.1,
+                    ));
+                }
+                g.w_rec.diag_mut().fill(0.0);
+                net.apply_gradient(&g);
+                let old_out = w.w_out.clone();
+                let t = step as f64;
+                for (k, ((wk, gk), (mk, vk))) in w
+                    .parts_mut()
+                    .into_iter()
+                    .zip(g.parts())
+                    .zip(m.parts_mut().into_iter().zip(v.parts_mut()))
+                    .enumerate()
+                {
+                    for i in 0..wk.len() {
+                        match optimizer {
+                            Optimizer::Sgd => wk[i] -= lr * gk[i],
+                            Optimizer::Adam => {
+                                mk[i] = 0.9 * mk[i] + 0.1 * gk[i];
+                                vk[i] = 0.999 * vk[i] + 0.001 * gk[i] * gk[i];
+                                let mh = mk[i] / (1.0 - 0.9f64.powf(t));
+                                let vh = vk[i] / (1.0 - 0.999f64.powf(t));
+                                wk[i] -= lr * mh / (vh.sqrt() + 1e-8);
+                            }
+                        }
+                    }
+                    let _ = k;
+                }
+                w.w_rec.diag_mut().fill(0.0);
+                if feedback == Feedback::Adaptive {
+                    let keep = 1.0 - cfg.feedback_decay;
+                    let change = &w.w_out - &old_out;
+                    w.w_out = &old_out * keep + &change;
+                    w.feedback = &w.feedback * keep + change.t();
+                }
+                for (a, b) in flat(&net.params.w_in).iter().zip(flat(&w.w_in)) {
+                    close(*a, *b, "W_in");
+                }
+                for (a, b) in flat(&net.params.w_out).iter().zip(flat(&w.w_out)) {
+                    close(*a, *b, "W_out");
+                }
+                for (a, b) in flat(&net.params.feedback).iter().zip(flat(&w.feedback)) {
+                    close(*a, *b, "B");
+                }
+                assert!(net.params.w_rec.diag().iter().all(|&d| d == 0.0));
+            }
+        }
+    }
+
+    #[test]
+    fn elig_rows_against_a_plain_loop() {
+        for (k, &(rows, cols)) in SHAPES.iter().enumerate() {
+            let seed = 500 + 10 * k as u32;
+            let first_ad = rows / 2;
+            let pre = values(seed, cols, 0.3);
+            let eps = values(seed + 1, (rows - first_ad) * cols, 0.1);
+            let psi = values(seed + 2, rows, 0.3);
+            let signal = values(seed + 3, rows, 0.3);
+            let reg = values(seed + 4, rows, 0.5);
+            let ebar0 = values(seed + 5, rows * cols, 0.1);
+            let grad0 = values(seed + 6, rows * cols, 0.1);
+            let esum0 = values(seed + 7, rows * cols, 0.1);
+            let (beta, kappa, gain) = (0.4, 0.9, 0.1);
+            for (accumulate, sum_e) in [(false, false), (true, false), (true, true)] {
+                let (mut eb_w, mut g_w, mut es_w) = (ebar0.clone(), grad0.clone(), esum0.clone());
+                for j in 0..rows {
+                    for i in 0..cols {
+                        let b = if j >= first_ad {
+                            beta * eps[(j - first_ad) * cols + i]
+                        } else {
+                            0.0
+                        };
+                        let e = psi[j] * (pre[i] - b);
+                        let e = if j >= first_ad { e } else { psi[j] * pre[i] };
+                        let nb = kappa * eb_w[j * cols + i] + gain * e;
+                        eb_w[j * cols + i] = nb;
+                        if accumulate && (signal[j] != 0.0 || reg[j] != 0.0) {
+                            g_w[j * cols + i] += signal[j] * nb + reg[j] * e;
+                        }
+                        if sum_e {
+                            es_w[j * cols + i] += e;
+                        }
+                    }
+                }
+                for use_avx in [false, true] {
+                    if use_avx && !avx2() {
+                        continue;
+                    }
+                    let (mut eb, mut g, mut es) = (ebar0.clone(), grad0.clone(), esum0.clone());
+                    let args = (
+                        (&psi[..], &signal[..], &reg[..]),
+                        (first_ad, beta, kappa, gain),
+                        (accumulate, sum_e),
+                    );
+                    if use_avx {
+                        // SAFETY: avx2() checked the CPU.
+                        unsafe {
+                            elig_rows_avx2(
+                                &pre, &eps, &mut eb, &mut g, &mut es, args.0, args.1, args.2,
+                            )
+                        };
+                    } else {
+                        elig_rows_imp(&pre, &eps, &mut eb, &mut g, &mut es, args.0, args.1, args.2);
+                    }
+                    same(&eb, &eb_w, "ebar");
+                    same(&g, &g_w, "grad");
+                    same(&es, &es_w, "esum");
+                }
+            }
+        }
+    }
 }

@@ -199,7 +199,7 @@ pub fn check_vector(arg: &str, x: &[f64], n: usize) -> Result<()> {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn learn_rows_imp(
+pub(crate) fn learn_rows_imp(
     w: &mut [f64],
     tr: &mut [f64],
     x: &[f64],
@@ -236,7 +236,7 @@ fn learn_rows_imp(
 simd_dispatch! {
     /// One learning step of a layer in one pass: `tr <- 0.95 tr + psi (x) x`,
     /// `W <- W - lr s (.) tr` and, when `project`, `down <- W^T s` (new W).
-    pub fn learn_rows(
+    pub fn learn_rows / learn_rows_avx2(
         w: &mut [f64],
         tr: &mut [f64],
         x: &[f64],
@@ -250,7 +250,7 @@ simd_dispatch! {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn learn_rows_state_imp(
+pub(crate) fn learn_rows_state_imp(
     w: &[f64],
     tr: &mut [f64],
     x: &[f64],
@@ -281,7 +281,7 @@ fn learn_rows_state_imp(
 simd_dispatch! {
     /// [`learn_rows`] on read-only weights (batch phase A): the trace advances
     /// and `down` receives what `learn_rows` would project.
-    pub fn learn_rows_state(
+    pub fn learn_rows_state / learn_rows_state_avx2(
         w: &[f64],
         tr: &mut [f64],
         x: &[f64],
@@ -732,5 +732,74 @@ impl BatchModel for SeedOnline {
     fn predict_step(&self, seq: &mut SeedOnlineSeq, x: &[f64], out: &mut [f64]) {
         self.forward_seq(seq, x);
         out.copy_from_slice(flat(&seq.states[self.layers.len() - 1].z));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{avx2, same, values, SHAPES};
+
+    #[test]
+    fn learn_rows_against_a_plain_loop() {
+        for (k, &(rows, cols)) in SHAPES.iter().enumerate() {
+            let seed = 700 + 10 * k as u32;
+            let x = values(seed, cols, 0.4);
+            let psi = values(seed + 1, rows, 0.2);
+            let signal = values(seed + 2, rows, 0.2);
+            let w0 = values(seed + 3, rows * cols, 0.0);
+            let tr0 = values(seed + 4, rows * cols, 0.1);
+            let lr = 0.05;
+            for project in [false, true] {
+                let (mut w_w, mut tr_w) = (w0.clone(), tr0.clone());
+                let mut down_w = vec![0.0; cols];
+                let mut down_state_w = vec![0.0; cols];
+                for j in 0..rows {
+                    for i in 0..cols {
+                        let t = flush(LAYER_TRACE_DECAY * tr_w[j * cols + i] + psi[j] * x[i]);
+                        tr_w[j * cols + i] = t;
+                        let wn = w_w[j * cols + i] - lr * (signal[j] * t);
+                        w_w[j * cols + i] = wn;
+                        if project {
+                            down_w[i] += wn * signal[j];
+                            down_state_w[i] +=
+                                (w0[j * cols + i] - lr * (signal[j] * t)) * signal[j];
+                        }
+                    }
+                }
+                for use_avx in [false, true] {
+                    if use_avx && !avx2() {
+                        continue;
+                    }
+                    let (mut w, mut tr) = (w0.clone(), tr0.clone());
+                    let mut down = vec![f64::NAN; cols];
+                    let mut tr2 = tr0.clone();
+                    let mut down2 = vec![f64::NAN; cols];
+                    if use_avx {
+                        // SAFETY: avx2() checked the CPU.
+                        unsafe {
+                            learn_rows_avx2(
+                                &mut w, &mut tr, &x, &psi, &signal, lr, &mut down, project,
+                            );
+                            learn_rows_state_avx2(
+                                &w0, &mut tr2, &x, &psi, &signal, lr, &mut down2, project,
+                            );
+                        }
+                    } else {
+                        learn_rows_imp(&mut w, &mut tr, &x, &psi, &signal, lr, &mut down, project);
+                        learn_rows_state_imp(
+                            &w0, &mut tr2, &x, &psi, &signal, lr, &mut down2, project,
+                        );
+                    }
+                    same(&w, &w_w, "W");
+                    same(&tr, &tr_w, "trace");
+                    same(&tr2, &tr_w, "trace (state)");
+                    if project {
+                        same(&down, &down_w, "down");
+                        same(&down2, &down_state_w, "down (state)");
+                    }
+                }
+            }
+        }
     }
 }
