@@ -231,7 +231,7 @@ class RecurrentNetwork:
         tau_adapt: float = 2000.0,
         beta: float | None = None,
         threshold: float = 0.6,
-        refractory: float = 0.0,
+        refractory: float = 5.0,
         dt: float = 1.0,
         tau_out: float = 20.0,
         loss: str = "mse",
@@ -240,6 +240,7 @@ class RecurrentNetwork:
         surrogate_height: float = 0.3,
         reg_rate: float = 0.0,
         target_rate: float = 10.0,
+        tau_reg: float = 1000.0,
         optimizer: str = "adam",
         lr: float = 1e-3,
         update: str | int | None = None,
@@ -279,6 +280,8 @@ class RecurrentNetwork:
     def reg_rate(self) -> float: ...
     @property
     def target_rate(self) -> float: ...
+    @property
+    def tau_reg(self) -> float: ...
     @property
     def optimizer(self) -> str: ...
     @property

@@ -12,24 +12,53 @@
 //! z_j(t)   = H(v_j(t) - A_j(t)), 0 while refractory          (reset by subtraction)
 //! psi_j(t) = (gamma / thr) max(0, 1 - |v_j(t) - A_j(t)| / thr), 0 while refractory
 //! ```
-//! Input scaling s = 1 (the evidence-accumulation convention). Eligibility:
+//! Input scaling s = 1 (the evidence-accumulation convention). Refractory
+//! period: after a spike a neuron is blocked for n_ref - 1 steps, n_ref =
+//! round(refractory / dt), so that two spikes are at least n_ref steps apart
+//! (the paper's "refractory period of 5 ms"; the TF reference's n_refractory).
+//! Eligibility:
 //! ```text
 //! zbar_i(t)     = alpha zbar_i(t-1) + pre_i(t)               pre = x(t) or z(t-1)
 //! eps_a_ji(t)   = psi_j(t-1) zbar_i(t-1) + (rho - beta psi_j(t-1)) eps_a_ji(t-1)   (ALIF)
 //! e_ji(t)       = psi_j(t) (zbar_i(t) - beta eps_a_ji(t))
-//! ebar_ji(t)    = kappa ebar_ji(t-1) + e_ji(t)               (readout filter)
+//! ebar_ji(t)    = kappa ebar_ji(t-1) + (1 - kappa) e_ji(t)   (readout filter)
 //! ```
-//! Readout `y_k(t) = sum_j W_out_kj zhat_j(t) + b_k` with
-//! `zhat_j(t) = kappa zhat_j(t-1) + z_j(t)`. Error `err = y - y*` (MSE,
-//! E = 0.5 sum_t |err|^2) or `softmax(y) - pi*` (cross-entropy,
-//! E = -sum_t sum_k pi*_k log softmax(y)_k), zero outside the mask. Learning
-//! signal `L_j(t) = sum_k B_jk err_k(t)`. Gradients:
+//! Readout `y_k(t) = sum_j W_out_kj zhat_j(t) + b_k` with the unit-gain filter
+//! `zhat_j(t) = kappa zhat_j(t-1) + (1 - kappa) z_j(t)` (as the TF reference's
+//! `exp_convolve` and NEST's readout neuron): zhat is a rate in spikes per
+//! step, so the default `W_out ~ N(0, 1/n_neurons)` (the references'
+//! initialization) gives outputs of the targets' scale. Error `err = y - y*`
+//! (MSE, E = 0.5 sum_t |err|^2) or `softmax(y) - pi*` (cross-entropy,
+//! E = -sum_t sum_k pi*_k log softmax(y)_k; every counted row of pi* is a
+//! probability distribution), zero outside the mask. Learning signal
+//! `L_j(t) = sum_k B_jk err_k(t)`. Gradients:
 //! `dE/dW_ji = sum_t L_j(t) ebar_ji(t)`, `dE/dW_out_kj = sum_t err_k(t) zhat_j(t)`,
-//! `dE/db_k = sum_t err_k(t)`. Rate regularization
-//! `E_reg = reg/2 sum_j (f_j - f0)^2` with f_j the mean spikes per step and
-//! f0 = target_rate dt / 1000 adds `reg (f_j - f0) mean_t e_ji(t)`.
-//! With B = W_out^T this is the exact gradient of the network in which z(t-1)
-//! is a constant in the recurrence and in the reset.
+//! `dE/db_k = sum_t err_k(t)`. With B = W_out^T this is the exact gradient of
+//! the network in which z(t-1) is a constant in the recurrence and in the reset.
+//!
+//! Feedback B: `W_out^T` (symmetric), a fixed random matrix (random), or
+//! Kolen-Pollack (adaptive; the TF reference's `KolenPollackDecay`): B^T and
+//! W_out receive the same optimizer change and the same decay,
+//! `W_out <- (1 - d) W_out + D`, `B <- (1 - d) B + D^T` (d = feedback_decay per
+//! update), so that W_out - B^T shrinks by (1 - d) per update and B converges
+//! to W_out^T.
+//!
+//! Rate regularization toward f0 = target_rate dt / 1000 spikes per step:
+//! - `update="sequence"` (and `gradients()`): `E_reg = reg/2 sum_j (f_j - f0)^2`
+//!   with f_j the mean spikes per step since reset, whose gradient
+//!   `reg (f_j - f0) mean_t e_ji(t)` is added once the sequence ends (at the
+//!   update, a reset or a prediction, whichever comes first);
+//! - online (`update="step"` or k): every step adds `r_j(t) e_ji(t)` with
+//!   `r_j(t) = reg (fbar_j(t) - f0) dt / tau_reg`, where fbar_j is the running
+//!   mean of z_j since reset for the first tau_reg/dt steps and an
+//!   exponential average with time constant tau_reg after that. Over one
+//!   window of tau_reg it adds up to the sequence form's gradient on that
+//!   window (up to the early fluctuation of the running mean), and on a
+//!   stream it neither fades nor grows: the regularizer counts once per
+//!   tau_reg of simulated time.
+//!
+//! Prediction (`predict_*`, `evaluate`) runs the forward dynamics only: the
+//! eligibility traces are not advanced, and restart from zero afterwards.
 
 use ndarray::{Array1, Array2};
 
@@ -1424,40 +1453,52 @@ pub fn evaluate_outputs(
     let (mut total, mut counted) = (0.0, 0usize);
     let (mut seq_right, mut step_right) = (0usize, 0usize);
     let mut p = vec![0.0; no];
-    let mut yv = vec![0.0; no];
     let mut logit_sum = vec![0.0; no];
     let mut target_sum = vec![0.0; no];
-    for k in 0..b {
+    let (outputs, targets) = (outputs.as_standard_layout(), targets.as_standard_layout());
+    let (out_rows, tgt_rows) = (
+        outputs.as_slice().unwrap_or(&[]),
+        targets.as_slice().unwrap_or(&[]),
+    );
+    if no == 0 {
+        return (0.0, None);
+    }
+    for (k, (out_seq, tgt_seq)) in out_rows
+        .chunks_exact(t * no)
+        .zip(tgt_rows.chunks_exact(t * no))
+        .enumerate()
+    {
         logit_sum.fill(0.0);
         target_sum.fill(0.0);
-        for step in 0..t {
+        for (step, (y, tg)) in out_seq
+            .chunks_exact(no)
+            .zip(tgt_seq.chunks_exact(no))
+            .enumerate()
+        {
             if !mask.as_ref().is_none_or(|m| m[[k, step]]) {
                 continue;
             }
             counted += 1;
-            let y = outputs.slice(ndarray::s![k, step, ..]);
-            let tg = targets.slice(ndarray::s![k, step, ..]);
             match loss_kind {
                 Loss::Mse => {
                     total += y
                         .iter()
-                        .zip(tg.iter())
+                        .zip(tg)
                         .map(|(a, b)| 0.5 * (a - b) * (a - b))
                         .sum::<f64>();
                 }
                 Loss::CrossEntropy => {
-                    crate::seed_eprop::copy_row(&mut yv, y);
-                    softmax(&yv, &mut p);
-                    for (pk, &tk) in p.iter().zip(tg.iter()) {
+                    softmax(y, &mut p);
+                    for (pk, &tk) in p.iter().zip(tg) {
                         if tk != 0.0 {
                             total -= tk * pk.max(f64::MIN_POSITIVE).ln();
                         }
                     }
-                    let am = argmax(yv.iter().copied());
+                    let am = argmax(y.iter().copied());
                     let at = argmax(tg.iter().copied());
                     step_right += usize::from(am == at);
                     for kk in 0..no {
-                        logit_sum[kk] += yv[kk];
+                        logit_sum[kk] += y[kk];
                         target_sum[kk] += tg[kk];
                     }
                 }

@@ -50,15 +50,16 @@ pub fn locked<T: Send, R: Send>(
 
 static ASARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// Converts any array-like to an owned float64 array. Accepts float64 arrays
-/// of any layout, other float/int/bool arrays, lists and scalars; anything
-/// non-numeric is a `TypeError` naming `arg`. Values are not checked here.
+/// Converts any array-like to an owned float64 array in standard (C) layout,
+/// copying a float64 array once. Accepts float64 arrays of any layout, other
+/// float/int/bool arrays, lists and scalars; anything non-numeric is a
+/// `TypeError` naming `arg`. Values are not checked here.
 pub fn extract_f64(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<ArrayD<f64>> {
     if let Ok(a) = obj.cast::<PyArrayDyn<f64>>() {
         let ro = a
             .try_readonly()
             .map_err(|e| value_error(format!("{arg}: {e}")))?;
-        return Ok(ro.as_array().to_owned());
+        return Ok(ro.as_array().as_standard_layout().into_owned());
     }
     let py = obj.py();
     let asarray = ASARRAY.import(py, "numpy", "asarray")?;
@@ -79,7 +80,7 @@ pub fn extract_f64(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<ArrayD<f64>> {
     let ro = a
         .try_readonly()
         .map_err(|e| value_error(format!("{arg}: {e}")))?;
-    Ok(ro.as_array().to_owned())
+    Ok(ro.as_array().as_standard_layout().into_owned())
 }
 
 fn shape_error(arg: &str, expected: String, got: &[usize]) -> PyErr {
@@ -89,6 +90,11 @@ fn shape_error(arg: &str, expected: String, got: &[usize]) -> PyErr {
 /// Extracts a vector of length `n`, finite.
 pub fn vector(arg: &str, obj: &Bound<'_, PyAny>, n: usize) -> PyResult<Array1<f64>> {
     let a = extract_f64(arg, obj)?;
+    vector_of(arg, a, n)
+}
+
+/// [`vector`] on an array already extracted.
+pub fn vector_of(arg: &str, a: ArrayD<f64>, n: usize) -> PyResult<Array1<f64>> {
     let shape = a.shape().to_vec();
     let v = a
         .into_dimensionality::<Ix1>()
@@ -96,7 +102,6 @@ pub fn vector(arg: &str, obj: &Bound<'_, PyAny>, n: usize) -> PyResult<Array1<f6
     if v.len() != n {
         return Err(shape_error(arg, fmt_shape(&[n]), &shape));
     }
-    let v = v.as_standard_layout().to_owned();
     eprop_core::error::check_finite(arg, v.as_slice().unwrap_or(&[]), &shape).map_err(to_py)?;
     Ok(v)
 }
@@ -109,7 +114,16 @@ pub fn matrix(
     rows: Option<usize>,
     width: usize,
 ) -> PyResult<Array2<f64>> {
-    let a = extract_f64(arg, obj)?;
+    matrix_of(arg, extract_f64(arg, obj)?, rows, width)
+}
+
+/// [`matrix`] on an array already extracted.
+pub fn matrix_of(
+    arg: &str,
+    a: ArrayD<f64>,
+    rows: Option<usize>,
+    width: usize,
+) -> PyResult<Array2<f64>> {
     let shape = a.shape().to_vec();
     let expected = format!(
         "({}, {width})",
@@ -121,7 +135,6 @@ pub fn matrix(
     if m.ncols() != width || rows.is_some_and(|r| r != m.nrows()) {
         return Err(shape_error(arg, expected, &shape));
     }
-    let m = m.as_standard_layout().to_owned();
     eprop_core::error::check_finite(arg, m.as_slice().unwrap_or(&[]), &shape).map_err(to_py)?;
     Ok(m)
 }
@@ -133,7 +146,16 @@ pub fn batch(
     bt: Option<(usize, usize)>,
     width: usize,
 ) -> PyResult<numpy::ndarray::Array3<f64>> {
-    let a = extract_f64(arg, obj)?;
+    batch_of(arg, extract_f64(arg, obj)?, bt, width)
+}
+
+/// [`batch`] on an array already extracted.
+pub fn batch_of(
+    arg: &str,
+    a: ArrayD<f64>,
+    bt: Option<(usize, usize)>,
+    width: usize,
+) -> PyResult<numpy::ndarray::Array3<f64>> {
     let shape = a.shape().to_vec();
     let expected = match bt {
         Some((b, t)) => format!("({b}, {t}, {width})"),
@@ -146,7 +168,6 @@ pub fn batch(
     if w != width || bt.is_some_and(|bt| bt != (b, t)) {
         return Err(shape_error(arg, expected, &shape));
     }
-    let m = m.as_standard_layout().to_owned();
     eprop_core::error::check_finite(arg, m.as_slice().unwrap_or(&[]), &shape).map_err(to_py)?;
     Ok(m)
 }

@@ -24,24 +24,32 @@ use crate::stream::{mask_rows, Rows};
 /// 2020, Nat. Commun. 11:3625).
 ///
 /// Neurons: `n_neurons` LIF, the last `n_adaptive` of them adaptive (ALIF),
-/// reset by subtraction, no self-connections, optional refractory period.
-/// Readout: leaky (tau_out) with bias. Loss `"mse"` (targets (T, n_outputs)) or
-/// `"cross_entropy"` (softmax; targets as class indices (T,) or one-hot
-/// (T, n_outputs)); an optional `mask` (T,) selects the steps whose error counts.
+/// reset by subtraction, no self-connections, refractory period (two spikes
+/// at least `refractory` ms apart). Readout: `y = W_out zhat + b` with zhat
+/// the spikes low-pass filtered by tau_out with unit gain (a rate in spikes
+/// per step). Loss `"mse"` (0.5 squared error; targets (T, n_outputs)) or
+/// `"cross_entropy"` (softmax; targets as class indices (T,) or class
+/// probabilities (T, n_outputs), rows non-negative and summing to 1 where
+/// they count); an optional `mask` (T,) selects the steps whose error counts.
 ///
 /// Parameters (times in ms, rates in Hz): tau_mem 20; tau_adapt 2000; beta
 /// (threshold increase per unit of adaptation; default `1.7 (1 - rho) / (1 -
 /// alpha)`, the paper's scaling); threshold 0.6 (input scaling s = 1);
-/// refractory 0 ms; dt 1 ms; tau_out 20; feedback `"symmetric"` (W_out^T),
-/// `"random"` (fixed, from `seed`) or `"adaptive"` (random, receives W_out's
-/// updates and decays by `feedback_decay` per update); surrogate_height 0.3;
-/// reg_rate (strength of the rate regularization, 0 = off) toward target_rate;
-/// optimizer `"adam"` or `"sgd"` with lr; update `"sequence"` (apply once per
-/// sequence, batch or stream), `"step"` (every step) or an int k (every k steps).
+/// refractory 5 ms (the paper's); dt 1 ms; tau_out 20; feedback `"symmetric"`
+/// (W_out^T), `"random"` (fixed, from `seed`) or `"adaptive"` (Kolen-Pollack:
+/// B^T and W_out get the same change and both decay by `feedback_decay` per
+/// update, so B converges to W_out^T); surrogate_height 0.3; reg_rate
+/// (strength of the rate regularization, 0 = off) toward target_rate, with
+/// tau_reg the time constant of the running rate in online updates (the
+/// regularizer counts once per tau_reg there); optimizer `"adam"` or `"sgd"`
+/// with lr; update `"sequence"` (apply once per sequence, batch or stream;
+/// also what `None` gives), `"step"` (every step) or an int k (every k steps).
 ///
 /// The objective is the loss summed over time (mean over a batch's sequences);
-/// reported losses are means per counted step. Every method is atomic and
-/// runs with the GIL released; arrays read out are read-only copies.
+/// reported losses are means per counted step. Predictions run the forward
+/// dynamics only (eligibility traces restart from zero after one). Every
+/// method is atomic and runs with the GIL released; arrays read out are
+/// read-only copies.
 #[pyclass(frozen, module = "eprop", name = "RecurrentNetwork")]
 pub struct PyRecurrentNetwork {
     inner: Mutex<Rsnn>,
@@ -210,7 +218,7 @@ impl PyRecurrentNetwork {
         let ni = self.cfg.n_inputs;
         let a = extract_f64("inputs", inputs)?;
         if allow_single && a.ndim() == 2 {
-            let x = matrix("inputs", inputs, None, ni)?;
+            let x = crate::convert::matrix_of("inputs", a, None, ni)?;
             let t = x.nrows();
             let m = mask.map(|m| mask_rows("mask", m, t)).transpose()?;
             let y = match self.read_targets("targets", targets, t, m.as_ref())? {
@@ -220,7 +228,7 @@ impl PyRecurrentNetwork {
             let m = m.map(|m| m.insert_axis(Axis(0)));
             return Ok((x.insert_axis(Axis(0)), y.insert_axis(Axis(0)), m, true));
         }
-        let x = crate::convert::batch("inputs", inputs, None, ni)?;
+        let x = crate::convert::batch_of("inputs", a, None, ni)?;
         let (b, t, _) = x.dim();
         let m = self.read_batch_mask(mask, b, t)?;
         let y = self.read_batch_targets(targets, b, t, m.as_ref())?;
