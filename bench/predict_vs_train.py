@@ -59,7 +59,8 @@ def main() -> None:
         ratio = train / t
         print(f"  {name:22s} {args.steps / t:12,.0f} steps/s   {ratio:5.2f}x train")
     worst = min(train / best[k] for k in sides if k != "train_sequence")
-    print(f"slowest prediction path: {worst:.2f}x faster than training (target >= 3x): {'met' if worst >= 3 else 'NOT met'}")
+    verdict = "met" if worst >= 3 else "NOT met"
+    print(f"slowest prediction path: {worst:.2f}x faster than training (target >= 3x): {verdict}")
 
 
 if __name__ == "__main__":
