@@ -18,15 +18,17 @@ arrays go to both libraries.
   weights and the random stream as in NEST's example (numpy seed 1).
   ``nest.local_num_threads = 1``.
 * eprop: ``RecurrentNetwork(100, 100, 1, tau_mem=30, tau_out=30,
-  threshold=0.03 / (1 - exp(-1/30)) ~= 0.915, reg_rate=300, target_rate=10,
-  surrogate_height=0.3, seed=1)`` -- the same network in eprop's convention
-  (input scaling 1 instead of NEST's zeta = 1 - alpha). With ``--init nest``
-  (default) it starts from NEST's initial weights converted to that convention
-  (W_in, W_rec unchanged, W_out x zeta, bias 0), so the first iteration's loss
-  is the same in both libraries (a check that the forward dynamics match);
-  ``--init eprop`` uses eprop's own initialization and the demo's threshold 0.9.
-  Feedback B = W_out^T (symmetric, eprop's default) unless ``--feedback random``
-  (then NEST's fixed feedback weights x zeta). Trained with ``train_sequence``
+  threshold=0.03 / (1 - exp(-1/30)) ~= 0.915, refractory=0, reg_rate=300,
+  target_rate=10, surrogate_height=0.3, seed=1)`` -- the same network in
+  eprop's convention (input scaling 1 instead of NEST's zeta = 1 - alpha; both
+  readouts filter with unit gain). With ``--init nest`` (default) it starts
+  from NEST's initial weights (W_in, W_rec, W_out unchanged, bias 0), so the
+  first iteration's loss is the same in both libraries (a check that the
+  forward dynamics match); ``--init eprop`` uses eprop's own initialization and
+  the demo's threshold 0.9. Feedback: NEST's fixed random feedback weights
+  (``--feedback random``, the default: the same feedback on both sides), or
+  B = W_out^T (``--feedback symmetric``, an extra comparison that NEST's
+  bsshslm model does not offer). Trained with ``train_sequence``
   (one update per sequence), once with Adam (lr 3e-3, eprop's default optimizer,
   as in ``python -m eprop demo``) and once with plain SGD (lr ``--sgd-lr``, 1e-4
   by default: the best of a grid at 200 iterations, see ``--tune-sgd``).
@@ -279,6 +281,7 @@ def run_eprop(
         tau_out=TAU_M,
         # the same threshold as NEST's in eprop's units, or the demo's round 0.9
         threshold=V_TH_NEST / zeta if init == "nest" else THRESHOLD_EPROP,
+        refractory=0.0,  # as NEST's t_ref = 0
         surrogate_height=SURR_HEIGHT,
         reg_rate=C_REG,
         target_rate=F_TARGET,
@@ -289,12 +292,12 @@ def run_eprop(
     )
     if init == "nest":
         # NEST's initial weights in eprop's units: v_eprop = v_nest / zeta, so W_in and
-        # W_rec carry over unchanged; NEST's readout adds zeta W_out z, eprop's W_out zhat.
+        # W_rec carry over unchanged; both readouts are y <- kappa y + (1 - kappa) W_out z.
         net.W_in = task["in_rec"].astype(np.float64)
         net.W_rec = task["rec_rec"].astype(np.float64)
-        net.W_out = zeta * task["rec_out"].astype(np.float64)
-        if feedback == "random":  # NEST's fixed feedback weights, on the scale of W_out^T
-            net.feedback_matrix = zeta * task["out_rec"].astype(np.float64)
+        net.W_out = task["rec_out"].astype(np.float64)
+        if feedback == "random":  # NEST's fixed feedback weights
+            net.feedback_matrix = task["out_rec"].astype(np.float64)
     losses = np.empty(iterations)
     cpu0 = time.process_time()
     start = time.perf_counter()
@@ -359,7 +362,9 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=200, help="training iterations (sequences), both libraries")
     ap.add_argument("--sgd-lr", type=float, default=SGD_LR, help="eprop's plain-SGD learning rate")
     ap.add_argument("--tune-sgd", action="store_true", help="pick --sgd-lr from a grid first (not timed)")
-    ap.add_argument("--feedback", default="symmetric", choices=("symmetric", "random"), help="eprop's feedback")
+    ap.add_argument(
+        "--feedback", default="random", choices=("symmetric", "random"), help="eprop's feedback (NEST's: random)"
+    )
     ap.add_argument(
         "--init",
         default="nest",

@@ -8,7 +8,7 @@ scaled to max |y| = 1.
 
 Canonical e-prop (``RecurrentNetwork``, input scaling s = 1): tau_mem 30 ms,
 tau_out 30 ms, threshold 0.9 (the paper's 0.03 for s = 1 - alpha, divided by
-1 - alpha = 0.033), symmetric feedback, rate regularization reg_rate 300
+1 - alpha = 0.033), no refractory period (as the reference), symmetric feedback, rate regularization reg_rate 300
 toward 10 Hz (the loss is summed over time, as in the reference), Adam, one
 update per presentation of the sequence (``train_sequence``). Two Adam
 learning rates are trained and both reported: 3e-3 (the notes' suggestion) and
@@ -69,6 +69,7 @@ def make_network(n_inputs: int = 100, *, lr: float = 1e-2, seed: int = 1, **over
         tau_mem=30.0,
         tau_out=30.0,
         threshold=0.9,
+        refractory=0.0,  # the reference's pattern-generation neurons have none
         reg_rate=300.0,
         target_rate=10.0,
         feedback="symmetric",

@@ -62,7 +62,7 @@ def test_pattern_generation_learns(pg):
 def test_pattern_generation_learns_with_update_step(pg):
     x, y = pg.make_task(seed=0, steps=300)
     # one Adam step per time step: a much smaller learning rate than per sequence
-    net = pg.make_network(lr=5e-5, seed=1, update="step")
+    net = pg.make_network(lr=3e-5, seed=1, update="step")
     assert net.update == "step"
     untrained = pg.nmse(net.predict_sequence(x), y)
     zero = pg.nmse(np.zeros_like(y), y)
