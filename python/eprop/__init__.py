@@ -5,8 +5,22 @@ The classes of ``sc_neurocore.online_learning`` (``EpropTrainer``,
 constructors, members and numbers. ``RecurrentNetwork`` is canonical e-prop
 (Bellec et al. 2020): LIF and ALIF neurons, leaky readout, symmetric, random or
 adaptive feedback, rate regularization, SGD or Adam. Times are in milliseconds.
+Each class takes its hyperparameters from a frozen dataclass (``.Config``,
+``.config``).
 """
 
-from eprop._core import EpropTrainer, OnlineLIFLayer, OnlineTrainer, RecurrentNetwork, __version__
+from eprop._classes import EpropTrainer, OnlineLIFLayer, OnlineTrainer, RecurrentNetwork
+from eprop._config import EpropTrainerConfig, OnlineLIFLayerConfig, OnlineTrainerConfig, RecurrentNetworkConfig
+from eprop._core import __version__
 
-__all__ = ["EpropTrainer", "OnlineLIFLayer", "OnlineTrainer", "RecurrentNetwork", "__version__"]
+__all__ = [
+    "EpropTrainer",
+    "EpropTrainerConfig",
+    "OnlineLIFLayer",
+    "OnlineLIFLayerConfig",
+    "OnlineTrainer",
+    "OnlineTrainerConfig",
+    "RecurrentNetwork",
+    "RecurrentNetworkConfig",
+    "__version__",
+]

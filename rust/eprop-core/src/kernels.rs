@@ -1,5 +1,10 @@
-//! Dense and spike-sparse vector kernels of the per-step loops. Nothing here
-//! allocates; callers own every buffer.
+//! Every hot loop of the library, in one place: dense and spike-sparse
+//! products, the trace and eligibility updates of the seed rule and of
+//! canonical e-prop, the layer update of the seed's feedforward trainer, and
+//! the batch mean of weight changes. Nothing here allocates; callers own
+//! every buffer. Each `*_imp` function is the portable build; the function of
+//! the plain name runs its AVX2 build when the CPU has it (same IEEE
+//! operations in the same order, so the results are identical).
 //!
 //! Traces and eligibilities that decay below the smallest normal double
 //! (2.2e-308) are set to zero ([`flush`]). Subnormal arithmetic is up to a
@@ -40,19 +45,16 @@ macro_rules! simd_dispatch {
         }
     };
 }
-pub(crate) use simd_dispatch;
 
 /// Contiguous data of an owned array. Every array the core owns is built in
 /// standard (row-major) layout, so these never fail.
 pub fn flat<D: ndarray::Dimension>(a: &ndarray::Array<f64, D>) -> &[f64] {
-    a.as_slice()
-        .expect("owned arrays are kept in standard layout")
+    a.as_slice().expect("owned arrays are kept in standard layout")
 }
 
 /// Mutable contiguous data of an owned array (see [`flat`]).
 pub fn flat_mut<D: ndarray::Dimension>(a: &mut ndarray::Array<f64, D>) -> &mut [f64] {
-    a.as_slice_mut()
-        .expect("owned arrays are kept in standard layout")
+    a.as_slice_mut().expect("owned arrays are kept in standard layout")
 }
 
 /// Indices of the non-zero entries of `x`, written into `idx` (cleared first).
@@ -61,12 +63,7 @@ pub fn flat_mut<D: ndarray::Dimension>(a: &mut ndarray::Array<f64, D>) -> &mut [
 #[inline]
 pub fn nonzeros(x: &[f64], idx: &mut Vec<usize>) -> bool {
     idx.clear();
-    idx.extend(
-        x.iter()
-            .enumerate()
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(i, _)| i),
-    );
+    idx.extend(x.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, _)| i));
     2 * idx.len() <= x.len()
 }
 
@@ -144,19 +141,9 @@ simd_dispatch! {
 }
 
 #[inline(always)]
-pub(crate) fn trace_elig_rows_imp(
-    tr: &mut [f64],
-    el: &mut [f64],
-    pre: &[f64],
-    psi: &[f64],
-    kappa: f64,
-) {
+pub(crate) fn trace_elig_rows_imp(tr: &mut [f64], el: &mut [f64], pre: &[f64], psi: &[f64], kappa: f64) {
     let cols = pre.len().max(1);
-    for ((tr, el), &p) in tr
-        .chunks_exact_mut(cols)
-        .zip(el.chunks_exact_mut(cols))
-        .zip(psi)
-    {
+    for ((tr, el), &p) in tr.chunks_exact_mut(cols).zip(el.chunks_exact_mut(cols)).zip(psi) {
         for ((t, e), &x) in tr.iter_mut().zip(el.iter_mut()).zip(pre) {
             let tn = flush(kappa * *t + p * x);
             *t = tn;
@@ -183,10 +170,7 @@ pub(crate) fn trace_elig_learn_rows_imp(
     lr: f64,
 ) {
     let cols = pre.len().max(1);
-    let rows = w
-        .chunks_exact_mut(cols)
-        .zip(tr.chunks_exact_mut(cols))
-        .zip(el.chunks_exact_mut(cols));
+    let rows = w.chunks_exact_mut(cols).zip(tr.chunks_exact_mut(cols)).zip(el.chunks_exact_mut(cols));
     for (((w, tr), el), (&p, &l)) in rows.zip(psi.iter().zip(signal)) {
         for (((wi, t), e), &x) in w.iter_mut().zip(tr.iter_mut()).zip(el.iter_mut()).zip(pre) {
             let tn = flush(kappa * *t + p * x);
@@ -217,6 +201,235 @@ simd_dispatch! {
     /// `out = W x` for a row-major `W` with `out.len()` rows (zeros of `x`
     /// skipped when `sparse`, `idx` from [`nonzeros`]).
     pub fn matvec / matvec_avx2(w: &[f64], x: &[f64], idx: &[usize], sparse: bool, out: &mut [f64]) => matvec_imp
+}
+
+/// Canonical e-prop eligibility for one presynaptic population (inputs or
+/// recurrent), row j:
+/// `e = psi_j (pre - beta eps_a_j)` (the eps term for ALIF rows only),
+/// `ebar <- kappa ebar + gain e` (gain = 1 - kappa), and when accumulating
+/// `grad += L_j ebar + r_j e` and (end-of-sequence regularization) `esum += e`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn elig_rows_imp(
+    pre: &[f64],
+    eps: &[f64],
+    ebar: &mut [f64],
+    grad: &mut [f64],
+    esum: &mut [f64],
+    (psi, signal, reg): (&[f64], &[f64], &[f64]),
+    (first_ad, beta, kappa, gain): (usize, f64, f64, f64),
+    (accumulate, sum_e): (bool, bool),
+) {
+    let cols = pre.len();
+    if cols == 0 {
+        return;
+    }
+    for (j, (eb, g)) in ebar.chunks_exact_mut(cols).zip(grad.chunks_exact_mut(cols)).enumerate() {
+        let (pj, lj, rj) = (psi[j], signal[j], reg[j]);
+        let adaptive = j >= first_ad;
+        let eps_row = if adaptive { &eps[(j - first_ad) * cols..(j - first_ad + 1) * cols] } else { pre };
+        // For LIF rows eps_row is unused (multiplied by a zero beta below).
+        let b = if adaptive { beta } else { 0.0 };
+        let learn = accumulate && (lj != 0.0 || rj != 0.0);
+        match (adaptive, learn) {
+            (false, false) => {
+                for (e, &p) in eb.iter_mut().zip(pre) {
+                    *e = kappa * *e + gain * (pj * p);
+                }
+            }
+            (false, true) => {
+                for ((e, gi), &p) in eb.iter_mut().zip(g.iter_mut()).zip(pre) {
+                    let ei = pj * p;
+                    let nb = kappa * *e + gain * ei;
+                    *e = nb;
+                    *gi += lj * nb + rj * ei;
+                }
+            }
+            (true, false) => {
+                for ((e, &p), &ea) in eb.iter_mut().zip(pre).zip(eps_row) {
+                    *e = kappa * *e + gain * (pj * (p - b * ea));
+                }
+            }
+            (true, true) => {
+                for (((e, gi), &p), &ea) in eb.iter_mut().zip(g.iter_mut()).zip(pre).zip(eps_row) {
+                    let ei = pj * (p - b * ea);
+                    let nb = kappa * *e + gain * ei;
+                    *e = nb;
+                    *gi += lj * nb + rj * ei;
+                }
+            }
+        }
+        if sum_e {
+            let es = &mut esum[j * cols..(j + 1) * cols];
+            if adaptive {
+                for ((x, &p), &ea) in es.iter_mut().zip(pre).zip(eps_row) {
+                    *x += pj * (p - b * ea);
+                }
+            } else {
+                for (x, &p) in es.iter_mut().zip(pre) {
+                    *x += pj * p;
+                }
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// Canonical e-prop eligibility rows (see [`elig_rows_imp`]).
+    pub fn elig_rows / elig_rows_avx2(
+        pre: &[f64],
+        eps: &[f64],
+        ebar: &mut [f64],
+        grad: &mut [f64],
+        esum: &mut [f64],
+        rows: (&[f64], &[f64], &[f64]),
+        consts: (usize, f64, f64, f64),
+        flags: (bool, bool),
+    ) => elig_rows_imp
+}
+
+/// The seed's layer update (`OnlineLIFLayer` / `OnlineTrainer`), one pass
+/// over each row j: `tr <- decay tr + psi_j x`, `W <- W - lr s_j tr` and, when
+/// `project`, `down += W_j s_j` (with the updated W; the caller zeroes
+/// `down`). A row of weights that must not change is passed as a copy.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn layer_learn_rows_imp(
+    w: &mut [f64],
+    tr: &mut [f64],
+    x: &[f64],
+    (psi, signal): (&[f64], &[f64]),
+    (decay, lr): (f64, f64),
+    down: &mut [f64],
+    project: bool,
+) {
+    let ni = x.len().max(1);
+    let rows = w.chunks_exact_mut(ni).zip(tr.chunks_exact_mut(ni));
+    for ((wr, tr), (&p, &s)) in rows.zip(psi.iter().zip(signal)) {
+        if project {
+            for (((wi, ti), &xi), di) in wr.iter_mut().zip(tr.iter_mut()).zip(x).zip(down.iter_mut()) {
+                let tn = flush(decay * *ti + p * xi);
+                let wn = *wi - lr * (s * tn);
+                *ti = tn;
+                *wi = wn;
+                *di += wn * s;
+            }
+        } else {
+            for ((wi, ti), &xi) in wr.iter_mut().zip(tr.iter_mut()).zip(x) {
+                let tn = flush(decay * *ti + p * xi);
+                *ti = tn;
+                *wi -= lr * (s * tn);
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// The seed's layer update (see [`layer_learn_rows_imp`]).
+    pub fn layer_learn_rows / layer_learn_rows_avx2(
+        w: &mut [f64],
+        tr: &mut [f64],
+        x: &[f64],
+        rows: (&[f64], &[f64]),
+        consts: (f64, f64),
+        down: &mut [f64],
+        project: bool,
+    ) => layer_learn_rows_imp
+}
+
+/// `acc[j, i] += lr (scale[j] m[j, i])` for a row-major `acc` with `cols`
+/// columns; `m` has `row_stride` values per row (0: the same vector `m` for
+/// every row, which makes the change the outer product `scale m^T`).
+pub fn add_scaled_rows(acc: &mut [f64], lr: f64, scale: &[f64], m: &[f64], cols: usize, row_stride: usize) {
+    if cols == 0 {
+        return;
+    }
+    for (j, (a, &l)) in acc.chunks_exact_mut(cols).zip(scale).enumerate() {
+        let row = &m[j * row_stride..j * row_stride + cols];
+        for (ai, &e) in a.iter_mut().zip(row) {
+            *ai += lr * (l * e);
+        }
+    }
+}
+
+/// Sequence b's change of one row-major matrix (rows x cols) in a batch:
+/// element (j, i) is `lr (scale[j] m[j, i])` when `scale` is given, `m[j, i]`
+/// otherwise; `m` has `row_stride` values per row (0: the same vector for
+/// every row, for outer products).
+#[derive(Clone, Copy)]
+pub struct Change<'a> {
+    pub scale: Option<&'a [f64]>,
+    pub m: &'a [f64],
+    pub row_stride: usize,
+}
+
+impl<'a> Change<'a> {
+    /// `lr (scale[j] m[j, i])`.
+    pub fn scaled(scale: &'a [f64], m: &'a [f64], row_stride: usize) -> Self {
+        Change { scale: Some(scale), m, row_stride }
+    }
+
+    /// `m[j, i]` (already scaled).
+    pub fn plain(m: &'a [f64], row_stride: usize) -> Self {
+        Change { scale: None, m, row_stride }
+    }
+}
+
+/// What [`batch_mean`] does with the mean of the changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeanInto {
+    /// `w -= mean` (apply a mean weight change).
+    Subtract,
+    /// `w = mean` (a mean gradient).
+    Store,
+}
+
+const CHUNK: usize = 256;
+
+/// The mean over a batch of B changes of a (rows x cols) matrix `w`, stored
+/// or subtracted: parallel over blocks of rows, each element summed over b in
+/// order starting from the first term (so B = 1 is bitwise the single change,
+/// and no sum depends on the thread count).
+pub fn batch_mean(w: &mut [f64], cols: usize, lr: f64, changes: &[Change<'_>], into: MeanInto) {
+    use rayon::prelude::*;
+    let b = changes.len();
+    if cols == 0 || b == 0 {
+        return;
+    }
+    let bf = b as f64;
+    let rows_per_task = (4096 / cols).max(1);
+    w.par_chunks_mut(cols * rows_per_task).enumerate().for_each(|(task, block)| {
+        let mut acc = [0.0f64; CHUNK];
+        for (r, row) in block.chunks_exact_mut(cols).enumerate() {
+            let j = task * rows_per_task + r;
+            for start in (0..cols).step_by(CHUNK) {
+                let end = (start + CHUNK).min(cols);
+                let acc = &mut acc[..end - start];
+                for (k, c) in changes.iter().enumerate() {
+                    let m = &c.m[j * c.row_stride + start..j * c.row_stride + end];
+                    match (c.scale, k) {
+                        (Some(sc), 0) => acc.iter_mut().zip(m).for_each(|(a, &x)| *a = lr * (sc[j] * x)),
+                        (Some(sc), _) => acc.iter_mut().zip(m).for_each(|(a, &x)| *a += lr * (sc[j] * x)),
+                        (None, 0) => acc.copy_from_slice(m),
+                        (None, _) => acc.iter_mut().zip(m).for_each(|(a, &x)| *a += x),
+                    }
+                }
+                let out = &mut row[start..end];
+                match into {
+                    MeanInto::Subtract => {
+                        for (wi, &a) in out.iter_mut().zip(acc.iter()) {
+                            *wi -= a / bf;
+                        }
+                    }
+                    MeanInto::Store => {
+                        for (wi, &a) in out.iter_mut().zip(acc.iter()) {
+                            *wi = a / bf;
+                        }
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Test data and the check that runs a kernel on both builds.
@@ -267,6 +480,7 @@ pub(crate) mod testing {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::testing::{avx2, same, values, SHAPES};
     use super::*;
@@ -287,9 +501,7 @@ mod tests {
                 let x = values(100 + k as u32, cols, zeros);
                 let mut idx = Vec::new();
                 let sparse = nonzeros(&x, &mut idx);
-                let want: Vec<f64> = (0..rows)
-                    .map(|j| plain_dot(&w[j * cols..(j + 1) * cols], &x))
-                    .collect();
+                let want: Vec<f64> = (0..rows).map(|j| plain_dot(&w[j * cols..(j + 1) * cols], &x)).collect();
                 for use_sparse in [false, sparse] {
                     let mut out = vec![f64::NAN; rows];
                     matvec_imp(&w, &x, &idx, use_sparse, &mut out);
@@ -347,16 +559,12 @@ mod tests {
                 if use_avx {
                     // SAFETY: avx2() checked the CPU.
                     unsafe {
-                        trace_elig_learn_rows_avx2(
-                            &mut w, &mut tr, &mut el, &pre, &psi, &signal, decay, lr,
-                        );
+                        trace_elig_learn_rows_avx2(&mut w, &mut tr, &mut el, &pre, &psi, &signal, decay, lr);
                         trace_rows_avx2(&mut tr1, &pre, &psi, decay);
                         trace_elig_rows_avx2(&mut tr2, &mut el2, &pre, &psi, decay);
                     }
                 } else {
-                    trace_elig_learn_rows_imp(
-                        &mut w, &mut tr, &mut el, &pre, &psi, &signal, decay, lr,
-                    );
+                    trace_elig_learn_rows_imp(&mut w, &mut tr, &mut el, &pre, &psi, &signal, decay, lr);
                     trace_rows_imp(&mut tr1, &pre, &psi, decay);
                     trace_elig_rows_imp(&mut tr2, &mut el2, &pre, &psi, decay);
                 }
@@ -376,5 +584,122 @@ mod tests {
         assert_eq!(flush(-1e-310), 0.0);
         assert_eq!(flush(f64::MIN_POSITIVE), f64::MIN_POSITIVE);
         assert_eq!(flush(0.5), 0.5);
+    }
+
+    #[test]
+    fn elig_rows_against_a_plain_loop() {
+        for (k, &(rows, cols)) in SHAPES.iter().enumerate() {
+            let seed = 500 + 10 * k as u32;
+            let first_ad = rows / 2;
+            let pre = values(seed, cols, 0.3);
+            let eps = values(seed + 1, (rows - first_ad) * cols, 0.1);
+            let psi = values(seed + 2, rows, 0.3);
+            let signal = values(seed + 3, rows, 0.3);
+            let reg = values(seed + 4, rows, 0.5);
+            let ebar0 = values(seed + 5, rows * cols, 0.1);
+            let grad0 = values(seed + 6, rows * cols, 0.1);
+            let esum0 = values(seed + 7, rows * cols, 0.1);
+            let (beta, kappa, gain) = (0.4, 0.9, 0.1);
+            for (accumulate, sum_e) in [(false, false), (true, false), (true, true)] {
+                let (mut eb_w, mut g_w, mut es_w) = (ebar0.clone(), grad0.clone(), esum0.clone());
+                for j in 0..rows {
+                    for i in 0..cols {
+                        let b = if j >= first_ad { beta * eps[(j - first_ad) * cols + i] } else { 0.0 };
+                        let e = psi[j] * (pre[i] - b);
+                        let e = if j >= first_ad { e } else { psi[j] * pre[i] };
+                        let nb = kappa * eb_w[j * cols + i] + gain * e;
+                        eb_w[j * cols + i] = nb;
+                        if accumulate && (signal[j] != 0.0 || reg[j] != 0.0) {
+                            g_w[j * cols + i] += signal[j] * nb + reg[j] * e;
+                        }
+                        if sum_e {
+                            es_w[j * cols + i] += e;
+                        }
+                    }
+                }
+                for use_avx in [false, true] {
+                    if use_avx && !avx2() {
+                        continue;
+                    }
+                    let (mut eb, mut g, mut es) = (ebar0.clone(), grad0.clone(), esum0.clone());
+                    let args = ((&psi[..], &signal[..], &reg[..]), (first_ad, beta, kappa, gain), (accumulate, sum_e));
+                    if use_avx {
+                        // SAFETY: avx2() checked the CPU.
+                        unsafe { elig_rows_avx2(&pre, &eps, &mut eb, &mut g, &mut es, args.0, args.1, args.2) };
+                    } else {
+                        elig_rows_imp(&pre, &eps, &mut eb, &mut g, &mut es, args.0, args.1, args.2);
+                    }
+                    same(&eb, &eb_w, "ebar");
+                    same(&g, &g_w, "grad");
+                    same(&es, &es_w, "esum");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn layer_learn_rows_against_a_plain_loop() {
+        for (k, &(rows, cols)) in SHAPES.iter().enumerate() {
+            let seed = 700 + 10 * k as u32;
+            let x = values(seed, cols, 0.4);
+            let psi = values(seed + 1, rows, 0.2);
+            let signal = values(seed + 2, rows, 0.2);
+            let w0 = values(seed + 3, rows * cols, 0.0);
+            let tr0 = values(seed + 4, rows * cols, 0.1);
+            let lr = 0.05;
+            for project in [false, true] {
+                let (mut w_w, mut tr_w) = (w0.clone(), tr0.clone());
+                let mut down_w = vec![0.0; cols];
+                let mut down_state_w = vec![0.0; cols];
+                for j in 0..rows {
+                    for i in 0..cols {
+                        let t = flush(0.95 * tr_w[j * cols + i] + psi[j] * x[i]);
+                        tr_w[j * cols + i] = t;
+                        let wn = w_w[j * cols + i] - lr * (signal[j] * t);
+                        w_w[j * cols + i] = wn;
+                        if project {
+                            down_w[i] += wn * signal[j];
+                            down_state_w[i] += (w0[j * cols + i] - lr * (signal[j] * t)) * signal[j];
+                        }
+                    }
+                }
+                for use_avx in [false, true] {
+                    if use_avx && !avx2() {
+                        continue;
+                    }
+                    let (mut w, mut tr) = (w0.clone(), tr0.clone());
+                    let mut down = vec![f64::NAN; cols];
+                    let mut tr2 = tr0.clone();
+                    let mut down2 = vec![f64::NAN; cols];
+                    down.fill(0.0);
+                    down2.fill(0.0);
+                    {
+                        let d = if project { &mut down[..] } else { &mut [][..] };
+                        let rows_ = (&psi[..], &signal[..]);
+                        if use_avx {
+                            // SAFETY: avx2() checked the CPU.
+                            unsafe { layer_learn_rows_avx2(&mut w, &mut tr, &x, rows_, (0.95, lr), d, project) };
+                        } else {
+                            layer_learn_rows_imp(&mut w, &mut tr, &x, rows_, (0.95, lr), d, project);
+                        }
+                    }
+                    // fixed weights (the batch path): each row copied and updated on the copy
+                    let d2 = if project { &mut down2[..] } else { &mut [][..] };
+                    for j in 0..rows {
+                        let mut row = w0[j * cols..(j + 1) * cols].to_vec();
+                        let tr_row = &mut tr2[j * cols..(j + 1) * cols];
+                        let one = (&psi[j..j + 1], &signal[j..j + 1]);
+                        layer_learn_rows(&mut row, tr_row, &x, one, (0.95, lr), d2, project);
+                    }
+                    same(&w, &w_w, "W");
+                    same(&tr, &tr_w, "trace");
+                    same(&tr2, &tr_w, "trace (state)");
+                    if project {
+                        same(&down, &down_w, "down");
+                        same(&down2, &down_state_w, "down (state)");
+                    }
+                }
+            }
+        }
     }
 }

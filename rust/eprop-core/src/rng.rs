@@ -28,15 +28,9 @@ impl LegacyRng {
         key[0] = seed;
         for i in 1..N {
             let prev = key[i - 1];
-            key[i] = 1_812_433_253u32
-                .wrapping_mul(prev ^ (prev >> 30))
-                .wrapping_add(i as u32);
+            key[i] = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(i as u32);
         }
-        LegacyRng {
-            key,
-            pos: N,
-            cached_normal: None,
-        }
+        LegacyRng { key, pos: N, cached_normal: None }
     }
 
     fn refill(&mut self) {

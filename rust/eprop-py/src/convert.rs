@@ -1,73 +1,59 @@
-//! Conversions at the Python boundary: array extraction with clear errors,
-//! read-only copies out, the core error mapped to Python exceptions, and the
-//! lock-with-the-GIL-released helper every trainer uses.
+//! Conversions at the Python boundary, each written once: arrays in (one
+//! copy into an owned float64 array), arrays out (read-only copies), scalars,
+//! schedules, paths, and `state_dict`s both ways. Checks of values are the
+//! core's (`eprop_core::check`); the messages are its messages.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, MutexGuard};
+use std::path::PathBuf;
 
-use eprop_core::error::fmt_shape;
-use eprop_core::EpropError;
-use numpy::ndarray::{Array1, Array2, ArrayD, Ix1, Ix2, Ix3};
-use numpy::{PyArray, PyArrayDyn, PyArrayMethods};
-use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use eprop_core::check;
+use eprop_core::driver::Update;
+use eprop_core::state::{StateDict, Value};
+use numpy::ndarray::{Array1, Array2, Array3, ArrayD};
+use numpy::{Element, PyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyFloat, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
 
-/// Maps a core error to `ValueError` (`MemoryError` for impossible sizes).
-pub fn to_py(e: EpropError) -> PyErr {
-    match e {
-        EpropError::Memory { .. } => PyMemoryError::new_err(e.to_string()),
-        _ => PyValueError::new_err(e.to_string()),
-    }
-}
-
-pub fn value_error(msg: impl Into<String>) -> PyErr {
-    PyValueError::new_err(msg.into())
-}
-
-/// Locks a trainer's mutex. A poisoned lock (only possible after a bug made
-/// Rust panic) is still usable: every mutation is validated before it starts.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Runs `f` on the locked value with the GIL released. A panic (a bug) comes
-/// back as `RuntimeError`, never as a `PanicException`.
-pub fn locked<T: Send, R: Send>(
-    py: Python<'_>,
-    m: &Mutex<T>,
-    f: impl FnOnce(&mut T) -> R + Send,
-) -> PyResult<R> {
-    py.detach(|| {
-        let mut g = lock(m);
-        catch_unwind(AssertUnwindSafe(|| f(&mut g)))
-    })
-    .map_err(|_| {
-        PyRuntimeError::new_err("eprop: internal error (a Rust panic was caught); please report it")
-    })
-}
+use crate::errors::{to_py, value_error};
 
 static ASARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// Converts any array-like to an owned float64 array in standard (C) layout,
-/// copying a float64 array once. Accepts float64 arrays of any layout, other
-/// float/int/bool arrays, lists and scalars; anything non-numeric is a
-/// `TypeError` naming `arg`. Values are not checked here.
-pub fn extract_f64(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<ArrayD<f64>> {
+/// A NumPy array of element type `T`, converted in one pass, if `obj` is one.
+fn typed<T: Element + Copy>(arg: &str, obj: &Bound<'_, PyAny>, f: fn(T) -> f64) -> Option<PyResult<ArrayD<f64>>> {
+    let a = obj.cast::<PyArrayDyn<T>>().ok()?;
+    Some(a.try_readonly().map_err(|e| value_error(format!("{arg}: {e}"))).map(|ro| {
+        let v = ro.as_array();
+        ArrayD::from_shape_vec(v.raw_dim(), v.iter().map(|&x| f(x)).collect()).expect("shape of the view")
+    }))
+}
+
+/// Any array-like as an owned float64 array in standard (C) layout. A NumPy
+/// array of float64, float32, a signed or unsigned integer type, or bool is
+/// copied exactly once; lists and scalars go through `numpy.asarray`;
+/// anything non-numeric is a `TypeError` naming `arg`. Values are not checked.
+pub fn array(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<ArrayD<f64>> {
     if let Ok(a) = obj.cast::<PyArrayDyn<f64>>() {
-        let ro = a
-            .try_readonly()
-            .map_err(|e| value_error(format!("{arg}: {e}")))?;
+        let ro = a.try_readonly().map_err(|e| value_error(format!("{arg}: {e}")))?;
         return Ok(ro.as_array().as_standard_layout().into_owned());
     }
-    let py = obj.py();
-    let asarray = ASARRAY.import(py, "numpy", "asarray")?;
-    let arr = asarray.call1((obj,)).map_err(|e| {
-        value_error(format!(
-            "{arg}: expected a numeric array, could not convert it: {e}"
-        ))
-    })?;
+    let direct = typed::<f32>(arg, obj, f64::from)
+        .or_else(|| typed::<i64>(arg, obj, |x| x as f64))
+        .or_else(|| typed::<i32>(arg, obj, f64::from))
+        .or_else(|| typed::<i16>(arg, obj, f64::from))
+        .or_else(|| typed::<i8>(arg, obj, f64::from))
+        .or_else(|| typed::<u64>(arg, obj, |x| x as f64))
+        .or_else(|| typed::<u32>(arg, obj, f64::from))
+        .or_else(|| typed::<u16>(arg, obj, f64::from))
+        .or_else(|| typed::<u8>(arg, obj, f64::from))
+        .or_else(|| typed::<bool>(arg, obj, |x| f64::from(u8::from(x))));
+    if let Some(r) = direct {
+        return r;
+    }
+    let asarray = ASARRAY.import(obj.py(), "numpy", "asarray")?;
+    let arr = asarray
+        .call1((obj,))
+        .map_err(|e| value_error(format!("{arg}: expected a numeric array, could not convert it: {e}")))?;
     let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
     if !matches!(kind.as_str(), "b" | "i" | "u" | "f") {
         let dtype = arr.getattr("dtype")?.str()?.to_string();
@@ -75,101 +61,25 @@ pub fn extract_f64(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<ArrayD<f64>> {
             "{arg}: expected a numeric array (bool, int or float), got dtype {dtype}"
         )));
     }
-    let converted = arr.call_method1("astype", ("float64",))?;
-    let a = converted.cast::<PyArrayDyn<f64>>().map_err(PyErr::from)?;
-    let ro = a
-        .try_readonly()
-        .map_err(|e| value_error(format!("{arg}: {e}")))?;
-    Ok(ro.as_array().as_standard_layout().into_owned())
+    // a list or scalar turned into an array, or a dtype without a direct
+    // path (float16, longdouble): convert that
+    let arr = if arr.is(obj) { arr.call_method1("astype", ("float64",))? } else { arr };
+    array(arg, &arr)
 }
 
-fn shape_error(arg: &str, expected: String, got: &[usize]) -> PyErr {
-    to_py(EpropError::shape(arg, expected, fmt_shape(got)))
-}
-
-/// Extracts a vector of length `n`, finite.
+/// A vector of length `n`, finite.
 pub fn vector(arg: &str, obj: &Bound<'_, PyAny>, n: usize) -> PyResult<Array1<f64>> {
-    let a = extract_f64(arg, obj)?;
-    vector_of(arg, a, n)
+    check::into_vector(arg, array(arg, obj)?, n).map_err(to_py)
 }
 
-/// [`vector`] on an array already extracted.
-pub fn vector_of(arg: &str, a: ArrayD<f64>, n: usize) -> PyResult<Array1<f64>> {
-    let shape = a.shape().to_vec();
-    let v = a
-        .into_dimensionality::<Ix1>()
-        .map_err(|_| shape_error(arg, fmt_shape(&[n]), &shape))?;
-    if v.len() != n {
-        return Err(shape_error(arg, fmt_shape(&[n]), &shape));
-    }
-    eprop_core::error::check_finite(arg, v.as_slice().unwrap_or(&[]), &shape).map_err(to_py)?;
-    Ok(v)
+/// A (rows, width) matrix (any rows when `None`), finite.
+pub fn matrix(arg: &str, obj: &Bound<'_, PyAny>, rows: Option<usize>, width: usize) -> PyResult<Array2<f64>> {
+    check::into_matrix(arg, array(arg, obj)?, rows, width).map_err(to_py)
 }
 
-/// Extracts a 2-D array; `width` is the required number of columns
-/// (`rows` the required rows when given). Values are checked finite.
-pub fn matrix(
-    arg: &str,
-    obj: &Bound<'_, PyAny>,
-    rows: Option<usize>,
-    width: usize,
-) -> PyResult<Array2<f64>> {
-    matrix_of(arg, extract_f64(arg, obj)?, rows, width)
-}
-
-/// [`matrix`] on an array already extracted.
-pub fn matrix_of(
-    arg: &str,
-    a: ArrayD<f64>,
-    rows: Option<usize>,
-    width: usize,
-) -> PyResult<Array2<f64>> {
-    let shape = a.shape().to_vec();
-    let expected = format!(
-        "({}, {width})",
-        rows.map_or("T".to_string(), |r| r.to_string())
-    );
-    let m = a
-        .into_dimensionality::<Ix2>()
-        .map_err(|_| shape_error(arg, expected.clone(), &shape))?;
-    if m.ncols() != width || rows.is_some_and(|r| r != m.nrows()) {
-        return Err(shape_error(arg, expected, &shape));
-    }
-    eprop_core::error::check_finite(arg, m.as_slice().unwrap_or(&[]), &shape).map_err(to_py)?;
-    Ok(m)
-}
-
-/// Extracts a 3-D batch (B, T, width), finite; `bt` fixes (B, T) when given.
-pub fn batch(
-    arg: &str,
-    obj: &Bound<'_, PyAny>,
-    bt: Option<(usize, usize)>,
-    width: usize,
-) -> PyResult<numpy::ndarray::Array3<f64>> {
-    batch_of(arg, extract_f64(arg, obj)?, bt, width)
-}
-
-/// [`batch`] on an array already extracted.
-pub fn batch_of(
-    arg: &str,
-    a: ArrayD<f64>,
-    bt: Option<(usize, usize)>,
-    width: usize,
-) -> PyResult<numpy::ndarray::Array3<f64>> {
-    let shape = a.shape().to_vec();
-    let expected = match bt {
-        Some((b, t)) => format!("({b}, {t}, {width})"),
-        None => format!("(B, T, {width})"),
-    };
-    let m = a
-        .into_dimensionality::<Ix3>()
-        .map_err(|_| shape_error(arg, expected.clone(), &shape))?;
-    let (b, t, w) = m.dim();
-    if w != width || bt.is_some_and(|bt| bt != (b, t)) {
-        return Err(shape_error(arg, expected, &shape));
-    }
-    eprop_core::error::check_finite(arg, m.as_slice().unwrap_or(&[]), &shape).map_err(to_py)?;
-    Ok(m)
+/// A (B, T, width) batch ((B, T) fixed when given), finite.
+pub fn batch(arg: &str, obj: &Bound<'_, PyAny>, bt: Option<(usize, usize)>, width: usize) -> PyResult<Array3<f64>> {
+    check::into_batch(arg, array(arg, obj)?, bt, width).map_err(to_py)
 }
 
 /// A read-only NumPy copy of `a` (writing to it raises instead of being lost).
@@ -184,93 +94,148 @@ pub fn readonly<'py, D: numpy::ndarray::Dimension>(
     any
 }
 
-/// Python's `repr` of a float (`20.0`, `0.01`, `1e-05`).
-pub fn float_repr(py: Python<'_>, x: f64) -> PyResult<String> {
-    Ok(PyFloat::new(py, x).repr()?.to_string())
+/// A real number; `TypeError` naming `name` otherwise (bool counts as 0/1,
+/// as in Python arithmetic; text does not).
+pub fn real(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let bad = || {
+        let ty = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("{name}: expected a real number, got {ty}"))
+    };
+    if obj.is_instance_of::<PyString>() {
+        return Err(bad());
+    }
+    obj.extract::<f64>().map_err(|_| bad())
 }
 
-/// Checks a user seed fits `RandomState` (0 <= seed < 2**32).
-pub fn check_seed(seed: i128) -> PyResult<u32> {
-    u32::try_from(seed).map_err(|_| {
-        value_error(format!(
-            "seed: expected an integer in [0, 2**32 - 1], got {seed}"
-        ))
+/// An integer (anything with `__index__`); `TypeError` naming `name` otherwise.
+pub fn integer(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<i128> {
+    let ty = || obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    let index = obj
+        .call_method0("__index__")
+        .map_err(|_| PyTypeError::new_err(format!("{name}: expected an integer, got {}", ty())))?;
+    index
+        .extract::<i128>()
+        .map_err(|_| value_error(format!("{name}: expected an integer that fits in 128 bits, got {index}")))
+}
+
+/// An integer that fits in 64 bits (sizes).
+pub fn size(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<i64> {
+    let v = integer(name, obj)?;
+    i64::try_from(v).map_err(|_| value_error(format!("{name}: expected an integer >= 1 that fits in 64 bits, got {v}")))
+}
+
+/// Field `name` of a configuration object, read by `read` (one of the
+/// functions here: `real`, `size`, `integer`, `text`).
+pub fn field<T>(
+    config: &Bound<'_, PyAny>,
+    name: &str,
+    read: fn(&str, &Bound<'_, PyAny>) -> PyResult<T>,
+) -> PyResult<T> {
+    read(name, &config.getattr(name)?)
+}
+
+/// A text; `TypeError` naming `name` otherwise.
+pub fn text(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    obj.extract::<String>().map_err(|_| {
+        let ty = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("{name}: expected a string, got {ty}"))
     })
 }
 
-/// A float hyperparameter as given: its value and its `repr` (so that `repr`
-/// of a trainer shows `tau_mem=10` when 10 was passed, as a dataclass does).
-pub struct Hyper {
-    pub value: f64,
-    pub repr: String,
-}
-
-impl Hyper {
-    /// A default value.
-    pub fn of(value: f64) -> Self {
-        Hyper {
-            value,
-            repr: String::new(),
-        }
+/// RecurrentNetwork's `update`: None (`'sequence'`), `'sequence'`, `'step'` or
+/// an integer k >= 1.
+pub fn schedule(obj: &Bound<'_, PyAny>) -> PyResult<Update> {
+    const EXPECTED: &str = "update: expected 'sequence', 'step' or an integer k >= 1";
+    if obj.is_none() {
+        return Ok(Update::Sequence);
     }
-
-    /// Reads a real number; `TypeError` naming `name` otherwise.
-    pub fn parse(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let bad = || {
-            let ty = obj
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default();
-            let prefix = if name.is_empty() {
-                String::new()
-            } else {
-                format!("{name}: ")
-            };
-            PyTypeError::new_err(format!("{prefix}expected a real number, got {ty}"))
-        };
-        if obj.is_instance_of::<PyString>() {
-            return Err(bad());
-        }
-        let value: f64 = obj.extract().map_err(|_| bad())?;
-        Ok(Hyper {
-            value,
-            repr: obj.repr()?.to_string(),
-        })
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!("{EXPECTED}, got a bool")));
+    }
+    if let Ok(s) = obj.extract::<String>() {
+        return Update::parse_schedule(&s).map_err(to_py);
+    }
+    match obj.extract::<i64>() {
+        Ok(k) => Update::every(k).map_err(to_py),
+        Err(_) => Err(PyTypeError::new_err(EXPECTED)),
     }
 }
 
-impl<'a, 'py> FromPyObject<'a, 'py> for Hyper {
-    type Error = PyErr;
-
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        Hyper::parse("", &obj.to_owned())
-    }
+/// The schedule as Python shows it: `'sequence'`, `'step'` or the int k.
+pub fn schedule_out<'py>(py: Python<'py>, u: Update) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match u {
+        Update::Every(k) => k.into_pyobject(py)?.into_any(),
+        other => other.name().into_pyobject(py)?.into_any(),
+    })
 }
 
-/// The `repr` texts of a trainer's float hyperparameters, each kept with the
-/// value it was given for; a value changed since (by `load_state_dict`) shows
-/// as Python shows that float.
-pub struct Shown(Mutex<Vec<(f64, String)>>);
-
-impl Shown {
-    pub fn new(items: &[&Hyper]) -> Self {
-        Shown(Mutex::new(
-            items.iter().map(|h| (h.value, h.repr.clone())).collect(),
-        ))
+/// A filesystem path (`str` or `os.PathLike`).
+pub fn path(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    let fspath = obj.py().import("os")?.getattr("fspath")?;
+    let p = fspath.call1((obj,))?;
+    if let Ok(s) = p.extract::<String>() {
+        return Ok(PathBuf::from(s));
     }
+    let b: Vec<u8> = p.extract()?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&b).into_owned()))
+}
 
-    pub fn set(&self, idx: usize, h: &Hyper) {
-        if let Some(slot) = lock(&self.0).get_mut(idx) {
-            *slot = (h.value, h.repr.clone());
+/// A `state_dict` as a Python dict (arrays as fresh NumPy arrays).
+pub fn state_to_dict<'py>(py: Python<'py>, d: &StateDict) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for (k, v) in d.entries() {
+        match v {
+            Value::Int(i) => out.set_item(k, i)?,
+            Value::Float(f) => out.set_item(k, f)?,
+            Value::Text(s) | Value::Other(s) => out.set_item(k, s)?,
+            Value::Ints(v) => out.set_item(k, PyList::new(py, v)?)?,
+            Value::Array(a) => out.set_item(k, PyArray::from_array(py, a))?,
         }
     }
+    Ok(out)
+}
 
-    pub fn show(&self, py: Python<'_>, idx: usize, current: f64) -> PyResult<String> {
-        let kept = lock(&self.0).get(idx).cloned();
-        match kept {
-            Some((v, r)) if !r.is_empty() && v.to_bits() == current.to_bits() => Ok(r),
-            _ => float_repr(py, current),
-        }
+/// One Python value of a `state_dict` (kept for the model's checks to judge).
+fn value(key: &str, v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if v.is_instance_of::<PyString>() {
+        return Ok(Value::Text(v.extract()?));
     }
+    if v.is_instance_of::<PyFloat>() {
+        return Ok(Value::Float(v.extract()?));
+    }
+    if let Ok(a) = v.cast::<numpy::PyUntypedArray>() {
+        if a.ndim() == 0 {
+            return value(key, &v.call_method0("item")?);
+        }
+    } else if let Ok(i) = v.call_method0("__index__").and_then(|i| i.extract::<i64>()) {
+        return Ok(Value::Int(i)); // int, bool, NumPy integers
+    } else if let Ok(f) = v.extract::<f64>() {
+        return Ok(Value::Float(f)); // NumPy floats
+    }
+    let integers = v
+        .cast::<numpy::PyUntypedArray>()
+        .map_or(v.is_instance_of::<PyList>(), |a| a.ndim() == 1 && a.dtype().kind() as char != 'f');
+    if let (true, Ok(ints)) = (integers, v.extract::<Vec<i64>>()) {
+        return Ok(Value::Ints(ints));
+    }
+    Ok(match array(&format!("state_dict['{key}']"), v) {
+        Ok(x) => Value::Array(x),
+        Err(e) => Value::Other(e.to_string()),
+    })
+}
+
+/// A Python dict (`state_dict()` or one built by hand) as a [`StateDict`];
+/// every value is kept for the model's checks to judge.
+pub fn dict_to_state(d: &Bound<'_, PyDict>) -> PyResult<StateDict> {
+    let mut out = StateDict::default();
+    for (k, v) in d.iter() {
+        let key: String = k.extract().map_err(|_| {
+            value_error(format!(
+                "state_dict: expected string keys, got {}",
+                k.repr().map(|r| r.to_string()).unwrap_or_default()
+            ))
+        })?;
+        out.put(&key, value(&key, &v)?);
+    }
+    Ok(out)
 }

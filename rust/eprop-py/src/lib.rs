@@ -1,16 +1,27 @@
-//! PyO3 bindings of eprop: the native module `eprop._core`. Arguments are
-//! extracted and validated with the GIL held, copied into owned arrays, and the
-//! work runs in `eprop-core` with the GIL released.
+//! PyO3 bindings of eprop: the native module `eprop._core`. This crate only
+//! converts: arguments are extracted once (arrays copied once into owned
+//! float64 arrays), the core checks and computes with the GIL released, and
+//! its errors map to Python exceptions in one place (`errors`). The methods
+//! every class shares are written once (`shared`); the class files hold
+//! constructors, properties and the methods of their own.
 
 use pyo3::prelude::*;
 
-mod batch;
-mod checkpoint;
 mod convert;
+mod errors;
 mod rsnn;
 mod seed_eprop;
 mod seed_online;
+mod shared;
 mod stream;
+
+/// Reads a checkpoint file into a state dict (no pickle, no code runs).
+#[pyfunction]
+fn read_checkpoint<'py>(py: Python<'py>, path: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let path = convert::path(path)?;
+    let d = py.detach(|| eprop_core::npz::load(&path)).map_err(errors::to_py)?;
+    convert::state_to_dict(py, &d)
+}
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -18,7 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<seed_online::PyOnlineLIFLayer>()?;
     m.add_class::<seed_online::PyOnlineTrainer>()?;
     m.add_class::<rsnn::PyRecurrentNetwork>()?;
-    m.add_class::<stream::PredictStream>()?;
+    m.add_function(wrap_pyfunction!(read_checkpoint, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

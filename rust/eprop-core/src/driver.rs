@@ -1,0 +1,507 @@
+//! Driving a model over data: one trait every model implements, one
+//! sequence/stream driver and one batch driver for every model.
+//!
+//! A model holds weights and hyperparameters; the state of a sequence in
+//! flight is a separate value ([`Model::Seq`]), so that a trainer owns one
+//! (the Python object's state) and a batch runs many on the same weights.
+//!
+//! Sequences and streams: [`begin`], then [`train_rows`] or [`predict_rows`]
+//! on the rows of each chunk in order (the running loss sum is carried, so a
+//! sequence fed in chunks is bitwise the same as one call), then [`finish`].
+//!
+//! Batches, with results that do not depend on the number of threads:
+//! - [`Update::Step`]: the B sequences advance together; at every step each
+//!   sequence computes the change the single-sequence rule would make
+//!   (parallel over sequences), then the mean of the B changes is applied
+//!   once (parallel over weight rows, each element summed over b in order).
+//!   With B = 1 this is bitwise the single-sequence rule.
+//! - [`Update::Sequence`]: weights stay fixed; each sequence sums its changes
+//!   over all its steps (parallel over sequences), then the mean over the
+//!   batch is applied once.
+//! - [`Update::Every`]: changes summed over k steps, mean applied every k
+//!   steps (and at the end).
+
+use ndarray::{ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
+use rayon::prelude::*;
+
+use crate::check;
+use crate::error::{fmt_shape, EpropError, Result};
+
+/// When accumulated changes are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// Every step (batches: the mean of the B changes of each step).
+    Step,
+    /// Once per sequence (batch, stream, call), at its end.
+    Sequence,
+    /// Every k steps (k >= 2), and at the end.
+    Every(usize),
+}
+
+impl Update {
+    /// The batch modes of the seed trainers: `"step"` or `"sequence"`.
+    pub fn parse_batch(s: &str) -> Result<Self> {
+        match s {
+            "step" => Ok(Update::Step),
+            "sequence" => Ok(Update::Sequence),
+            other => Err(EpropError::param("update", "'step' or 'sequence'", format!("'{other}'"))),
+        }
+    }
+
+    const SCHEDULE: &'static str = "'sequence', 'step' or an integer k >= 1";
+
+    /// A schedule given by name: `"sequence"` or `"step"`.
+    pub fn parse_schedule(s: &str) -> Result<Self> {
+        match s {
+            "sequence" => Ok(Update::Sequence),
+            "step" => Ok(Update::Step),
+            o => Err(EpropError::param("update", Self::SCHEDULE, format!("'{o}'"))),
+        }
+    }
+
+    /// A schedule given as every k steps (k = 1 is `Step`).
+    pub fn every(k: i64) -> Result<Self> {
+        match k {
+            1 => Ok(Update::Step),
+            k if k > 1 => {
+                Ok(Update::Every(usize::try_from(k).map_err(|_| EpropError::param("update", Self::SCHEDULE, k))?))
+            }
+            k => Err(EpropError::param("update", Self::SCHEDULE, k)),
+        }
+    }
+
+    /// The schedule as the Python attribute shows it: `'sequence'`, `'step'`
+    /// or the integer k (as text).
+    pub fn name(self) -> String {
+        match self {
+            Update::Sequence => "sequence".into(),
+            Update::Step => "step".into(),
+            Update::Every(k) => k.to_string(),
+        }
+    }
+
+    /// Steps between updates for online schedules.
+    pub fn period(self) -> Option<usize> {
+        match self {
+            Update::Sequence => None,
+            Update::Step => Some(1),
+            Update::Every(k) => Some(k),
+        }
+    }
+}
+
+/// What a model does on fixed weights: run sequences (each in its own
+/// state) and accumulate the changes they call for, without applying them.
+pub trait FixedWeights: Send + Sync {
+    /// State and step buffers of one sequence in flight.
+    type Seq: Send + Sync;
+    /// Summed changes of one sequence (where the model keeps them outside
+    /// [`Self::Seq`]).
+    type Acc: Send + Sync;
+
+    fn n_inputs(&self) -> usize;
+    fn n_outputs(&self) -> usize;
+    /// A sequence state at reset.
+    fn new_seq(&self) -> Self::Seq;
+    /// Bytes of one [`Self::Seq`].
+    fn seq_bytes(&self) -> usize;
+    /// A zero accumulator.
+    fn new_acc(&self) -> Self::Acc;
+    /// Bytes of one [`Self::Acc`].
+    fn acc_bytes(&self) -> usize;
+    /// One step of one sequence on the current weights: dynamics, traces and
+    /// the quantities its change is made of (kept in `seq`); returns the loss.
+    fn fixed_step(&self, seq: &mut Self::Seq, x: &[f64], target: &[f64], learn: bool) -> f64;
+    /// Adds the change of the step just taken by `seq` to `acc`.
+    fn accumulate(&self, seq: &mut Self::Seq, acc: &mut Self::Acc);
+    /// Called once at the end of each sequence (before its last update).
+    fn finish_seq(&self, _seq: &mut Self::Seq, _acc: &mut Self::Acc) {}
+    /// One step without learning of a batch sequence; writes the output.
+    fn predict(&self, seq: &mut Self::Seq, x: &[f64], out: &mut [f64]);
+}
+
+/// What a model provides to be driven over sequences, streams and batches.
+pub trait Model: FixedWeights {
+    /// Whether [`Self::apply_step_mean`] is implemented; otherwise a batch's
+    /// [`Update::Step`] runs as `Update::Every(1)`.
+    const STEP_MEAN: bool = false;
+
+    // ----- the trainer's own sequence
+
+    /// One step of the trainer's own sequence. With a target the model
+    /// learns by its rule (`learn` false: outside the learning window, the
+    /// error does not count); without one the step runs without learning.
+    /// Returns the step's loss (0 without a target).
+    fn step(&mut self, seq: &mut Self::Seq, x: &[f64], target: Option<&[f64]>, learn: bool) -> f64;
+    /// One step of prediction on the trainer's own sequence; the output is
+    /// then [`Self::output`].
+    fn infer(&mut self, seq: &mut Self::Seq, x: &[f64]);
+    /// Output of the last step.
+    fn output<'s>(&self, seq: &'s Self::Seq) -> &'s [f64];
+    /// Resets the trainer's own sequence.
+    fn reset(&mut self, seq: &mut Self::Seq);
+    /// End of a training call (a sequence or a whole stream): models that
+    /// accumulate gradients over a sequence apply them here.
+    fn end_of_call(&mut self, _seq: &mut Self::Seq) {}
+
+    // ----- batch updates
+
+    /// Applies the mean of the changes of the step just taken by every
+    /// sequence (only called when [`Self::STEP_MEAN`]).
+    fn apply_step_mean(&mut self, _seqs: &[Self::Seq]) {}
+    /// Applies the mean of the accumulated changes and zeroes them.
+    fn apply_acc_mean(&mut self, seqs: &mut [Self::Seq], accs: &mut [Self::Acc]);
+}
+
+/// A model and the state of its own sequence: what a Python trainer object holds.
+pub struct Trainer<M: Model> {
+    pub model: M,
+    pub seq: M::Seq,
+}
+
+impl<M: Model + Clone> Clone for Trainer<M>
+where
+    M::Seq: Clone,
+{
+    fn clone(&self) -> Self {
+        Trainer { model: self.model.clone(), seq: self.seq.clone() }
+    }
+}
+
+impl<M: Model> Trainer<M> {
+    pub fn new(model: M) -> Self {
+        let seq = model.new_seq();
+        Trainer { model, seq }
+    }
+
+    /// One step of the own sequence (see [`Model::step`]).
+    pub fn step(&mut self, x: &[f64], target: Option<&[f64]>, learn: bool) -> f64 {
+        self.model.step(&mut self.seq, x, target, learn)
+    }
+
+    pub fn reset(&mut self) {
+        self.model.reset(&mut self.seq);
+    }
+
+    pub fn output(&self) -> &[f64] {
+        self.model.output(&self.seq)
+    }
+}
+
+/// Copies one row of a (possibly strided) view into a contiguous buffer.
+#[inline]
+pub fn copy_row(dst: &mut [f64], src: ArrayView1<f64>) {
+    match src.as_slice() {
+        Some(s) => dst.copy_from_slice(s),
+        None => {
+            for (d, &s) in dst.iter_mut().zip(src.iter()) {
+                *d = s;
+            }
+        }
+    }
+}
+
+/// Running sums of a training call: loss and counted (masked-in) steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossSum {
+    pub total: f64,
+    pub counted: usize,
+}
+
+impl LossSum {
+    /// Mean loss per counted step (0 when none counted).
+    pub fn mean(&self) -> f64 {
+        self.total / self.counted.max(1) as f64
+    }
+}
+
+/// Start of a call on the trainer's own sequence: reset when asked.
+pub fn begin<M: Model>(t: &mut Trainer<M>, reset: bool) {
+    if reset {
+        t.reset();
+    }
+}
+
+/// Learns on every row, adding each step's loss to `sum` in order; `mask`
+/// (T,) marks the steps whose error counts (all when `None`). The arguments
+/// must have been checked.
+pub fn train_rows<M: Model>(
+    t: &mut Trainer<M>,
+    inputs: ArrayView2<f64>,
+    targets: ArrayView2<f64>,
+    mask: Option<ArrayView1<bool>>,
+    sum: &mut LossSum,
+) {
+    let mut x = vec![0.0; t.model.n_inputs()];
+    let mut y = vec![0.0; t.model.n_outputs()];
+    for (s, (xr, yr)) in inputs.outer_iter().zip(targets.outer_iter()).enumerate() {
+        copy_row(&mut x, xr);
+        copy_row(&mut y, yr);
+        let learn = mask.as_ref().is_none_or(|m| m[s]);
+        sum.total += t.model.step(&mut t.seq, &x, Some(&y), learn);
+        sum.counted += usize::from(learn);
+    }
+}
+
+/// Runs every row without learning, writing outputs to `out` (T, n_outputs).
+pub fn predict_rows<M: Model>(t: &mut Trainer<M>, inputs: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+    let mut x = vec![0.0; t.model.n_inputs()];
+    for (xr, mut orow) in inputs.outer_iter().zip(out.outer_iter_mut()) {
+        copy_row(&mut x, xr);
+        t.model.infer(&mut t.seq, &x);
+        for (o, &v) in orow.iter_mut().zip(t.model.output(&t.seq)) {
+            *o = v;
+        }
+    }
+}
+
+/// End of a training call (see [`Model::end_of_call`]).
+pub fn finish<M: Model>(t: &mut Trainer<M>) {
+    t.model.end_of_call(&mut t.seq);
+}
+
+/// A whole training call on one in-memory sequence: checks, then trains
+/// (from reset state when `reset`); returns the mean loss per counted step.
+pub fn train_sequence<M: Model>(
+    t: &mut Trainer<M>,
+    inputs: ArrayView2<f64>,
+    targets: ArrayView2<f64>,
+    mask: Option<ArrayView1<bool>>,
+    reset: bool,
+) -> Result<f64> {
+    check::sequence("inputs", inputs, t.model.n_inputs(), None)?;
+    check::some_steps("inputs", inputs.nrows(), t.model.n_inputs())?;
+    check::sequence("targets", targets, t.model.n_outputs(), Some(inputs.nrows()))?;
+    if let Some(m) = &mask {
+        if m.len() != inputs.nrows() {
+            return Err(EpropError::shape("mask", fmt_shape(&[inputs.nrows()]), fmt_shape(m.shape())));
+        }
+    }
+    begin(t, reset);
+    let mut sum = LossSum::default();
+    train_rows(t, inputs, targets, mask, &mut sum);
+    finish(t);
+    Ok(sum.mean())
+}
+
+/// A whole prediction call on one in-memory sequence (from reset state
+/// when `reset`), writing outputs to `out` (T, n_outputs).
+pub fn predict_sequence<M: Model>(
+    t: &mut Trainer<M>,
+    inputs: ArrayView2<f64>,
+    out: ArrayViewMut2<f64>,
+    reset: bool,
+) -> Result<()> {
+    check::sequence("inputs", inputs, t.model.n_inputs(), None)?;
+    if out.dim() != (inputs.nrows(), t.model.n_outputs()) {
+        return Err(EpropError::shape(
+            "out",
+            fmt_shape(&[inputs.nrows(), t.model.n_outputs()]),
+            fmt_shape(out.shape()),
+        ));
+    }
+    begin(t, reset);
+    predict_rows(t, inputs, out);
+    Ok(())
+}
+
+// ------------------------------------------------------------------ batches
+
+/// Bytes a batch of `b` sequences holds besides the weights and the inputs.
+pub fn batch_state_bytes<M: FixedWeights>(model: &M, b: usize, update: Update, step_mean: bool) -> usize {
+    let acc = match update {
+        Update::Step if step_mean => 0,
+        _ => model.acc_bytes(),
+    };
+    b * (model.seq_bytes() + acc + 8 * (model.n_inputs() + model.n_outputs()))
+}
+
+/// [`batch_state_bytes`] of a model's batch.
+pub fn batch_bytes<M: Model>(model: &M, b: usize, update: Update) -> usize {
+    batch_state_bytes(model, b, update, M::STEP_MEAN)
+}
+
+fn check_batch_alloc<M: FixedWeights>(model: &M, b: usize, update: Update, step_mean: bool) -> Result<()> {
+    let per = batch_state_bytes(model, 1, update, step_mean) / 8 + 1;
+    let n = check::count_f64("batch", &[(b, per)])?;
+    check::alloc("batch", n)
+}
+
+/// Inputs, targets and mask of a batch, checked.
+fn check_batch<M: FixedWeights>(
+    model: &M,
+    inputs: &ArrayView3<f64>,
+    targets: &ArrayView3<f64>,
+    mask: Option<&ArrayView2<bool>>,
+) -> Result<()> {
+    check::runnable_batch("inputs", inputs, model.n_inputs())?;
+    let (b, t, _) = inputs.dim();
+    if targets.dim() != (b, t, model.n_outputs()) {
+        return Err(EpropError::shape("targets", fmt_shape(&[b, t, model.n_outputs()]), fmt_shape(targets.shape())));
+    }
+    if let Some(m) = mask {
+        if m.dim() != (b, t) {
+            return Err(EpropError::shape("mask", fmt_shape(&[b, t]), fmt_shape(m.shape())));
+        }
+    }
+    Ok(())
+}
+
+/// Per-sequence input and target buffers and loss sums of the batch driver.
+struct Io {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    sum: LossSum,
+}
+
+impl Io {
+    fn new(ni: usize, no: usize) -> Self {
+        Io { x: vec![0.0; ni], y: vec![0.0; no], sum: LossSum::default() }
+    }
+
+    /// Loads step `step` of sequence `k` and runs it on fixed weights.
+    #[allow(clippy::too_many_arguments)]
+    fn run<M: FixedWeights>(
+        &mut self,
+        m: &M,
+        seq: &mut M::Seq,
+        inputs: &ArrayView3<f64>,
+        targets: &ArrayView3<f64>,
+        mask: Option<&ArrayView2<bool>>,
+        k: usize,
+        step: usize,
+    ) {
+        copy_row(&mut self.x, inputs.index_axis(Axis(0), k).index_axis(Axis(0), step));
+        copy_row(&mut self.y, targets.index_axis(Axis(0), k).index_axis(Axis(0), step));
+        let learn = mask.is_none_or(|mk| mk[[k, step]]);
+        self.sum.total += m.fixed_step(seq, &self.x, &self.y, learn);
+        self.sum.counted += usize::from(learn);
+    }
+}
+
+/// The sequences of a batch after [`run_fixed`]: their states, accumulators
+/// and loss sums.
+pub type Runs<M> = (Vec<<M as FixedWeights>::Seq>, Vec<<M as FixedWeights>::Acc>, Vec<LossSum>);
+
+/// Runs every sequence of a batch through on the model's current weights
+/// (parallel over sequences, each from reset state), accumulating its
+/// changes and finishing it; returns the sequences, their accumulators and
+/// their loss sums. The model is not changed. Must run inside the rayon pool
+/// that should do the work (see [`crate::pool`]).
+pub fn run_fixed<M: FixedWeights>(
+    model: &M,
+    inputs: ArrayView3<f64>,
+    targets: ArrayView3<f64>,
+    mask: Option<ArrayView2<bool>>,
+) -> Result<Runs<M>> {
+    check_batch(model, &inputs, &targets, mask.as_ref())?;
+    let (b, t, _) = inputs.dim();
+    check_batch_alloc(model, b, Update::Sequence, false)?;
+    let mask = mask.as_ref();
+    let runs: Vec<(M::Seq, M::Acc, LossSum)> = (0..b)
+        .into_par_iter()
+        .map(|k| {
+            let mut seq = model.new_seq();
+            let mut acc = model.new_acc();
+            let mut io = Io::new(model.n_inputs(), model.n_outputs());
+            for step in 0..t {
+                io.run(model, &mut seq, &inputs, &targets, mask, k, step);
+                model.accumulate(&mut seq, &mut acc);
+            }
+            model.finish_seq(&mut seq, &mut acc);
+            (seq, acc, io.sum)
+        })
+        .collect();
+    let mut seqs = Vec::with_capacity(b);
+    let mut accs = Vec::with_capacity(b);
+    let mut sums = Vec::with_capacity(b);
+    for (s, a, l) in runs {
+        seqs.push(s);
+        accs.push(a);
+        sums.push(l);
+    }
+    Ok((seqs, accs, sums))
+}
+
+/// Trains on a batch; returns the mean loss of each sequence over its
+/// counted steps (those where `mask`, (B, T), is true; all when `None`).
+/// Every sequence starts from reset state; the trainer's own sequence is not
+/// touched. Must run inside the rayon pool that should do the work.
+pub fn train_batch<M: Model>(
+    model: &mut M,
+    inputs: ArrayView3<f64>,
+    targets: ArrayView3<f64>,
+    mask: Option<ArrayView2<bool>>,
+    update: Update,
+) -> Result<Vec<f64>> {
+    let update = match update {
+        Update::Step if !M::STEP_MEAN => Update::Every(1),
+        Update::Every(0) => return Err(EpropError::param("update", "an integer k >= 1", 0)),
+        u => u,
+    };
+    if update == Update::Sequence {
+        let (mut seqs, mut accs, sums) = run_fixed(model, inputs, targets, mask)?;
+        model.apply_acc_mean(&mut seqs, &mut accs);
+        return Ok(sums.iter().map(LossSum::mean).collect());
+    }
+    check_batch(model, &inputs, &targets, mask.as_ref())?;
+    let (b, t, _) = inputs.dim();
+    check_batch_alloc(model, b, update, M::STEP_MEAN)?;
+    let mask = mask.as_ref();
+    let mut seqs: Vec<M::Seq> = (0..b).map(|_| model.new_seq()).collect();
+    let mut io: Vec<Io> = (0..b).map(|_| Io::new(model.n_inputs(), model.n_outputs())).collect();
+    if let Update::Every(every) = update {
+        let mut accs: Vec<M::Acc> = (0..b).map(|_| model.new_acc()).collect();
+        for step in 0..t {
+            let last = step + 1 == t;
+            let m: &M = model;
+            seqs.par_iter_mut().zip(io.par_iter_mut()).zip(accs.par_iter_mut()).enumerate().for_each(
+                |(k, ((seq, io), acc))| {
+                    io.run(m, seq, &inputs, &targets, mask, k, step);
+                    m.accumulate(seq, acc);
+                    if last {
+                        m.finish_seq(seq, acc);
+                    }
+                },
+            );
+            if (step + 1) % every == 0 || last {
+                model.apply_acc_mean(&mut seqs, &mut accs);
+            }
+        }
+    } else {
+        for step in 0..t {
+            let m: &M = model;
+            seqs.par_iter_mut()
+                .zip(io.par_iter_mut())
+                .enumerate()
+                .for_each(|(k, (seq, io))| io.run(m, seq, &inputs, &targets, mask, k, step));
+            model.apply_step_mean(&seqs);
+        }
+    }
+    Ok(io.iter().map(|io| io.sum.mean()).collect())
+}
+
+/// Runs a batch without learning; writes outputs (B, T, n_outputs) into `out`.
+pub fn predict_batch<M: FixedWeights>(model: &M, inputs: ArrayView3<f64>, mut out: ArrayViewMut3<f64>) -> Result<()> {
+    check::runnable_batch("inputs", &inputs, model.n_inputs())?;
+    let (b, t, _) = inputs.dim();
+    check_batch_alloc(model, b.min(rayon::current_num_threads()), Update::Step, true)?;
+    if out.dim() != (b, t, model.n_outputs()) {
+        return Err(EpropError::shape("out", fmt_shape(&[b, t, model.n_outputs()]), fmt_shape(out.shape())));
+    }
+    let width = t * model.n_outputs();
+    let data = out.as_slice_mut().ok_or_else(|| EpropError::shape("out", "a contiguous array", "a strided view"))?;
+    if width == 0 {
+        return Ok(());
+    }
+    data.par_chunks_mut(width).enumerate().for_each(|(k, ob)| {
+        let mut seq = model.new_seq();
+        let mut x = vec![0.0; model.n_inputs()];
+        let xs = inputs.index_axis(Axis(0), k);
+        for (step, o) in ob.chunks_exact_mut(model.n_outputs()).enumerate() {
+            copy_row(&mut x, xs.index_axis(Axis(0), step));
+            model.predict(&mut seq, &x, o);
+        }
+    });
+    Ok(())
+}

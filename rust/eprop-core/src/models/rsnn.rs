@@ -1,0 +1,1500 @@
+//! Canonical e-prop (Bellec et al. 2020, Nat. Commun. 11:3625, with its
+//! supplementary equations): a recurrent network of LIF and adaptive (ALIF)
+//! neurons with a leaky readout, trained online with eligibility traces.
+//!
+//! Conventions (times in ms, one step = dt; alpha = exp(-dt/tau_mem),
+//! rho = exp(-dt/tau_adapt), kappa = exp(-dt/tau_out)). Neuron j, step t:
+//!
+//! ```text
+//! a_j(t)   = rho a_j(t-1) + z_j(t-1)                        (ALIF only; LIF: a = 0)
+//! A_j(t)   = thr + beta a_j(t)                               (threshold)
+//! v_j(t)   = alpha v_j(t-1) + sum_i W_in_ji x_i(t) + sum_i W_rec_ji z_i(t-1) - thr z_j(t-1)
+//! z_j(t)   = H(v_j(t) - A_j(t)), 0 while refractory          (reset by subtraction)
+//! psi_j(t) = (gamma / thr) max(0, 1 - |v_j(t) - A_j(t)| / thr), 0 while refractory
+//! ```
+//! Input scaling s = 1 (the evidence-accumulation convention). Refractory
+//! period: after a spike a neuron is blocked for n_ref - 1 steps, n_ref =
+//! round(refractory / dt), so that two spikes are at least n_ref steps apart
+//! (the paper's "refractory period of 5 ms"; the TF reference's n_refractory).
+//! Eligibility:
+//! ```text
+//! zbar_i(t)     = alpha zbar_i(t-1) + pre_i(t)               pre = x(t) or z(t-1)
+//! eps_a_ji(t)   = psi_j(t-1) zbar_i(t-1) + (rho - beta psi_j(t-1)) eps_a_ji(t-1)   (ALIF)
+//! e_ji(t)       = psi_j(t) (zbar_i(t) - beta eps_a_ji(t))
+//! ebar_ji(t)    = kappa ebar_ji(t-1) + (1 - kappa) e_ji(t)   (readout filter)
+//! ```
+//! Readout `y_k(t) = sum_j W_out_kj zhat_j(t) + b_k` with the unit-gain filter
+//! `zhat_j(t) = kappa zhat_j(t-1) + (1 - kappa) z_j(t)` (as the TF reference's
+//! `exp_convolve` and NEST's readout neuron): zhat is a rate in spikes per
+//! step, so the default `W_out ~ N(0, 1/n_neurons)` (the references'
+//! initialization) gives outputs of the targets' scale. Error `err = y - y*`
+//! (MSE, E = 0.5 sum_t |err|^2) or `softmax(y) - pi*` (cross-entropy,
+//! E = -sum_t sum_k pi*_k log softmax(y)_k; every counted row of pi* is a
+//! probability distribution), zero outside the mask. Learning signal
+//! `L_j(t) = sum_k B_jk err_k(t)`. Gradients:
+//! `dE/dW_ji = sum_t L_j(t) ebar_ji(t)`, `dE/dW_out_kj = sum_t err_k(t) zhat_j(t)`,
+//! `dE/db_k = sum_t err_k(t)`. With B = W_out^T this is the exact gradient of
+//! the network in which z(t-1) is a constant in the recurrence and in the reset.
+//!
+//! Feedback B: `W_out^T` (symmetric), a fixed random matrix (random), or
+//! Kolen-Pollack (adaptive; the TF reference's `KolenPollackDecay`): B^T and
+//! W_out receive the same optimizer change and the same decay,
+//! `W_out <- (1 - d) W_out + D`, `B <- (1 - d) B + D^T` (d = feedback_decay per
+//! update), so that W_out - B^T shrinks by (1 - d) per update and B converges
+//! to W_out^T.
+//!
+//! Rate regularization toward f0 = target_rate dt / 1000 spikes per step:
+//! - `update="sequence"` (and `gradients()`): `E_reg = reg/2 sum_j (f_j - f0)^2`
+//!   with f_j the mean spikes per step since reset, whose gradient
+//!   `reg (f_j - f0) mean_t e_ji(t)` is added once the sequence ends (at the
+//!   update, a reset or a prediction, whichever comes first);
+//! - online (`update="step"` or k): every step adds `r_j(t) e_ji(t)` with
+//!   `r_j(t) = reg (fbar_j(t) - f0) dt / tau_reg`, where fbar_j is the running
+//!   mean of z_j since reset for the first tau_reg/dt steps and an
+//!   exponential average with time constant tau_reg after that. Over one
+//!   window of tau_reg it adds up to the sequence form's gradient on that
+//!   window (up to the early fluctuation of the running mean), and on a
+//!   stream it neither fades nor grows: the regularizer counts once per
+//!   tau_reg of simulated time.
+//!
+//! Prediction (`predict_*`, `evaluate`) runs the forward dynamics only: the
+//! eligibility traces are not advanced, and restart from zero afterwards.
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayView3};
+
+use crate::check;
+use crate::driver::{run_fixed, FixedWeights, Model, Trainer, Update};
+use crate::error::{EpropError, Result};
+use crate::kernels::{batch_mean, elig_rows, flat, flat_mut, matvec, nonzeros, Change, MeanInto};
+use crate::neuron::{canonical_update, decay, Canonical, CanonicalState};
+use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, OptimState, Optimizer};
+use crate::readout::{error, feedback_signal, transposed_signal, Loss};
+use crate::rng::LegacyRng;
+use crate::state::{StateDict, Stateful};
+
+/// Matrix B that carries the output error to the neurons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    /// B = W_out^T.
+    Symmetric,
+    /// A fixed random matrix.
+    Random,
+    /// Kolen-Pollack: B^T receives W_out's changes and both decay.
+    Adaptive,
+}
+
+impl Feedback {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "symmetric" => Ok(Feedback::Symmetric),
+            "random" => Ok(Feedback::Random),
+            "adaptive" => Ok(Feedback::Adaptive),
+            o => Err(EpropError::param("feedback", "'symmetric', 'random' or 'adaptive'", format!("'{o}'"))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Feedback::Symmetric => "symmetric",
+            Feedback::Random => "random",
+            Feedback::Adaptive => "adaptive",
+        }
+    }
+}
+
+/// Hyperparameters of an [`RsnnNet`] (times in ms, rates in Hz).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RsnnConfig {
+    pub n_inputs: usize,
+    pub n_neurons: usize,
+    pub n_outputs: usize,
+    /// The last `n_adaptive` neurons are ALIF.
+    pub n_adaptive: usize,
+    pub tau_mem: f64,
+    pub tau_adapt: f64,
+    /// Threshold increase per unit of adaptation.
+    pub beta: f64,
+    pub threshold: f64,
+    /// Refractory period in ms (rounded to whole steps).
+    pub refractory: f64,
+    pub dt: f64,
+    pub tau_out: f64,
+    pub loss: Loss,
+    pub feedback: Feedback,
+    /// Decay per update of W_out and the adaptive feedback matrix.
+    pub feedback_decay: f64,
+    pub surrogate_height: f64,
+    pub reg_rate: f64,
+    pub target_rate: f64,
+    /// Time constant (ms) of the running rate of the online regularization.
+    pub tau_reg: f64,
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    pub update: Update,
+    /// Seed of the initial weights and the feedback matrix.
+    pub seed: u32,
+}
+
+/// The values an [`RsnnConfig`] is made from, as a user gives them.
+#[derive(Clone, Debug)]
+pub struct RsnnSpec {
+    pub sizes: (i64, i64, i64, i64),
+    pub tau_mem: f64,
+    pub tau_adapt: f64,
+    /// None: `1.7 (1 - rho) / (1 - alpha)`.
+    pub beta: Option<f64>,
+    pub threshold: f64,
+    pub refractory: f64,
+    pub dt: f64,
+    pub tau_out: f64,
+    pub loss: Loss,
+    pub feedback: Feedback,
+    pub feedback_decay: f64,
+    pub surrogate_height: f64,
+    pub reg_rate: f64,
+    pub target_rate: f64,
+    pub tau_reg: f64,
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    pub update: Update,
+    pub seed: i128,
+}
+
+impl RsnnConfig {
+    /// Checks every value of `s`.
+    pub fn new(s: &RsnnSpec) -> Result<Self> {
+        let n_inputs = check::size("n_inputs", s.sizes.0)?;
+        let n_neurons = check::size("n_neurons", s.sizes.1)?;
+        let n_outputs = check::size("n_outputs", s.sizes.2)?;
+        if s.sizes.3 < 0 || s.sizes.3 > s.sizes.1 {
+            return Err(EpropError::param(
+                "n_adaptive",
+                format!("an integer in [0, n_neurons={}]", s.sizes.1),
+                s.sizes.3,
+            ));
+        }
+        let tau_mem = check::positive("tau_mem", s.tau_mem)?;
+        let tau_adapt = check::positive("tau_adapt", s.tau_adapt)?;
+        let dt = check::positive("dt", s.dt)?;
+        let beta = match s.beta {
+            Some(b) => check::non_negative("beta", b)?,
+            None => 1.7 * (1.0 - decay(dt, tau_adapt)) / (1.0 - decay(dt, tau_mem)),
+        };
+        if let Update::Every(0) = s.update {
+            return Err(EpropError::param("update", "'sequence', 'step' or an integer k >= 1", 0));
+        }
+        if s.loss == Loss::CrossEntropy && n_outputs < 2 {
+            return Err(EpropError::param("n_outputs", "at least 2 classes for loss='cross_entropy'", n_outputs));
+        }
+        let cfg = RsnnConfig {
+            n_inputs,
+            n_neurons,
+            n_outputs,
+            n_adaptive: s.sizes.3 as usize,
+            tau_mem,
+            tau_adapt,
+            beta,
+            threshold: check::positive("threshold", s.threshold)?,
+            refractory: check::non_negative("refractory", s.refractory)?,
+            dt,
+            tau_out: check::positive("tau_out", s.tau_out)?,
+            loss: s.loss,
+            feedback: s.feedback,
+            feedback_decay: check::unit_interval("feedback_decay", s.feedback_decay)?,
+            surrogate_height: check::non_negative("surrogate_height", s.surrogate_height)?,
+            reg_rate: check::non_negative("reg_rate", s.reg_rate)?,
+            target_rate: check::non_negative("target_rate", s.target_rate)?,
+            tau_reg: check::positive("tau_reg", s.tau_reg)?,
+            optimizer: s.optimizer,
+            lr: check::non_negative("lr", s.lr)?,
+            update: s.update,
+            seed: check::seed(s.seed)?,
+        };
+        if cfg.tau_reg < cfg.dt {
+            return Err(EpropError::param("tau_reg", format!("a value >= dt={}", cfg.dt), cfg.tau_reg));
+        }
+        check::alloc("RecurrentNetwork", cfg.n_f64()?)?;
+        Ok(cfg)
+    }
+
+    /// Float64 values of a network of this size with one sequence in flight.
+    pub fn n_f64(&self) -> Result<usize> {
+        let (ni, n, no, na) = (self.n_inputs, self.n_neurons, self.n_outputs, self.n_adaptive);
+        let syn = [(n, ni), (n, n)];
+        let mut shapes = Vec::new();
+        // weights, Adam moments, gradients, filtered eligibility, reg sums
+        for _ in 0..6 {
+            shapes.extend_from_slice(&syn);
+        }
+        shapes.extend_from_slice(&[(na, ni), (na, n), (6, no * n), (21, n), (10, no), (2, ni)]);
+        check::count_f64("RecurrentNetwork", &shapes)
+    }
+
+    pub fn alpha(&self) -> f64 {
+        decay(self.dt, self.tau_mem)
+    }
+    pub fn rho(&self) -> f64 {
+        decay(self.dt, self.tau_adapt)
+    }
+    pub fn kappa(&self) -> f64 {
+        decay(self.dt, self.tau_out)
+    }
+    /// Refractory period in whole steps.
+    pub fn refractory_steps(&self) -> u32 {
+        (self.refractory / self.dt).round().min(u32::MAX as f64) as u32
+    }
+    /// Target rate in spikes per step.
+    pub fn rate_per_step(&self) -> f64 {
+        self.target_rate * self.dt / 1000.0
+    }
+    /// Steps in one window of the online regularization (tau_reg / dt, >= 1).
+    pub fn reg_window(&self) -> f64 {
+        self.tau_reg / self.dt
+    }
+    /// Index of the first ALIF neuron.
+    pub fn first_adaptive(&self) -> usize {
+        self.n_neurons - self.n_adaptive
+    }
+    /// Whether the regularization is added every step (online schedules)
+    /// rather than at the end of a sequence.
+    pub fn online(&self) -> bool {
+        self.update != Update::Sequence
+    }
+
+    fn neuron(&self) -> Canonical {
+        Canonical {
+            alpha: self.alpha(),
+            rho: self.rho(),
+            threshold: self.threshold,
+            beta: self.beta,
+            gamma: self.surrogate_height,
+            first_adaptive: self.first_adaptive(),
+            blocked_after_spike: self.refractory_steps().saturating_sub(1),
+        }
+    }
+}
+
+/// The trainable weights (and the feedback matrix).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub w_in: Array2<f64>,
+    pub w_rec: Array2<f64>,
+    pub w_out: Array2<f64>,
+    pub b_out: Array1<f64>,
+    /// B (n_neurons, n_outputs) for random and adaptive feedback; for
+    /// symmetric feedback W_out^T is used and this is ignored.
+    pub feedback: Array2<f64>,
+}
+
+/// Gradients (or accumulated gradients) of every trained parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grads {
+    pub w_in: Array2<f64>,
+    pub w_rec: Array2<f64>,
+    pub w_out: Array2<f64>,
+    pub b_out: Array1<f64>,
+}
+
+/// Names of the trained parameters, in the order of [`Grads::parts`].
+pub const PARAM_NAMES: [&str; 4] = ["W_in", "W_rec", "W_out", "b_out"];
+
+impl Grads {
+    pub fn zeros(cfg: &RsnnConfig) -> Self {
+        let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+        Grads {
+            w_in: Array2::zeros((n, ni)),
+            w_rec: Array2::zeros((n, n)),
+            w_out: Array2::zeros((no, n)),
+            b_out: Array1::zeros(no),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        8 * (self.w_in.len() + self.w_rec.len() + self.w_out.len() + self.b_out.len())
+    }
+
+    /// Slices of the four arrays, in the order of [`PARAM_NAMES`].
+    pub fn parts(&self) -> [&[f64]; 4] {
+        [flat(&self.w_in), flat(&self.w_rec), flat(&self.w_out), flat(&self.b_out)]
+    }
+
+    fn parts_mut(&mut self) -> [&mut [f64]; 4] {
+        [flat_mut(&mut self.w_in), flat_mut(&mut self.w_rec), flat_mut(&mut self.w_out), flat_mut(&mut self.b_out)]
+    }
+
+    /// Column counts of the four arrays (rows of a vector: 1 column each... as a (1, no) row).
+    fn cols(&self) -> [usize; 4] {
+        [self.w_in.ncols(), self.w_rec.ncols(), self.w_out.ncols(), self.b_out.len()]
+    }
+
+    /// The mean over sequences of their gradient sums (each element summed
+    /// over the sequences in order, then divided), W_rec's diagonal zero.
+    pub fn mean_of(cfg: &RsnnConfig, seqs: &[&RsnnSeq]) -> Grads {
+        let mut mean = Grads::zeros(cfg);
+        let cols = mean.cols();
+        for (k, (part, c)) in mean.parts_mut().into_iter().zip(cols).enumerate() {
+            let changes: Vec<Change> = seqs.iter().map(|s| Change::plain(s.state.grads.parts()[k], c)).collect();
+            batch_mean(part, c, 1.0, &changes, MeanInto::Store);
+        }
+        zero_diagonal(&mut mean.w_rec);
+        mean
+    }
+}
+
+impl Params {
+    /// Weights drawn from `seed`: W_in ~ N(0, 1/n_inputs), W_rec ~ N(0, 1/n_neurons)
+    /// with zero diagonal, W_out ~ N(0, 1/n_neurons), b_out = 0, and B (random
+    /// and adaptive feedback) ~ N(0, 1/n_neurons), the scale of W_out^T.
+    pub fn new(cfg: &RsnnConfig) -> Self {
+        let mut rng = LegacyRng::new(cfg.seed);
+        let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+        let w_in = rng.normal_matrix(n, ni, 1.0 / (ni as f64).sqrt());
+        let mut w_rec = rng.normal_matrix(n, n, 1.0 / (n as f64).sqrt());
+        zero_diagonal(&mut w_rec);
+        let w_out = rng.normal_matrix(no, n, 1.0 / (n as f64).sqrt());
+        let feedback = rng.normal_matrix(n, no, 1.0 / (n as f64).sqrt());
+        Params { w_in, w_rec, w_out, b_out: Array1::zeros(no), feedback }
+    }
+
+    fn parts_mut(&mut self) -> [&mut [f64]; 4] {
+        [flat_mut(&mut self.w_in), flat_mut(&mut self.w_rec), flat_mut(&mut self.w_out), flat_mut(&mut self.b_out)]
+    }
+
+    /// Bytes of weights and feedback matrix.
+    pub fn bytes(&self) -> usize {
+        8 * (self.w_in.len() + self.w_rec.len() + self.w_out.len() + self.b_out.len() + self.feedback.len())
+    }
+}
+
+/// Dynamic state of one sequence, its eligibilities and its gradient sums.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RsnnState {
+    pub v: Array1<f64>,
+    /// Adaptation a_j (zero for LIF neurons).
+    pub a: Array1<f64>,
+    /// Spikes of the last step.
+    pub z: Array1<f64>,
+    /// Remaining refractory steps.
+    pub refractory: Vec<u32>,
+    /// Pseudo-derivative of the last step.
+    pub psi: Array1<f64>,
+    /// Presynaptic traces (eligibility vectors of v): inputs and recurrent.
+    pub zbar_in: Array1<f64>,
+    pub zbar_rec: Array1<f64>,
+    /// Adaptation eligibility vectors of the ALIF rows (n_adaptive, n_pre).
+    pub eps_a_in: Array2<f64>,
+    pub eps_a_rec: Array2<f64>,
+    /// Readout-filtered eligibility traces.
+    pub ebar_in: Array2<f64>,
+    pub ebar_rec: Array2<f64>,
+    /// Readout-filtered spikes and the output of the last step.
+    pub zhat: Array1<f64>,
+    pub y: Array1<f64>,
+    /// Gradient sums since the last update.
+    pub grads: Grads,
+    /// Sums of the unfiltered eligibility (for the rate regularization).
+    pub e_sum_in: Array2<f64>,
+    pub e_sum_rec: Array2<f64>,
+    /// Spikes per neuron since reset (regularization, `update="sequence"`).
+    pub spike_count: Array1<f64>,
+    /// Running rate per neuron, spikes per step (regularization, online).
+    pub rate: Array1<f64>,
+    pub steps: u64,
+    /// Steps since the last update (for `update=k`).
+    pub pending: u64,
+}
+
+/// Work buffers of one step.
+#[derive(Clone, Debug)]
+struct Scratch {
+    current: Vec<f64>,
+    rec_current: Vec<f64>,
+    err: Vec<f64>,
+    signal: Vec<f64>,
+    reg_signal: Vec<f64>,
+    idx_in: Vec<usize>,
+    idx_rec: Vec<usize>,
+}
+
+/// One sequence in flight.
+#[derive(Clone, Debug)]
+pub struct RsnnSeq {
+    pub state: RsnnState,
+    scratch: Scratch,
+    /// Whether the eligibility traces hold anything (false after a reset or
+    /// a prediction, until the next step that tracks them).
+    pub tracking: bool,
+}
+
+impl RsnnSeq {
+    pub fn new(cfg: &RsnnConfig) -> Self {
+        let (ni, n, no, na) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs, cfg.n_adaptive);
+        let (ri, rr) = if cfg.reg_rate > 0.0 { ((n, ni), (n, n)) } else { ((0, 0), (0, 0)) };
+        RsnnSeq {
+            state: RsnnState {
+                v: Array1::zeros(n),
+                a: Array1::zeros(n),
+                z: Array1::zeros(n),
+                refractory: vec![0; n],
+                psi: Array1::zeros(n),
+                zbar_in: Array1::zeros(ni),
+                zbar_rec: Array1::zeros(n),
+                eps_a_in: Array2::zeros((na, ni)),
+                eps_a_rec: Array2::zeros((na, n)),
+                ebar_in: Array2::zeros((n, ni)),
+                ebar_rec: Array2::zeros((n, n)),
+                zhat: Array1::zeros(n),
+                y: Array1::zeros(no),
+                grads: Grads::zeros(cfg),
+                e_sum_in: Array2::zeros(ri),
+                e_sum_rec: Array2::zeros(rr),
+                spike_count: Array1::zeros(n),
+                rate: Array1::zeros(n),
+                steps: 0,
+                pending: 0,
+            },
+            scratch: Scratch {
+                current: vec![0.0; n],
+                rec_current: vec![0.0; n],
+                err: vec![0.0; no],
+                signal: vec![0.0; n],
+                reg_signal: vec![0.0; n],
+                idx_in: Vec::with_capacity(ni),
+                idx_rec: Vec::with_capacity(n),
+            },
+            tracking: false,
+        }
+    }
+
+    /// Zeroes the dynamics and eligibilities (gradient sums are kept; fold
+    /// a pending sequence regularization first, see [`RsnnNet::fold_regularization`]).
+    pub fn reset_dynamics(&mut self) {
+        self.clear_eligibility();
+        let st = &mut self.state;
+        for a in
+            [&mut st.v, &mut st.a, &mut st.z, &mut st.psi, &mut st.zbar_in, &mut st.zbar_rec, &mut st.zhat, &mut st.y]
+        {
+            a.fill(0.0);
+        }
+        st.refractory.fill(0);
+    }
+
+    /// Zeroes the eligibility traces and the rate statistics of the
+    /// regularization (and the step count since reset).
+    pub fn clear_eligibility(&mut self) {
+        let st = &mut self.state;
+        for a in [
+            &mut st.eps_a_in,
+            &mut st.eps_a_rec,
+            &mut st.ebar_in,
+            &mut st.ebar_rec,
+            &mut st.e_sum_in,
+            &mut st.e_sum_rec,
+        ] {
+            a.fill(0.0);
+        }
+        st.spike_count.fill(0.0);
+        st.rate.fill(0.0);
+        st.steps = 0;
+        self.tracking = false;
+    }
+
+    /// Zeroes the gradient sums.
+    pub fn clear_grads(&mut self) {
+        let st = &mut self.state;
+        for p in st.grads.parts_mut() {
+            p.fill(0.0);
+        }
+        st.e_sum_in.fill(0.0);
+        st.e_sum_rec.fill(0.0);
+        st.pending = 0;
+    }
+
+    pub fn bytes(&self) -> usize {
+        let st = &self.state;
+        let arrays = [
+            st.v.len(),
+            st.a.len(),
+            st.z.len(),
+            st.psi.len(),
+            st.zbar_in.len(),
+            st.zbar_rec.len(),
+            st.eps_a_in.len(),
+            st.eps_a_rec.len(),
+            st.ebar_in.len(),
+            st.ebar_rec.len(),
+            st.zhat.len(),
+            st.y.len(),
+            st.e_sum_in.len(),
+            st.e_sum_rec.len(),
+            st.spike_count.len(),
+            st.rate.len(),
+        ];
+        let sc = &self.scratch;
+        8 * arrays.iter().sum::<usize>()
+            + 4 * st.refractory.len()
+            + st.grads.bytes()
+            + 8 * (sc.current.capacity() + sc.rec_current.capacity() + sc.err.capacity())
+            + 8 * (sc.signal.capacity() + sc.reg_signal.capacity())
+            + std::mem::size_of::<usize>() * (sc.idx_in.capacity() + sc.idx_rec.capacity())
+    }
+}
+
+/// The network: configuration, parameters, optimizer state.
+#[derive(Clone, Debug)]
+pub struct RsnnNet {
+    pub cfg: RsnnConfig,
+    pub params: Params,
+    pub optim: OptimState,
+}
+
+impl RsnnNet {
+    pub fn new(cfg: RsnnConfig) -> Self {
+        let params = Params::new(&cfg);
+        let optim = OptimState::new(cfg.optimizer, &Grads::zeros(&cfg).parts().map(<[f64]>::len));
+        RsnnNet { cfg, params, optim }
+    }
+
+    /// One step of sequence `seq`: dynamics, eligibilities, output, and, when
+    /// `target` is given and `learn`, the error, loss and gradient sums.
+    /// `online_reg` adds the rate regularization at every step (running rate)
+    /// instead of at the end of the sequence. Returns the loss of the step
+    /// (0 when not learning). The weights are not changed.
+    pub fn run_step(&self, seq: &mut RsnnSeq, x: &[f64], target: Option<&[f64]>, learn: bool, online_reg: bool) -> f64 {
+        self.adapt_eligibility(seq);
+        self.forward(seq, x);
+        self.update_rate(seq, online_reg);
+        let loss = match target.filter(|_| learn) {
+            Some(t) => error(self.cfg.loss, flat(&seq.state.y), t, &mut seq.scratch.err),
+            None => {
+                seq.scratch.err.fill(0.0);
+                0.0
+            }
+        };
+        self.learning_signal(seq, target, learn, online_reg);
+        self.eligibility(seq, target.is_some(), online_reg);
+        if learn && target.is_some() {
+            self.readout_gradients(seq);
+        }
+        if target.is_some() {
+            seq.state.pending += 1;
+        }
+        seq.tracking = true;
+        loss
+    }
+
+    /// The forward dynamics alone (prediction): membranes, adaptation, spikes,
+    /// presynaptic traces and readout. Eligibility traces are not advanced.
+    pub fn forward_only(&self, seq: &mut RsnnSeq, x: &[f64]) {
+        self.forward(seq, x);
+    }
+
+    /// ALIF eligibility vectors with psi(t-1) and zbar(t-1):
+    /// `eps_a <- psi zbar + (rho - beta psi) eps_a`.
+    fn adapt_eligibility(&self, seq: &mut RsnnSeq) {
+        let cfg = &self.cfg;
+        let (rho, beta, first_ad) = (cfg.rho(), cfg.beta, cfg.first_adaptive());
+        let st = &mut seq.state;
+        let psi_prev = flat(&st.psi);
+        for (pre, eps) in
+            [(flat(&st.zbar_in), flat_mut(&mut st.eps_a_in)), (flat(&st.zbar_rec), flat_mut(&mut st.eps_a_rec))]
+        {
+            let cols = pre.len();
+            if cols == 0 {
+                continue;
+            }
+            for (row, &pj) in eps.chunks_exact_mut(cols).zip(&psi_prev[first_ad..]) {
+                let c = rho - beta * pj;
+                for (e, &zb) in row.iter_mut().zip(pre) {
+                    *e = pj * zb + c * *e;
+                }
+            }
+        }
+    }
+
+    /// Presynaptic traces, adaptation, membrane, spikes, pseudo-derivative
+    /// and readout of one step.
+    fn forward(&self, seq: &mut RsnnSeq, x: &[f64]) {
+        let cfg = &self.cfg;
+        let p = &self.params;
+        let n = cfg.n_neurons;
+        let (alpha, kappa) = (cfg.alpha(), cfg.kappa());
+        let st = &mut seq.state;
+        let sc = &mut seq.scratch;
+        for (zb, &xi) in flat_mut(&mut st.zbar_in).iter_mut().zip(x) {
+            *zb = alpha * *zb + xi;
+        }
+        for (zb, &zi) in flat_mut(&mut st.zbar_rec).iter_mut().zip(flat(&st.z)) {
+            *zb = alpha * *zb + zi;
+        }
+        let sparse_in = nonzeros(x, &mut sc.idx_in);
+        let sparse_rec = nonzeros(flat(&st.z), &mut sc.idx_rec);
+        matvec(flat(&p.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
+        matvec(flat(&p.w_rec), flat(&st.z), &sc.idx_rec, sparse_rec, &mut sc.rec_current);
+        canonical_update(
+            &cfg.neuron(),
+            CanonicalState {
+                v: flat_mut(&mut st.v),
+                a: flat_mut(&mut st.a),
+                z: flat_mut(&mut st.z),
+                psi: flat_mut(&mut st.psi),
+                refractory: &mut st.refractory,
+            },
+            &sc.current,
+            &sc.rec_current,
+        );
+        st.steps += 1;
+        // Readout: zhat is the spike train low-pass filtered with unit gain.
+        let gain = 1.0 - kappa;
+        for (zh, &zj) in flat_mut(&mut st.zhat).iter_mut().zip(flat(&st.z)) {
+            *zh = kappa * *zh + gain * zj;
+        }
+        let zhat = flat(&st.zhat);
+        for ((yk, row), &bk) in flat_mut(&mut st.y).iter_mut().zip(flat(&p.w_out).chunks_exact(n)).zip(flat(&p.b_out)) {
+            *yk = crate::kernels::dot(row, zhat) + bk;
+        }
+    }
+
+    /// Rate statistics for the regularization: the spike count since reset
+    /// (sequence form) or the running rate (online form).
+    fn update_rate(&self, seq: &mut RsnnSeq, online_reg: bool) {
+        let cfg = &self.cfg;
+        if cfg.reg_rate <= 0.0 {
+            return;
+        }
+        let st = &mut seq.state;
+        let z = flat(&st.z);
+        if online_reg {
+            let w = 1.0 / (st.steps as f64).min(cfg.reg_window());
+            for (r, &zj) in flat_mut(&mut st.rate).iter_mut().zip(z) {
+                *r += w * (zj - *r);
+            }
+        } else {
+            for (c, &zj) in flat_mut(&mut st.spike_count).iter_mut().zip(z) {
+                *c += zj;
+            }
+        }
+    }
+
+    /// Learning signal `L = B err` and, online, the regularization signal
+    /// `r_j = reg (rate_j - f0) dt / tau_reg`.
+    fn learning_signal(&self, seq: &mut RsnnSeq, target: Option<&[f64]>, learn: bool, online_reg: bool) {
+        let cfg = &self.cfg;
+        let sc = &mut seq.scratch;
+        if learn && target.is_some() {
+            match cfg.feedback {
+                Feedback::Symmetric => transposed_signal(flat(&self.params.w_out), &sc.err, &mut sc.signal),
+                Feedback::Random | Feedback::Adaptive => {
+                    feedback_signal(flat(&self.params.feedback), &sc.err, &mut sc.signal)
+                }
+            }
+        } else {
+            sc.signal.fill(0.0);
+        }
+        sc.reg_signal.fill(0.0);
+        if cfg.reg_rate > 0.0 && online_reg && target.is_some() {
+            let f0 = cfg.rate_per_step();
+            let scale = cfg.reg_rate / cfg.reg_window();
+            for (r, &f) in sc.reg_signal.iter_mut().zip(flat(&seq.state.rate)) {
+                *r = scale * (f - f0);
+            }
+        }
+    }
+
+    /// Eligibility, filtered eligibility and gradient sums (one pass per row).
+    fn eligibility(&self, seq: &mut RsnnSeq, accumulate: bool, online_reg: bool) {
+        let cfg = &self.cfg;
+        let st = &mut seq.state;
+        let sc = &seq.scratch;
+        let sum_e = cfg.reg_rate > 0.0 && accumulate && !online_reg;
+        let kappa = cfg.kappa();
+        let consts = (cfg.first_adaptive(), cfg.beta, kappa, 1.0 - kappa);
+        let flags = (accumulate, sum_e);
+        let rows = (flat(&st.psi), &sc.signal[..], &sc.reg_signal[..]);
+        elig_rows(
+            flat(&st.zbar_in),
+            flat(&st.eps_a_in),
+            flat_mut(&mut st.ebar_in),
+            flat_mut(&mut st.grads.w_in),
+            flat_mut(&mut st.e_sum_in),
+            rows,
+            consts,
+            flags,
+        );
+        elig_rows(
+            flat(&st.zbar_rec),
+            flat(&st.eps_a_rec),
+            flat_mut(&mut st.ebar_rec),
+            flat_mut(&mut st.grads.w_rec),
+            flat_mut(&mut st.e_sum_rec),
+            rows,
+            consts,
+            flags,
+        );
+    }
+
+    /// Readout gradients `err zhat^T` and `err`.
+    fn readout_gradients(&self, seq: &mut RsnnSeq) {
+        let n = self.cfg.n_neurons;
+        let st = &mut seq.state;
+        let sc = &seq.scratch;
+        let zhat = flat(&st.zhat);
+        for (row, &e) in flat_mut(&mut st.grads.w_out).chunks_exact_mut(n).zip(&sc.err) {
+            for (g, &zh) in row.iter_mut().zip(zhat) {
+                *g += e * zh;
+            }
+        }
+        for (g, &e) in flat_mut(&mut st.grads.b_out).iter_mut().zip(&sc.err) {
+            *g += e;
+        }
+    }
+
+    /// Adds the end-of-sequence rate regularization gradient
+    /// `reg (f_j - f0) mean_t e_ji(t)` to the gradient sums.
+    pub fn finish_sequence(&self, seq: &mut RsnnSeq) {
+        let cfg = &self.cfg;
+        let st = &mut seq.state;
+        if cfg.reg_rate <= 0.0 || st.steps == 0 {
+            return;
+        }
+        let t = st.steps as f64;
+        let f0 = cfg.rate_per_step();
+        for (grad, esum) in [(&mut st.grads.w_in, &st.e_sum_in), (&mut st.grads.w_rec, &st.e_sum_rec)] {
+            let cols = grad.ncols();
+            if cols == 0 {
+                continue;
+            }
+            let counts = flat(&st.spike_count);
+            for ((g, es), &c) in flat_mut(grad).chunks_exact_mut(cols).zip(flat(esum).chunks_exact(cols)).zip(counts) {
+                let r = cfg.reg_rate * (c / t - f0) / t;
+                for (gi, &e) in g.iter_mut().zip(es) {
+                    *gi += r * e;
+                }
+            }
+        }
+        st.e_sum_in.fill(0.0);
+        st.e_sum_rec.fill(0.0);
+    }
+
+    /// Folds the rate regularization of the steps since reset into the
+    /// pending gradient sums (`update="sequence"`): the regularization of a
+    /// sequence is complete once the sequence ends, whether by an update, a
+    /// reset or a prediction.
+    pub fn fold_regularization(&self, seq: &mut RsnnSeq) {
+        if self.cfg.update == Update::Sequence && seq.state.pending > 0 {
+            self.finish_sequence(seq);
+        }
+    }
+
+    /// Applies the mean of the gradient sums of `seqs` with the optimizer,
+    /// then zeroes the sums.
+    pub fn apply(&mut self, seqs: &mut [RsnnSeq]) {
+        if seqs.is_empty() {
+            return;
+        }
+        let refs: Vec<&RsnnSeq> = seqs.iter().collect();
+        let mean = Grads::mean_of(&self.cfg, &refs);
+        self.apply_gradient(&mean);
+        for sq in seqs.iter_mut() {
+            sq.clear_grads();
+        }
+    }
+
+    /// One optimizer step with gradient `g`. W_rec's diagonal stays zero;
+    /// adaptive feedback follows W_out's change (Kolen-Pollack).
+    pub fn apply_gradient(&mut self, g: &Grads) {
+        let old_w_out = (self.cfg.feedback == Feedback::Adaptive).then(|| self.params.w_out.clone());
+        optimizer_update(
+            self.cfg.optimizer,
+            self.cfg.lr,
+            &mut self.optim,
+            self.params.parts_mut().into(),
+            g.parts().into(),
+        );
+        zero_diagonal(&mut self.params.w_rec);
+        if let Some(old) = old_w_out {
+            kolen_pollack(
+                flat_mut(&mut self.params.w_out),
+                flat(&old),
+                flat_mut(&mut self.params.feedback),
+                self.cfg.n_neurons,
+                self.cfg.feedback_decay,
+            );
+        }
+    }
+
+    /// Bytes of weights, feedback matrix and optimizer state.
+    pub fn bytes(&self) -> usize {
+        self.params.bytes() + self.optim.bytes()
+    }
+}
+
+impl FixedWeights for RsnnNet {
+    type Seq = RsnnSeq;
+    type Acc = ();
+
+    fn n_inputs(&self) -> usize {
+        self.cfg.n_inputs
+    }
+    fn n_outputs(&self) -> usize {
+        self.cfg.n_outputs
+    }
+    fn new_seq(&self) -> RsnnSeq {
+        RsnnSeq::new(&self.cfg)
+    }
+    fn seq_bytes(&self) -> usize {
+        RsnnSeq::new(&self.cfg).bytes()
+    }
+    fn new_acc(&self) {}
+    fn acc_bytes(&self) -> usize {
+        0
+    }
+    fn fixed_step(&self, seq: &mut RsnnSeq, x: &[f64], target: &[f64], learn: bool) -> f64 {
+        self.run_step(seq, x, Some(target), learn, self.cfg.online())
+    }
+    fn accumulate(&self, _seq: &mut RsnnSeq, _acc: &mut ()) {}
+    fn finish_seq(&self, seq: &mut RsnnSeq, _acc: &mut ()) {
+        if !self.cfg.online() {
+            self.finish_sequence(seq);
+        }
+    }
+    fn predict(&self, seq: &mut RsnnSeq, x: &[f64], out: &mut [f64]) {
+        self.forward_only(seq, x);
+        out.copy_from_slice(flat(&seq.state.y));
+    }
+}
+
+impl Model for RsnnNet {
+    fn step(&mut self, seq: &mut RsnnSeq, x: &[f64], target: Option<&[f64]>, learn: bool) -> f64 {
+        let loss = self.run_step(seq, x, target, learn, self.cfg.online());
+        if let (Some(k), true) = (self.cfg.update.period(), target.is_some()) {
+            if seq.state.pending >= k as u64 {
+                self.apply(std::slice::from_mut(seq));
+            }
+        }
+        loss
+    }
+
+    /// Predictions run the forward dynamics only, so the eligibility traces
+    /// (and the rate statistics of the regularization) restart from zero
+    /// after one. Pending gradient sums are kept.
+    fn infer(&mut self, seq: &mut RsnnSeq, x: &[f64]) {
+        if seq.tracking {
+            self.fold_regularization(seq);
+            seq.clear_eligibility();
+        }
+        self.forward_only(seq, x);
+    }
+
+    fn output<'s>(&self, seq: &'s RsnnSeq) -> &'s [f64] {
+        flat(&seq.state.y)
+    }
+
+    /// Zeroes the dynamic state; pending gradient sums (including the
+    /// regularization of the steps so far) are kept for the next update.
+    fn reset(&mut self, seq: &mut RsnnSeq) {
+        self.fold_regularization(seq);
+        seq.reset_dynamics();
+    }
+
+    /// Applies pending gradient sums now (and the end-of-sequence
+    /// regularization in `update="sequence"` mode).
+    fn end_of_call(&mut self, seq: &mut RsnnSeq) {
+        if seq.state.pending == 0 {
+            return;
+        }
+        if !self.cfg.online() {
+            self.finish_sequence(seq);
+        }
+        self.apply(std::slice::from_mut(seq));
+    }
+
+    fn apply_acc_mean(&mut self, seqs: &mut [RsnnSeq], _accs: &mut [()]) {
+        self.apply(seqs);
+    }
+}
+
+/// [`RsnnNet`] driven in the sequence form whatever its schedule: what
+/// [`gradients`] differentiates.
+struct SequenceForm<'a>(&'a RsnnNet);
+
+impl FixedWeights for SequenceForm<'_> {
+    type Seq = RsnnSeq;
+    type Acc = ();
+
+    fn n_inputs(&self) -> usize {
+        self.0.cfg.n_inputs
+    }
+    fn n_outputs(&self) -> usize {
+        self.0.cfg.n_outputs
+    }
+    fn new_seq(&self) -> RsnnSeq {
+        self.0.new_seq()
+    }
+    fn seq_bytes(&self) -> usize {
+        self.0.seq_bytes()
+    }
+    fn new_acc(&self) {}
+    fn acc_bytes(&self) -> usize {
+        0
+    }
+    fn fixed_step(&self, seq: &mut RsnnSeq, x: &[f64], target: &[f64], learn: bool) -> f64 {
+        self.0.run_step(seq, x, Some(target), learn, false)
+    }
+    fn accumulate(&self, _seq: &mut RsnnSeq, _acc: &mut ()) {}
+    fn finish_seq(&self, seq: &mut RsnnSeq, _acc: &mut ()) {
+        self.0.finish_sequence(seq);
+    }
+    fn predict(&self, seq: &mut RsnnSeq, x: &[f64], out: &mut [f64]) {
+        self.0.predict(seq, x, out);
+    }
+}
+
+/// Gradients of the objective (summed over time, mean over the batch) with
+/// the weights fixed, and the mean loss of each sequence over its counted
+/// steps. Every sequence starts from reset state; `mask` is (B, T). Must run
+/// inside the rayon pool that should do the work.
+pub fn gradients(
+    net: &RsnnNet,
+    inputs: ArrayView3<f64>,
+    targets: ArrayView3<f64>,
+    mask: Option<ArrayView2<bool>>,
+) -> Result<(Grads, Vec<f64>)> {
+    let (seqs, _, sums) = run_fixed(&SequenceForm(net), inputs, targets, mask)?;
+    let refs: Vec<&RsnnSeq> = seqs.iter().collect();
+    Ok((Grads::mean_of(&net.cfg, &refs), sums.iter().map(|s| s.mean()).collect()))
+}
+
+/// The Python `RecurrentNetwork`: a network and its own sequence.
+pub type Rsnn = Trainer<RsnnNet>;
+
+impl Trainer<RsnnNet> {
+    /// Bytes of all per-trainer state.
+    pub fn memory_bytes(&self) -> usize {
+        self.model.bytes() + self.seq.bytes()
+    }
+
+    /// Float64 values kept per sequence in flight (constant in T).
+    pub fn memory_per_step(&self) -> usize {
+        self.seq.bytes() / 8
+    }
+
+    /// Applies pending gradient sums now (see [`Model::end_of_call`]).
+    pub fn apply_pending(&mut self) {
+        self.model.end_of_call(&mut self.seq);
+    }
+}
+
+impl Stateful for Trainer<RsnnNet> {
+    const CLASS: &'static str = "RecurrentNetwork";
+    const VERSION: i64 = 2;
+
+    fn state(&self) -> StateDict {
+        let c = &self.model.cfg;
+        let mut d = StateDict::new(Self::CLASS, Self::VERSION);
+        for (k, v) in [
+            ("n_inputs", c.n_inputs),
+            ("n_neurons", c.n_neurons),
+            ("n_outputs", c.n_outputs),
+            ("n_adaptive", c.n_adaptive),
+        ] {
+            d.put_int(k, v as i64);
+        }
+        for (k, v) in [
+            ("tau_mem", c.tau_mem),
+            ("tau_adapt", c.tau_adapt),
+            ("beta", c.beta),
+            ("threshold", c.threshold),
+            ("refractory", c.refractory),
+            ("dt", c.dt),
+            ("tau_out", c.tau_out),
+            ("feedback_decay", c.feedback_decay),
+            ("surrogate_height", c.surrogate_height),
+            ("reg_rate", c.reg_rate),
+            ("target_rate", c.target_rate),
+            ("tau_reg", c.tau_reg),
+            ("lr", c.lr),
+        ] {
+            d.put_float(k, v);
+        }
+        d.put_text("loss", c.loss.name());
+        d.put_text("feedback", c.feedback.name());
+        d.put_text("optimizer", c.optimizer.name());
+        d.put_text("update", &c.update.name());
+        d.put_int("seed", c.seed as i64);
+        let p = &self.model.params;
+        for (k, a) in [("W_in", &p.w_in), ("W_rec", &p.w_rec), ("W_out", &p.w_out), ("feedback_matrix", &p.feedback)] {
+            d.put_array(k, a);
+        }
+        d.put_array("b_out", &p.b_out);
+        d.put_int("optimizer_t", self.model.optim.t as i64);
+        let shapes = grad_shapes(c);
+        for (prefix, moments) in [("adam_m", &self.model.optim.m), ("adam_v", &self.model.optim.v)] {
+            for ((name, shape), m) in PARAM_NAMES.iter().zip(&shapes).zip(moments) {
+                let a = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), m.clone()).expect("moment shape");
+                d.put(&format!("{prefix}.{name}"), crate::state::Value::Array(a));
+            }
+        }
+        let st = &self.seq.state;
+        for (k, a) in [
+            ("_v", &st.v),
+            ("_a", &st.a),
+            ("_spikes", &st.z),
+            ("_psi", &st.psi),
+            ("_zbar_in", &st.zbar_in),
+            ("_zbar_rec", &st.zbar_rec),
+            ("_zhat", &st.zhat),
+            ("_y", &st.y),
+            ("_spike_count", &st.spike_count),
+            ("_rate", &st.rate),
+            ("grad.b_out", &st.grads.b_out),
+        ] {
+            d.put_array(k, a);
+        }
+        for (k, a) in [
+            ("_eps_a_in", &st.eps_a_in),
+            ("_eps_a_rec", &st.eps_a_rec),
+            ("_ebar_in", &st.ebar_in),
+            ("_ebar_rec", &st.ebar_rec),
+            ("_e_sum_in", &st.e_sum_in),
+            ("_e_sum_rec", &st.e_sum_rec),
+            ("grad.W_in", &st.grads.w_in),
+            ("grad.W_rec", &st.grads.w_rec),
+            ("grad.W_out", &st.grads.w_out),
+        ] {
+            d.put_array(k, a);
+        }
+        let refr: Vec<f64> = st.refractory.iter().map(|&r| r as f64).collect();
+        d.put_vec("_refractory", &refr);
+        d.put_int("_steps", st.steps as i64);
+        d.put_int("_pending", st.pending as i64);
+        d
+    }
+
+    fn config_of_state(d: &StateDict) -> Result<StateDict> {
+        d.check_header(Self::CLASS, Self::VERSION)?;
+        let mut out = d.subset(
+            &["n_inputs", "n_neurons", "n_outputs", "n_adaptive"],
+            &[
+                "tau_mem",
+                "tau_adapt",
+                "beta",
+                "threshold",
+                "refractory",
+                "dt",
+                "tau_out",
+                "feedback_decay",
+                "surrogate_height",
+                "reg_rate",
+                "target_rate",
+                "tau_reg",
+                "lr",
+            ],
+            &["loss", "feedback", "optimizer"],
+        )?;
+        let update = d.text("update")?;
+        match update.parse::<i64>() {
+            Ok(k) => out.put_int("update", k),
+            Err(_) => out.put_text("update", update),
+        }
+        out.put_int("seed", d.int("seed")?);
+        Ok(out)
+    }
+
+    /// Weights, optimizer state and dynamic state of a network with the same
+    /// configuration (checked first, a refused state changes nothing); `lr`
+    /// is taken from the state.
+    fn load_state(&mut self, d: &StateDict) -> Result<()> {
+        d.check_header(Self::CLASS, Self::VERSION)?;
+        let c = self.model.cfg.clone();
+        for (k, v) in [
+            ("n_inputs", c.n_inputs),
+            ("n_neurons", c.n_neurons),
+            ("n_outputs", c.n_outputs),
+            ("n_adaptive", c.n_adaptive),
+        ] {
+            d.check_size(k, v)?;
+        }
+        for (k, v) in [
+            ("tau_mem", c.tau_mem),
+            ("tau_adapt", c.tau_adapt),
+            ("beta", c.beta),
+            ("threshold", c.threshold),
+            ("refractory", c.refractory),
+            ("dt", c.dt),
+            ("tau_out", c.tau_out),
+            ("feedback_decay", c.feedback_decay),
+            ("surrogate_height", c.surrogate_height),
+            ("reg_rate", c.reg_rate),
+            ("target_rate", c.target_rate),
+            ("tau_reg", c.tau_reg),
+        ] {
+            d.check_same_float(k, v)?;
+        }
+        d.check_same_text("loss", c.loss.name())?;
+        d.check_same_text("feedback", c.feedback.name())?;
+        d.check_same_text("optimizer", c.optimizer.name())?;
+        d.check_same_text("update", &c.update.name())?;
+        let lr = check::non_negative("lr", d.float("lr")?)?;
+        let (ni, n, no, na) = (c.n_inputs, c.n_neurons, c.n_outputs, c.n_adaptive);
+        let mut w_rec = d.matrix("W_rec", n, n)?;
+        zero_diagonal(&mut w_rec);
+        let params = Params {
+            w_in: d.matrix("W_in", n, ni)?,
+            w_rec,
+            w_out: d.matrix("W_out", no, n)?,
+            b_out: d.vector("b_out", no)?,
+            feedback: d.matrix("feedback_matrix", n, no)?,
+        };
+        let mut optim = OptimState::new(c.optimizer, &Grads::zeros(&c).parts().map(<[f64]>::len));
+        optim.t = d.count("optimizer_t")?;
+        let shapes = grad_shapes(&c);
+        if c.optimizer == Optimizer::Adam {
+            for (prefix, moments) in [("adam_m", &mut optim.m), ("adam_v", &mut optim.v)] {
+                for ((name, shape), m) in PARAM_NAMES.iter().zip(&shapes).zip(moments.iter_mut()) {
+                    *m = d.array(&format!("{prefix}.{name}"), shape)?.into_raw_vec_and_offset().0;
+                }
+            }
+        }
+        let read_grads = |prefix: &str| -> Result<Grads> {
+            Ok(Grads {
+                w_in: d.matrix(&format!("{prefix}.W_in"), n, ni)?,
+                w_rec: d.matrix(&format!("{prefix}.W_rec"), n, n)?,
+                w_out: d.matrix(&format!("{prefix}.W_out"), no, n)?,
+                b_out: d.vector(&format!("{prefix}.b_out"), no)?,
+            })
+        };
+        let mut cfg = c.clone();
+        cfg.lr = lr;
+        let mut seq = RsnnSeq::new(&cfg);
+        let st = &mut seq.state;
+        st.v = d.vector("_v", n)?;
+        st.a = d.vector("_a", n)?;
+        st.z = d.vector("_spikes", n)?;
+        st.psi = d.vector("_psi", n)?;
+        st.zbar_in = d.vector("_zbar_in", ni)?;
+        st.zbar_rec = d.vector("_zbar_rec", n)?;
+        st.zhat = d.vector("_zhat", n)?;
+        st.y = d.vector("_y", no)?;
+        st.spike_count = d.vector("_spike_count", n)?;
+        st.rate = d.vector("_rate", n)?;
+        st.eps_a_in = d.matrix("_eps_a_in", na, ni)?;
+        st.eps_a_rec = d.matrix("_eps_a_rec", na, n)?;
+        st.ebar_in = d.matrix("_ebar_in", n, ni)?;
+        st.ebar_rec = d.matrix("_ebar_rec", n, n)?;
+        let (ri, rr) = (st.e_sum_in.dim(), st.e_sum_rec.dim());
+        st.e_sum_in = d.matrix("_e_sum_in", ri.0, ri.1)?;
+        st.e_sum_rec = d.matrix("_e_sum_rec", rr.0, rr.1)?;
+        st.grads = read_grads("grad")?;
+        st.refractory = d.counters("_refractory", n)?;
+        st.steps = d.count("_steps")?;
+        st.pending = d.count("_pending")?;
+        seq.tracking = true;
+        *self = Trainer { model: RsnnNet { cfg, params, optim }, seq };
+        Ok(())
+    }
+}
+
+/// Shapes of the trained parameters, in the order of [`PARAM_NAMES`].
+fn grad_shapes(c: &RsnnConfig) -> [Vec<usize>; 4] {
+    [vec![c.n_neurons, c.n_inputs], vec![c.n_neurons, c.n_neurons], vec![c.n_outputs, c.n_neurons], vec![c.n_outputs]]
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_range_loop)] // index loops read like the equations
+mod tests {
+    use super::*;
+    use crate::kernels::testing::values;
+    use crate::optim::Optimizer;
+    use crate::readout::Loss;
+
+    fn config(update: Update, feedback: Feedback, optimizer: Optimizer, reg: f64) -> RsnnConfig {
+        RsnnConfig::new(&RsnnSpec {
+            sizes: (3, 5, 2, 2),
+            tau_mem: 20.0,
+            tau_adapt: 50.0,
+            beta: Some(0.3),
+            threshold: 0.5,
+            refractory: 3.0,
+            dt: 1.0,
+            tau_out: 15.0,
+            loss: Loss::Mse,
+            feedback,
+            feedback_decay: 0.01,
+            surrogate_height: 0.3,
+            reg_rate: reg,
+            target_rate: 10.0,
+            tau_reg: 40.0,
+            optimizer,
+            lr: 0.01,
+            update,
+            seed: 3,
+        })
+        .unwrap()
+    }
+
+    /// A network with random weights and a sequence with random state.
+    fn setup(cfg: RsnnConfig) -> (RsnnNet, RsnnSeq) {
+        let mut net = RsnnNet::new(cfg.clone());
+        let (ni, n, no, na) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs, cfg.n_adaptive);
+        let arr = |seed, r, c| Array2::from_shape_vec((r, c), values(seed, r * c, 0.0)).unwrap();
+        let vec1 = |seed, len, zeros| Array1::from(values(seed, len, zeros));
+        // small input and recurrent weights keep the membranes near threshold
+        net.params.w_in = arr(1, n, ni) * 0.1;
+        net.params.w_rec = arr(2, n, n) * 0.1;
+        net.params.w_rec.diag_mut().fill(0.0);
+        net.params.w_out = arr(3, no, n);
+        net.params.b_out = vec1(4, no, 0.0);
+        net.params.feedback = arr(5, n, no);
+        let mut seq = RsnnSeq::new(&cfg);
+        let st = &mut seq.state;
+        st.v = Array1::from(vec![1.16, 0.6, 0.84, 0.75, 0.3]);
+        st.a = vec1(7, n, 0.0).mapv(f64::abs);
+        for j in 0..cfg.first_adaptive() {
+            st.a[j] = 0.0;
+        }
+        st.z = Array1::from(vec![1.0, 0.0, 1.0, 0.0, 0.0]);
+        st.refractory = vec![0, 1, 0, 0, 2];
+        st.psi = vec1(8, n, 0.0).mapv(f64::abs);
+        st.zbar_in = vec1(9, ni, 0.0).mapv(f64::abs);
+        st.zbar_rec = vec1(10, n, 0.0).mapv(f64::abs);
+        st.eps_a_in = arr(11, na, ni);
+        st.eps_a_rec = arr(12, na, n);
+        st.ebar_in = arr(13, n, ni);
+        st.ebar_rec = arr(14, n, n);
+        st.zhat = vec1(15, n, 0.0).mapv(f64::abs);
+        st.steps = 7;
+        (net, seq)
+    }
+
+    fn close(a: f64, b: f64, what: &str) {
+        assert!((a - b).abs() <= 1e-13 * (1.0 + b.abs()), "{what}: {a} vs {b}");
+    }
+
+    #[test]
+    fn one_step_against_the_equations() {
+        for feedback in [Feedback::Symmetric, Feedback::Random] {
+            let cfg = config(Update::Sequence, feedback, Optimizer::Sgd, 0.0);
+            let (net, mut seq) = setup(cfg.clone());
+            let old = seq.state.clone();
+            let p = net.params.clone();
+            let x = [1.0, 0.0, 0.4];
+            let target = [0.3, -0.2];
+            let loss = net.run_step(&mut seq, &x, Some(&target), true, false);
+            let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+            let (alpha, rho, kappa) = (cfg.alpha(), cfg.rho(), cfg.kappa());
+            let (thr, beta, gamma) = (cfg.threshold, cfg.beta, cfg.surrogate_height);
+            let fa = cfg.first_adaptive();
+            let st = &seq.state;
+            let mut e_in = vec![vec![0.0; ni]; n];
+            let mut e_rec = vec![vec![0.0; n]; n];
+            let mut z = vec![0.0; n];
+            let mut psi = vec![0.0; n];
+            for j in 0..n {
+                let ad = j >= fa;
+                let a = if ad { rho * old.a[j] + old.z[j] } else { 0.0 };
+                close(st.a[j], a, "a");
+                let mut cur = 0.0;
+                for i in 0..ni {
+                    cur += p.w_in[[j, i]] * x[i];
+                }
+                for i in 0..n {
+                    cur += p.w_rec[[j, i]] * old.z[i];
+                }
+                let v = alpha * old.v[j] + cur - thr * old.z[j];
+                close(st.v[j], v, "v");
+                let thr_j = thr + beta * a;
+                if old.refractory[j] == 0 {
+                    z[j] = if v >= thr_j { 1.0 } else { 0.0 };
+                    psi[j] = gamma / thr * (1.0 - (v - thr_j).abs() / thr).max(0.0);
+                }
+                assert_eq!(st.z[j], z[j], "z {j}");
+                close(st.psi[j], psi[j], "psi");
+                let expect_refr = if z[j] > 0.0 {
+                    2 // refractory 3 ms: blocked for 2 steps after a spike
+                } else {
+                    old.refractory[j].saturating_sub(1)
+                };
+                assert_eq!(st.refractory[j], expect_refr);
+                for (pre_old, pre_new_of, e_out, eps_old, eps_new) in [
+                    (
+                        old.zbar_in.to_vec(),
+                        (0..ni).map(|i| alpha * old.zbar_in[i] + x[i]).collect::<Vec<_>>(),
+                        &mut e_in[j],
+                        old.eps_a_in.clone(),
+                        st.eps_a_in.clone(),
+                    ),
+                    (
+                        old.zbar_rec.to_vec(),
+                        (0..n).map(|i| alpha * old.zbar_rec[i] + old.z[i]).collect::<Vec<_>>(),
+                        &mut e_rec[j],
+                        old.eps_a_rec.clone(),
+                        st.eps_a_rec.clone(),
+                    ),
+                ] {
+                    for i in 0..pre_old.len() {
+                        let eps = if ad {
+                            let e = old.psi[j] * pre_old[i] + (rho - beta * old.psi[j]) * eps_old[[j - fa, i]];
+                            close(eps_new[[j - fa, i]], e, "eps_a");
+                            e
+                        } else {
+                            0.0
+                        };
+                        e_out[i] = psi[j] * (pre_new_of[i] - beta * eps);
+                    }
+                }
+            }
+            assert!(z.iter().any(|&v| v > 0.0) && z.contains(&0.0), "vacuous spikes {z:?}");
+            assert!(psi.iter().filter(|&&v| v > 0.0).count() >= 2, "vacuous psi {psi:?}");
+            assert!(old.refractory.iter().any(|&r| r > 0));
+            for i in 0..ni {
+                close(st.zbar_in[i], alpha * old.zbar_in[i] + x[i], "zbar_in");
+            }
+            let zhat: Vec<f64> = (0..n).map(|j| kappa * old.zhat[j] + (1.0 - kappa) * z[j]).collect();
+            let mut err = vec![0.0; no];
+            let mut want_loss = 0.0;
+            for k in 0..no {
+                let mut y = p.b_out[k];
+                for j in 0..n {
+                    y += p.w_out[[k, j]] * zhat[j];
+                }
+                close(st.y[k], y, "y");
+                err[k] = y - target[k];
+                want_loss += 0.5 * err[k] * err[k];
+            }
+            close(loss, want_loss, "loss");
+            for j in 0..n {
+                let l: f64 = (0..no)
+                    .map(|k| {
+                        let b = match feedback {
+                            Feedback::Symmetric => p.w_out[[k, j]],
+                            _ => p.feedback[[j, k]],
+                        };
+                        b * err[k]
+                    })
+                    .sum();
+                for i in 0..ni {
+                    let eb = kappa * old.ebar_in[[j, i]] + (1.0 - kappa) * e_in[j][i];
+                    close(st.ebar_in[[j, i]], eb, "ebar_in");
+                    close(st.grads.w_in[[j, i]], l * eb, "grad W_in");
+                }
+                for i in 0..n {
+                    let eb = kappa * old.ebar_rec[[j, i]] + (1.0 - kappa) * e_rec[j][i];
+                    close(st.ebar_rec[[j, i]], eb, "ebar_rec");
+                    close(st.grads.w_rec[[j, i]], l * eb, "grad W_rec");
+                }
+                for k in 0..no {
+                    close(st.grads.w_out[[k, j]], err[k] * zhat[j], "grad W_out");
+                }
+            }
+            for k in 0..no {
+                close(st.grads.b_out[k], err[k], "grad b_out");
+            }
+        }
+    }
+
+    #[test]
+    fn eligibility_recursion_over_a_sequence() {
+        // ebar(t) = sum_s kappa^(t-s) (1 - kappa) e(s) and the gradient sum is
+        // sum_t L(t) ebar(t), with e(s) evaluated from the state of each step.
+        let cfg = config(Update::Sequence, Feedback::Random, Optimizer::Sgd, 0.0);
+        let (net, _) = setup(cfg.clone());
+        let mut seq = RsnnSeq::new(&cfg);
+        let (ni, n) = (cfg.n_inputs, cfg.n_neurons);
+        let kappa = cfg.kappa();
+        let xs: Vec<Vec<f64>> = (0..40).map(|t| values(200 + t, ni, 0.5).iter().map(|v| v.abs()).collect()).collect();
+        let mut es: Vec<Vec<f64>> = Vec::new();
+        let mut grad = vec![0.0; n * ni];
+        let mut ebar = vec![0.0; n * ni];
+        for x in &xs {
+            let target = [0.1, -0.1];
+            net.run_step(&mut seq, x, Some(&target), true, false);
+            let st = &seq.state;
+            let mut e = vec![0.0; n * ni];
+            for j in 0..n {
+                for i in 0..ni {
+                    let eps = if j >= cfg.first_adaptive() { st.eps_a_in[[j - cfg.first_adaptive(), i]] } else { 0.0 };
+                    e[j * ni + i] = st.psi[j] * (st.zbar_in[i] - cfg.beta * eps);
+                }
+            }
+            es.push(e);
+            let l: Vec<f64> =
+                (0..n).map(|j| (0..2).map(|k| net.params.feedback[[j, k]] * seq.scratch.err[k]).sum()).collect();
+            let t = es.len() - 1;
+            for m in 0..n * ni {
+                ebar[m] = (0..=t).map(|s| kappa.powi((t - s) as i32) * (1.0 - kappa) * es[s][m]).sum();
+                grad[m] += l[m / ni] * ebar[m];
+            }
+            for (m, (&a, &b)) in flat(&st.ebar_in).iter().zip(&ebar).enumerate() {
+                close(a, b, &format!("ebar {m}"));
+            }
+        }
+        assert!(es.iter().flatten().any(|&e| e != 0.0), "vacuous: no eligibility");
+        for (a, b) in flat(&seq.state.grads.w_in).iter().zip(&grad) {
+            close(*a, *b, "gradient sum");
+        }
+    }
+
+    #[test]
+    fn optimizers_and_adaptive_feedback() {
+        for (optimizer, feedback) in [
+            (Optimizer::Sgd, Feedback::Symmetric),
+            (Optimizer::Adam, Feedback::Symmetric),
+            (Optimizer::Adam, Feedback::Adaptive),
+        ] {
+            let cfg = config(Update::Sequence, feedback, optimizer, 0.0);
+            let (mut net, _) = setup(cfg.clone());
+            let lr = cfg.lr;
+            let mut w = net.params.clone();
+            let (mut m, mut v) = (Grads::zeros(&cfg), Grads::zeros(&cfg));
+            for step in 1..=3u64 {
+                let mut g = Grads::zeros(&cfg);
+                for (k, part) in g.parts_mut().into_iter().enumerate() {
+                    part.copy_from_slice(&values(300 + 10 * step as u32 + k as u32, part.len(), 0.1));
+                }
+                g.w_rec.diag_mut().fill(0.0);
+                net.apply_gradient(&g);
+                let old_out = w.w_out.clone();
+                let t = step as f64;
+                for (k, ((wk, gk), (mk, vk))) in w
+                    .parts_mut()
+                    .into_iter()
+                    .zip(g.parts())
+                    .zip(m.parts_mut().into_iter().zip(v.parts_mut()))
+                    .enumerate()
+                {
+                    for i in 0..wk.len() {
+                        match optimizer {
+                            Optimizer::Sgd => wk[i] -= lr * gk[i],
+                            Optimizer::Adam => {
+                                mk[i] = 0.9 * mk[i] + 0.1 * gk[i];
+                                vk[i] = 0.999 * vk[i] + 0.001 * gk[i] * gk[i];
+                                let mh = mk[i] / (1.0 - 0.9f64.powf(t));
+                                let vh = vk[i] / (1.0 - 0.999f64.powf(t));
+                                wk[i] -= lr * mh / (vh.sqrt() + 1e-8);
+                            }
+                        }
+                    }
+                    let _ = k;
+                }
+                w.w_rec.diag_mut().fill(0.0);
+                if feedback == Feedback::Adaptive {
+                    let keep = 1.0 - cfg.feedback_decay;
+                    let change = &w.w_out - &old_out;
+                    w.w_out = &old_out * keep + &change;
+                    w.feedback = &w.feedback * keep + change.t();
+                }
+                for (a, b) in flat(&net.params.w_in).iter().zip(flat(&w.w_in)) {
+                    close(*a, *b, "W_in");
+                }
+                for (a, b) in flat(&net.params.w_out).iter().zip(flat(&w.w_out)) {
+                    close(*a, *b, "W_out");
+                }
+                for (a, b) in flat(&net.params.feedback).iter().zip(flat(&w.feedback)) {
+                    close(*a, *b, "B");
+                }
+                assert!(net.params.w_rec.diag().iter().all(|&d| d == 0.0));
+            }
+        }
+    }
+}

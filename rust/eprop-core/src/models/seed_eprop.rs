@@ -1,0 +1,502 @@
+//! The seed's single-layer recurrent e-prop trainer (`EpropTrainer`),
+//! reproduced number for number. Per step, with alpha = exp(-dt/tau_mem) and
+//! kappa = exp(-dt/tau_trace):
+//!
+//! ```text
+//! I      = W_in x + W_rec z(t-1)                 LIF update: see `neuron`
+//! trace  <- kappa trace + psi (x) pre            pre = x (input), z(t-1) (recurrent)
+//! e      <- kappa e + trace                      (eligibility, filtered twice)
+//! y      = W_out z(t)
+//! with a target y*: err = y - y*, loss = 0.5 |err|^2, L = W_out^T err,
+//!   W_in  <- W_in  - lr L (.) e_in               (row j scaled by L_j)
+//!   W_rec <- W_rec - lr L (.) e_rec, diagonal kept at zero
+//!   W_out <- W_out - lr err z(t)^T
+//! ```
+//!
+//! Weights ([`SeedEpropNet`]) are separate from the per-sequence state
+//! ([`SeedEpropSeq`]) so that a batch runs many sequences on one network.
+
+use ndarray::{Array1, Array2};
+
+use crate::check;
+use crate::driver::{FixedWeights, Model, Trainer};
+use crate::error::Result;
+use crate::kernels::{
+    add_scaled_rows, batch_mean, flat, flat_mut, matvec, nonzeros, trace_elig_learn_rows, trace_elig_rows, Change,
+    MeanInto,
+};
+use crate::neuron::{decay, seed_update};
+use crate::optim::zero_diagonal;
+use crate::readout::{error, transposed_signal, Loss};
+use crate::rng::LegacyRng;
+use crate::state::{StateDict, Stateful};
+
+/// Hyperparameters of [`SeedEpropNet`] (times in ms).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedEpropConfig {
+    pub n_inputs: usize,
+    pub n_neurons: usize,
+    pub n_outputs: usize,
+    pub tau_mem: f64,
+    pub tau_trace: f64,
+    pub threshold: f64,
+    pub lr: f64,
+    pub dt: f64,
+    /// Seed of the initial weights (`RandomState(seed)`).
+    pub seed: u32,
+}
+
+impl SeedEpropConfig {
+    /// Validates sizes and hyperparameters.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        (n_inputs, n_neurons, n_outputs): (i64, i64, i64),
+        tau_mem: f64,
+        tau_trace: f64,
+        threshold: f64,
+        lr: f64,
+        dt: f64,
+        seed: i128,
+    ) -> Result<Self> {
+        let cfg = SeedEpropConfig {
+            n_inputs: check::size("n_inputs", n_inputs)?,
+            n_neurons: check::size("n_neurons", n_neurons)?,
+            n_outputs: check::size("n_outputs", n_outputs)?,
+            tau_mem: check::positive("tau_mem", tau_mem)?,
+            tau_trace: check::positive("tau_trace", tau_trace)?,
+            threshold: check::positive("threshold", threshold)?,
+            lr: check::non_negative("lr", lr)?,
+            dt: check::positive("dt", dt)?,
+            seed: check::seed(seed)?,
+        };
+        let (ni, nr, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+        // weights, one sequence state, step buffers
+        let n = check::count_f64(
+            "EpropTrainer",
+            &[(nr, ni), (nr, ni), (nr, ni), (nr, nr), (nr, nr), (nr, nr), (no, nr), (10, nr), (3, no)],
+        )?;
+        check::alloc("EpropTrainer", n)?;
+        Ok(cfg)
+    }
+
+    pub fn alpha(&self) -> f64 {
+        decay(self.dt, self.tau_mem)
+    }
+
+    pub fn kappa(&self) -> f64 {
+        decay(self.dt, self.tau_trace)
+    }
+}
+
+/// Dynamic state of one sequence, the seed's `_v`, `_spikes`, `_trace_in`,
+/// `_trace_rec`, `_eligibility_in`, `_eligibility_rec`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedEpropState {
+    pub v: Array1<f64>,
+    pub z: Array1<f64>,
+    pub trace_in: Array2<f64>,
+    pub trace_rec: Array2<f64>,
+    pub elig_in: Array2<f64>,
+    pub elig_rec: Array2<f64>,
+}
+
+/// Work buffers of one step (no meaning between steps).
+#[derive(Clone, Debug)]
+pub struct SeedEpropScratch {
+    current: Vec<f64>,
+    rec_current: Vec<f64>,
+    z_new: Vec<f64>,
+    psi: Vec<f64>,
+    output: Vec<f64>,
+    err: Vec<f64>,
+    signal: Vec<f64>,
+    idx_in: Vec<usize>,
+    idx_rec: Vec<usize>,
+    idx_out: Vec<usize>,
+}
+
+/// One sequence in flight: its state and its step buffers.
+#[derive(Clone, Debug)]
+pub struct SeedEpropSeq {
+    pub state: SeedEpropState,
+    scratch: SeedEpropScratch,
+}
+
+impl SeedEpropSeq {
+    pub fn new(cfg: &SeedEpropConfig) -> Self {
+        let (ni, nr, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+        SeedEpropSeq {
+            state: SeedEpropState {
+                v: Array1::zeros(nr),
+                z: Array1::zeros(nr),
+                trace_in: Array2::zeros((nr, ni)),
+                trace_rec: Array2::zeros((nr, nr)),
+                elig_in: Array2::zeros((nr, ni)),
+                elig_rec: Array2::zeros((nr, nr)),
+            },
+            scratch: SeedEpropScratch {
+                current: vec![0.0; nr],
+                rec_current: vec![0.0; nr],
+                z_new: vec![0.0; nr],
+                psi: vec![0.0; nr],
+                output: vec![0.0; no],
+                err: vec![0.0; no],
+                signal: vec![0.0; nr],
+                idx_in: Vec::with_capacity(ni),
+                idx_rec: Vec::with_capacity(nr),
+                idx_out: Vec::with_capacity(nr),
+            },
+        }
+    }
+
+    /// Zeroes the state (the seed's `reset()`).
+    pub fn reset(&mut self) {
+        let s = &mut self.state;
+        for a in [&mut s.v, &mut s.z] {
+            a.fill(0.0);
+        }
+        for a in [&mut s.trace_in, &mut s.trace_rec, &mut s.elig_in, &mut s.elig_rec] {
+            a.fill(0.0);
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        let s = &self.state;
+        let sc = &self.scratch;
+        8 * (s.v.len() + s.z.len() + s.trace_in.len() + s.trace_rec.len() + s.elig_in.len() + s.elig_rec.len())
+            + 8 * (sc.current.capacity()
+                + sc.rec_current.capacity()
+                + sc.z_new.capacity()
+                + sc.psi.capacity()
+                + sc.output.capacity()
+                + sc.err.capacity()
+                + sc.signal.capacity()
+                + sc.idx_in.capacity()
+                + sc.idx_rec.capacity()
+                + sc.idx_out.capacity())
+    }
+}
+
+/// The weights of the seed e-prop network and its hyperparameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedEpropNet {
+    pub cfg: SeedEpropConfig,
+    pub w_in: Array2<f64>,
+    pub w_rec: Array2<f64>,
+    pub w_out: Array2<f64>,
+}
+
+impl SeedEpropNet {
+    /// Draws the weights as the seed does: one `RandomState(seed)` stream giving
+    /// W_in, then W_rec (diagonal zeroed afterwards), then W_out, each
+    /// `randn * sqrt(2 / fan_in)`.
+    pub fn new(cfg: SeedEpropConfig) -> Self {
+        let mut rng = LegacyRng::new(cfg.seed);
+        let (ni, nr, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+        let w_in = rng.normal_matrix(nr, ni, (2.0 / ni as f64).sqrt());
+        let mut w_rec = rng.normal_matrix(nr, nr, (2.0 / nr as f64).sqrt());
+        zero_diagonal(&mut w_rec);
+        let w_out = rng.normal_matrix(no, nr, (2.0 / nr as f64).sqrt());
+        SeedEpropNet { cfg, w_in, w_rec, w_out }
+    }
+
+    /// Replaces W_in (shape (n_neurons, n_inputs), finite).
+    pub fn set_w_in(&mut self, m: Array2<f64>) -> Result<()> {
+        check::matrix_shape("W_in", m.shape(), Some(self.cfg.n_neurons), self.cfg.n_inputs)?;
+        check::finite_view("W_in", &m.view().into_dyn())?;
+        self.w_in = m;
+        Ok(())
+    }
+
+    /// Replaces W_rec (shape (n_neurons, n_neurons), finite); its diagonal is
+    /// then set to zero (no self-connections).
+    pub fn set_w_rec(&mut self, mut m: Array2<f64>) -> Result<()> {
+        check::matrix_shape("W_rec", m.shape(), Some(self.cfg.n_neurons), self.cfg.n_neurons)?;
+        check::finite_view("W_rec", &m.view().into_dyn())?;
+        zero_diagonal(&mut m);
+        self.w_rec = m;
+        Ok(())
+    }
+
+    /// Replaces W_out (shape (n_outputs, n_neurons), finite).
+    pub fn set_w_out(&mut self, m: Array2<f64>) -> Result<()> {
+        check::matrix_shape("W_out", m.shape(), Some(self.cfg.n_outputs), self.cfg.n_neurons)?;
+        check::finite_view("W_out", &m.view().into_dyn())?;
+        self.w_out = m;
+        Ok(())
+    }
+
+    /// Bytes of the weight matrices.
+    pub fn weight_bytes(&self) -> usize {
+        8 * (self.w_in.len() + self.w_rec.len() + self.w_out.len())
+    }
+
+    /// The seed's `memory_per_step`: a parameter count, not bytes.
+    pub fn memory_per_step(&self) -> usize {
+        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
+        nr + nr + nr * ni * 2 + nr * nr * 2
+    }
+
+    /// Membrane, spikes, pseudo-derivatives and readout of one step; the
+    /// traces are left for [`Self::traces`] or [`Self::traces_and_learn`].
+    /// After it, the scratch holds z(t) and the state still z(t-1).
+    fn forward(&self, seq: &mut SeedEpropSeq, x: &[f64]) {
+        let sc = &mut seq.scratch;
+        let st = &mut seq.state;
+        let sparse_in = nonzeros(x, &mut sc.idx_in);
+        let z_prev = flat(&st.z);
+        let sparse_rec = nonzeros(z_prev, &mut sc.idx_rec);
+        matvec(flat(&self.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
+        matvec(flat(&self.w_rec), z_prev, &sc.idx_rec, sparse_rec, &mut sc.rec_current);
+        for (c, r) in sc.current.iter_mut().zip(&sc.rec_current) {
+            *c += r;
+        }
+        seed_update(flat_mut(&mut st.v), &sc.current, &mut sc.z_new, &mut sc.psi, self.cfg.alpha(), self.cfg.threshold);
+        let sparse_out = nonzeros(&sc.z_new, &mut sc.idx_out);
+        matvec(flat(&self.w_out), &sc.z_new, &sc.idx_out, sparse_out, &mut sc.output);
+    }
+
+    /// Error, loss and learning signal `L = W_out^T err` of the current step.
+    fn learning_signal(&self, seq: &mut SeedEpropSeq, target: &[f64]) -> f64 {
+        let sc = &mut seq.scratch;
+        let loss = error(Loss::Mse, &sc.output, target, &mut sc.err);
+        transposed_signal(flat(&self.w_out), &sc.err, &mut sc.signal);
+        loss
+    }
+
+    /// Trace and eligibility update without learning; commits z(t).
+    fn traces(&self, seq: &mut SeedEpropSeq, x: &[f64]) {
+        let kappa = self.cfg.kappa();
+        let st = &mut seq.state;
+        let psi = &seq.scratch.psi;
+        trace_elig_rows(flat_mut(&mut st.trace_in), flat_mut(&mut st.elig_in), x, psi, kappa);
+        trace_elig_rows(flat_mut(&mut st.trace_rec), flat_mut(&mut st.elig_rec), flat(&st.z), psi, kappa);
+        flat_mut(&mut st.z).copy_from_slice(&seq.scratch.z_new);
+    }
+
+    /// Trace, eligibility and weight update in one pass over each matrix; commits z(t).
+    fn traces_and_learn(&mut self, seq: &mut SeedEpropSeq, x: &[f64]) {
+        let (kappa, lr) = (self.cfg.kappa(), self.cfg.lr);
+        let st = &mut seq.state;
+        let sc = &seq.scratch;
+        let (tr_in, el_in) = (flat_mut(&mut st.trace_in), flat_mut(&mut st.elig_in));
+        trace_elig_learn_rows(flat_mut(&mut self.w_in), tr_in, el_in, x, &sc.psi, &sc.signal, kappa, lr);
+        let (tr_rec, el_rec) = (flat_mut(&mut st.trace_rec), flat_mut(&mut st.elig_rec));
+        let z_prev = flat(&st.z);
+        trace_elig_learn_rows(flat_mut(&mut self.w_rec), tr_rec, el_rec, z_prev, &sc.psi, &sc.signal, kappa, lr);
+        zero_diagonal(&mut self.w_rec);
+        add_scaled_rows(flat_mut(&mut self.w_out), -lr, &sc.err, &sc.z_new, self.cfg.n_neurons, 0);
+        flat_mut(&mut st.z).copy_from_slice(&sc.z_new);
+    }
+}
+
+/// Summed weight changes of one sequence (batch `update="sequence"`).
+#[derive(Clone, Debug)]
+pub struct SeedEpropAcc {
+    d_in: Vec<f64>,
+    d_rec: Vec<f64>,
+    d_out: Vec<f64>,
+}
+
+impl FixedWeights for SeedEpropNet {
+    type Seq = SeedEpropSeq;
+
+    type Acc = SeedEpropAcc;
+
+    fn n_inputs(&self) -> usize {
+        self.cfg.n_inputs
+    }
+
+    fn n_outputs(&self) -> usize {
+        self.cfg.n_outputs
+    }
+
+    fn new_seq(&self) -> SeedEpropSeq {
+        SeedEpropSeq::new(&self.cfg)
+    }
+
+    fn seq_bytes(&self) -> usize {
+        SeedEpropSeq::new(&self.cfg).bytes()
+    }
+
+    fn new_acc(&self) -> SeedEpropAcc {
+        SeedEpropAcc {
+            d_in: vec![0.0; self.w_in.len()],
+            d_rec: vec![0.0; self.w_rec.len()],
+            d_out: vec![0.0; self.w_out.len()],
+        }
+    }
+
+    fn acc_bytes(&self) -> usize {
+        self.weight_bytes()
+    }
+
+    fn fixed_step(&self, seq: &mut SeedEpropSeq, x: &[f64], target: &[f64], _learn: bool) -> f64 {
+        self.forward(seq, x);
+        let loss = self.learning_signal(seq, target);
+        self.traces(seq, x);
+        loss
+    }
+
+    fn accumulate(&self, seq: &mut SeedEpropSeq, acc: &mut SeedEpropAcc) {
+        let lr = self.cfg.lr;
+        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
+        let (st, sc) = (&seq.state, &seq.scratch);
+        add_scaled_rows(&mut acc.d_in, lr, &sc.signal, flat(&st.elig_in), ni, ni);
+        add_scaled_rows(&mut acc.d_rec, lr, &sc.signal, flat(&st.elig_rec), nr, nr);
+        add_scaled_rows(&mut acc.d_out, lr, &sc.err, &sc.z_new, nr, 0);
+    }
+
+    fn predict(&self, seq: &mut SeedEpropSeq, x: &[f64], out: &mut [f64]) {
+        self.forward(seq, x);
+        flat_mut(&mut seq.state.z).copy_from_slice(&seq.scratch.z_new);
+        out.copy_from_slice(&seq.scratch.output);
+    }
+}
+
+impl Model for SeedEpropNet {
+    const STEP_MEAN: bool = true;
+
+    fn step(&mut self, seq: &mut SeedEpropSeq, x: &[f64], target: Option<&[f64]>, _learn: bool) -> f64 {
+        self.forward(seq, x);
+        match target {
+            Some(t) => {
+                let loss = self.learning_signal(seq, t);
+                self.traces_and_learn(seq, x);
+                loss
+            }
+            None => {
+                self.traces(seq, x);
+                0.0
+            }
+        }
+    }
+
+    /// The seed's `predict_sequence` steps without a target: the traces advance.
+    fn infer(&mut self, seq: &mut SeedEpropSeq, x: &[f64]) {
+        self.step(seq, x, None, false);
+    }
+
+    fn output<'s>(&self, seq: &'s SeedEpropSeq) -> &'s [f64] {
+        &seq.scratch.output
+    }
+
+    fn reset(&mut self, seq: &mut SeedEpropSeq) {
+        seq.reset();
+    }
+
+    fn apply_step_mean(&mut self, seqs: &[SeedEpropSeq]) {
+        let lr = self.cfg.lr;
+        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
+        let c_in: Vec<Change> =
+            seqs.iter().map(|s| Change::scaled(&s.scratch.signal, flat(&s.state.elig_in), ni)).collect();
+        let c_rec: Vec<Change> =
+            seqs.iter().map(|s| Change::scaled(&s.scratch.signal, flat(&s.state.elig_rec), nr)).collect();
+        let c_out: Vec<Change> = seqs.iter().map(|s| Change::scaled(&s.scratch.err, &s.scratch.z_new, 0)).collect();
+        batch_mean(flat_mut(&mut self.w_in), ni, lr, &c_in, MeanInto::Subtract);
+        batch_mean(flat_mut(&mut self.w_rec), nr, lr, &c_rec, MeanInto::Subtract);
+        zero_diagonal(&mut self.w_rec);
+        batch_mean(flat_mut(&mut self.w_out), nr, lr, &c_out, MeanInto::Subtract);
+    }
+
+    fn apply_acc_mean(&mut self, _seqs: &mut [SeedEpropSeq], accs: &mut [SeedEpropAcc]) {
+        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
+        let c_in: Vec<Change> = accs.iter().map(|a| Change::plain(&a.d_in, ni)).collect();
+        let c_rec: Vec<Change> = accs.iter().map(|a| Change::plain(&a.d_rec, nr)).collect();
+        let c_out: Vec<Change> = accs.iter().map(|a| Change::plain(&a.d_out, nr)).collect();
+        batch_mean(flat_mut(&mut self.w_in), ni, 1.0, &c_in, MeanInto::Subtract);
+        batch_mean(flat_mut(&mut self.w_rec), nr, 1.0, &c_rec, MeanInto::Subtract);
+        zero_diagonal(&mut self.w_rec);
+        batch_mean(flat_mut(&mut self.w_out), nr, 1.0, &c_out, MeanInto::Subtract);
+        for acc in accs.iter_mut() {
+            for d in [&mut acc.d_in, &mut acc.d_rec, &mut acc.d_out] {
+                d.fill(0.0);
+            }
+        }
+    }
+}
+
+/// The Python `EpropTrainer`: a network and its own sequence.
+pub type SeedEprop = Trainer<SeedEpropNet>;
+
+impl Trainer<SeedEpropNet> {
+    /// Bytes of all per-trainer state: weights, dynamic state, step buffers.
+    pub fn memory_bytes(&self) -> usize {
+        self.model.weight_bytes() + self.seq.bytes()
+    }
+}
+
+impl Stateful for Trainer<SeedEpropNet> {
+    const CLASS: &'static str = "EpropTrainer";
+    const VERSION: i64 = 1;
+
+    fn state(&self) -> StateDict {
+        let c = &self.model.cfg;
+        let mut d = StateDict::new(Self::CLASS, Self::VERSION);
+        d.put_int("n_inputs", c.n_inputs as i64);
+        d.put_int("n_neurons", c.n_neurons as i64);
+        d.put_int("n_outputs", c.n_outputs as i64);
+        for (k, v) in
+            [("tau_mem", c.tau_mem), ("tau_trace", c.tau_trace), ("threshold", c.threshold), ("lr", c.lr), ("dt", c.dt)]
+        {
+            d.put_float(k, v);
+        }
+        d.put_int("seed", c.seed as i64);
+        let st = &self.seq.state;
+        for (k, a) in [
+            ("W_in", &self.model.w_in),
+            ("W_rec", &self.model.w_rec),
+            ("W_out", &self.model.w_out),
+            ("_trace_in", &st.trace_in),
+            ("_trace_rec", &st.trace_rec),
+            ("_eligibility_in", &st.elig_in),
+            ("_eligibility_rec", &st.elig_rec),
+        ] {
+            d.put_array(k, a);
+        }
+        d.put_array("_v", &st.v);
+        d.put_array("_spikes", &st.z);
+        d
+    }
+
+    fn config_of_state(d: &StateDict) -> Result<StateDict> {
+        d.check_header(Self::CLASS, Self::VERSION)?;
+        d.subset(
+            &["n_inputs", "n_neurons", "n_outputs", "seed"],
+            &["tau_mem", "tau_trace", "threshold", "lr", "dt"],
+            &[],
+        )
+    }
+
+    /// Hyperparameters come from `d` (validated); sizes must match; the seed is kept.
+    fn load_state(&mut self, d: &StateDict) -> Result<()> {
+        d.check_header(Self::CLASS, Self::VERSION)?;
+        let c = &self.model.cfg;
+        let (ni, nr, no) = (c.n_inputs, c.n_neurons, c.n_outputs);
+        d.check_size("n_inputs", ni)?;
+        d.check_size("n_neurons", nr)?;
+        d.check_size("n_outputs", no)?;
+        let cfg = SeedEpropConfig::new(
+            (ni as i64, nr as i64, no as i64),
+            d.float("tau_mem")?,
+            d.float("tau_trace")?,
+            d.float("threshold")?,
+            d.float("lr")?,
+            d.float("dt")?,
+            c.seed as i128,
+        )?;
+        let mut w_rec = d.matrix("W_rec", nr, nr)?;
+        zero_diagonal(&mut w_rec);
+        let net = SeedEpropNet { w_in: d.matrix("W_in", nr, ni)?, w_rec, w_out: d.matrix("W_out", no, nr)?, cfg };
+        let mut seq = SeedEpropSeq::new(&net.cfg);
+        let st = &mut seq.state;
+        st.v = d.vector("_v", nr)?;
+        st.z = d.vector("_spikes", nr)?;
+        st.trace_in = d.matrix("_trace_in", nr, ni)?;
+        st.trace_rec = d.matrix("_trace_rec", nr, nr)?;
+        st.elig_in = d.matrix("_eligibility_in", nr, ni)?;
+        st.elig_rec = d.matrix("_eligibility_rec", nr, nr)?;
+        *self = Trainer { model: net, seq };
+        Ok(())
+    }
+}

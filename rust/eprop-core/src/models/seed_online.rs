@@ -1,0 +1,587 @@
+//! The seed's feedforward online trainer: `OnlineLIFLayer` and `OnlineTrainer`,
+//! reproduced number for number.
+//!
+//! A layer steps like the seed LIF (see `neuron`) and keeps one trace per
+//! synapse, `trace <- 0.95 trace + psi (x) x` (the decay 0.95 is fixed,
+//! whatever dt and tau are). A learning signal s moves the weights as
+//! `W <- W - lr s (.) trace`. The trainer stacks layers; with a target it takes
+//! err = z_out - y*, loss = 0.5 |err|^2, and walks down the stack: layer l
+//! learns from s_l, then s_{l-1} = W_l^T s_l with the weights just updated.
+
+use ndarray::{Array1, Array2};
+
+use crate::check;
+use crate::driver::{FixedWeights, Model, Trainer};
+use crate::error::{EpropError, Result};
+use crate::kernels::{
+    add_scaled_rows, batch_mean, flat, flat_mut, layer_learn_rows, matvec, nonzeros, trace_rows, Change, MeanInto,
+};
+use crate::neuron::{decay, seed_update};
+use crate::readout::{error, Loss};
+use crate::rng::LegacyRng;
+use crate::state::{StateDict, Stateful, Value};
+
+/// Decay of the layer trace, fixed by the seed.
+pub const LAYER_TRACE_DECAY: f64 = 0.95;
+
+/// Hyperparameters of one layer (times in ms).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedLayerConfig {
+    pub n_inputs: usize,
+    pub n_neurons: usize,
+    pub tau_mem: f64,
+    pub threshold: f64,
+    pub lr: f64,
+    pub dt: f64,
+}
+
+impl SeedLayerConfig {
+    /// Validates sizes and hyperparameters (`what` names the trainer in a
+    /// memory error).
+    pub fn new(
+        what: &str,
+        (n_inputs, n_neurons): (i64, i64),
+        tau_mem: f64,
+        threshold: f64,
+        lr: f64,
+        dt: f64,
+    ) -> Result<Self> {
+        let cfg = SeedLayerConfig {
+            n_inputs: check::size("n_inputs", n_inputs)?,
+            n_neurons: check::size("n_neurons", n_neurons)?,
+            tau_mem: check::positive("tau_mem", tau_mem)?,
+            threshold: check::positive("threshold", threshold)?,
+            lr: check::non_negative("lr", lr)?,
+            dt: check::positive("dt", dt)?,
+        };
+        check::alloc(what, cfg.n_f64(what)?)?;
+        Ok(cfg)
+    }
+
+    /// Float64 values held by one layer (weights, trace, vectors).
+    pub fn n_f64(&self, what: &str) -> Result<usize> {
+        let (ni, nr) = (self.n_inputs, self.n_neurons);
+        check::count_f64(what, &[(nr, ni), (nr, ni), (5, nr), (1, ni)])
+    }
+}
+
+/// Dynamic state of one layer for one sequence: `_v`, `_spikes`, `_trace`
+/// (and the step's pseudo-derivatives and buffers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedLayerState {
+    pub v: Array1<f64>,
+    pub z: Array1<f64>,
+    pub trace: Array2<f64>,
+    psi: Vec<f64>,
+    current: Vec<f64>,
+    idx: Vec<usize>,
+}
+
+impl SeedLayerState {
+    pub fn zeros(cfg: &SeedLayerConfig) -> Self {
+        SeedLayerState {
+            v: Array1::zeros(cfg.n_neurons),
+            z: Array1::zeros(cfg.n_neurons),
+            trace: Array2::zeros((cfg.n_neurons, cfg.n_inputs)),
+            psi: vec![0.0; cfg.n_neurons],
+            current: vec![0.0; cfg.n_neurons],
+            idx: Vec::with_capacity(cfg.n_inputs),
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.v.fill(0.0);
+        self.z.fill(0.0);
+        self.trace.fill(0.0);
+    }
+
+    pub fn bytes(&self) -> usize {
+        8 * (self.v.len() + self.z.len() + self.trace.len() + self.psi.capacity() + self.current.capacity())
+            + std::mem::size_of::<usize>() * self.idx.capacity()
+    }
+}
+
+/// One LIF layer's hyperparameters and weights `W` (n_neurons, n_inputs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedLayer {
+    pub cfg: SeedLayerConfig,
+    pub w: Array2<f64>,
+}
+
+impl SeedLayer {
+    /// Weights `RandomState(seed).randn(n_neurons, n_inputs) * sqrt(2 / n_inputs)`.
+    pub fn new(cfg: SeedLayerConfig, seed: u32) -> Self {
+        let mut rng = LegacyRng::new(seed);
+        let w = rng.normal_matrix(cfg.n_neurons, cfg.n_inputs, (2.0 / cfg.n_inputs as f64).sqrt());
+        SeedLayer { cfg, w }
+    }
+
+    /// Replaces W (shape (n_neurons, n_inputs), finite).
+    pub fn set_w(&mut self, m: Array2<f64>) -> Result<()> {
+        check::matrix_shape("W", m.shape(), Some(self.cfg.n_neurons), self.cfg.n_inputs)?;
+        check::finite_view("W", &m.view().into_dyn())?;
+        self.w = m;
+        Ok(())
+    }
+
+    /// Membrane, spikes and pseudo-derivative for input `x`; the trace is not touched.
+    pub fn forward(&self, st: &mut SeedLayerState, x: &[f64]) {
+        let sparse = nonzeros(x, &mut st.idx);
+        matvec(flat(&self.w), x, &st.idx, sparse, &mut st.current);
+        seed_update(
+            flat_mut(&mut st.v),
+            &st.current,
+            flat_mut(&mut st.z),
+            &mut st.psi,
+            decay(self.cfg.dt, self.cfg.tau_mem),
+            self.cfg.threshold,
+        );
+    }
+
+    /// Trace update for the input `x` of the step just taken.
+    pub fn update_trace(&self, st: &mut SeedLayerState, x: &[f64]) {
+        trace_rows(flat_mut(&mut st.trace), x, &st.psi, LAYER_TRACE_DECAY);
+    }
+
+    /// The seed's `step`: forward, then trace. Spikes are in `st.z`.
+    pub fn step(&self, st: &mut SeedLayerState, x: &[f64]) {
+        self.forward(st, x);
+        self.update_trace(st, x);
+    }
+
+    /// The seed's `apply_learning_signal`: `W <- W - lr signal (.) trace`.
+    pub fn apply_learning_signal(&mut self, st: &SeedLayerState, signal: &[f64]) {
+        let ni = self.cfg.n_inputs;
+        add_scaled_rows(flat_mut(&mut self.w), -self.cfg.lr, signal, flat(&st.trace), ni, ni);
+    }
+
+    /// Trace update and weight change in one pass, projecting the signal down
+    /// (`down <- W^T signal` with the new W) when `down` is given.
+    fn learn(&mut self, st: &mut SeedLayerState, x: &[f64], signal: &[f64], down: Option<&mut [f64]>) {
+        let project = down.is_some();
+        let down = down.unwrap_or(&mut []);
+        down.fill(0.0);
+        let consts = (LAYER_TRACE_DECAY, self.cfg.lr);
+        layer_learn_rows(flat_mut(&mut self.w), flat_mut(&mut st.trace), x, (&st.psi, signal), consts, down, project);
+    }
+
+    /// The same step on fixed weights (a batch): the trace advances and
+    /// `down` receives what [`Self::learn`] would project. Each row of W is
+    /// copied into `row` and updated there, so the arithmetic is the same.
+    fn learn_fixed(
+        &self,
+        st: &mut SeedLayerState,
+        x: &[f64],
+        signal: &[f64],
+        down: Option<&mut [f64]>,
+        row: &mut Vec<f64>,
+    ) {
+        let ni = self.cfg.n_inputs;
+        let project = down.is_some();
+        let down = down.unwrap_or(&mut []);
+        down.fill(0.0);
+        let consts = (LAYER_TRACE_DECAY, self.cfg.lr);
+        let tr = flat_mut(&mut st.trace);
+        for (j, w_row) in flat(&self.w).chunks_exact(ni).enumerate() {
+            row.clear();
+            row.extend_from_slice(w_row);
+            let rows = (&st.psi[j..j + 1], &signal[j..j + 1]);
+            layer_learn_rows(row, &mut tr[j * ni..(j + 1) * ni], x, rows, consts, down, project);
+        }
+    }
+}
+
+/// Writes one layer's hyperparameters, weights and state under `prefix`.
+fn layer_state_into(d: &mut StateDict, prefix: &str, layer: &SeedLayer, st: &SeedLayerState) {
+    for (k, v) in
+        [("tau_mem", layer.cfg.tau_mem), ("threshold", layer.cfg.threshold), ("lr", layer.cfg.lr), ("dt", layer.cfg.dt)]
+    {
+        d.put_float(&format!("{prefix}{k}"), v);
+    }
+    d.put_array(&format!("{prefix}W"), &layer.w);
+    d.put_array(&format!("{prefix}_v"), &st.v);
+    d.put_array(&format!("{prefix}_spikes"), &st.z);
+    d.put_array(&format!("{prefix}_trace"), &st.trace);
+}
+
+/// Reads and checks one layer of sizes `(n_inputs, n_neurons)` under `prefix`.
+fn load_layer(
+    d: &StateDict,
+    what: &str,
+    prefix: &str,
+    (ni, nr): (usize, usize),
+) -> Result<(SeedLayer, SeedLayerState)> {
+    let key = |k: &str| format!("{prefix}{k}");
+    let cfg = SeedLayerConfig::new(
+        what,
+        (ni as i64, nr as i64),
+        d.float(&key("tau_mem"))?,
+        d.float(&key("threshold"))?,
+        d.float(&key("lr"))?,
+        d.float(&key("dt"))?,
+    )
+    .map_err(|e| EpropError::param(&format!("state_dict['{prefix}...']"), "valid layer hyperparameters", e))?;
+    let mut st = SeedLayerState::zeros(&cfg);
+    st.v = d.vector(&key("_v"), nr)?;
+    st.z = d.vector(&key("_spikes"), nr)?;
+    st.trace = d.matrix(&key("_trace"), nr, ni)?;
+    let w = d.matrix(&key("W"), nr, ni)?;
+    Ok((SeedLayer { cfg, w }, st))
+}
+
+/// The state of layer `i` of a stack as a standalone `OnlineLIFLayer`'s
+/// (what `OnlineLIFLayer.state_dict()` returns, for a layer of its own or a
+/// view of a trainer's layer).
+pub fn layer_state(t: &Trainer<SeedOnline>, i: usize) -> StateDict {
+    let layer = &t.model.layers[i];
+    let mut d = StateDict::new(LAYER_CLASS, 1);
+    d.put_int("n_inputs", layer.cfg.n_inputs as i64);
+    d.put_int("n_neurons", layer.cfg.n_neurons as i64);
+    d.put_int("seed", t.model.cfg.seed as i64);
+    layer_state_into(&mut d, "", layer, &t.seq.states[i]);
+    d
+}
+
+/// Replaces layer `i`'s hyperparameters, weights and state by those of an
+/// `OnlineLIFLayer` state (sizes must match; checked first).
+pub fn load_layer_state(t: &mut Trainer<SeedOnline>, i: usize, d: &StateDict) -> Result<()> {
+    d.check_header(LAYER_CLASS, 1)?;
+    let dims = (t.model.layers[i].cfg.n_inputs, t.model.layers[i].cfg.n_neurons);
+    d.check_size("n_inputs", dims.0)?;
+    d.check_size("n_neurons", dims.1)?;
+    let (layer, state) = load_layer(d, LAYER_CLASS, "", dims)?;
+    t.model.layers[i] = layer;
+    t.seq.states[i] = state;
+    Ok(())
+}
+
+/// The constructor arguments stored in an `OnlineLIFLayer` state.
+pub fn layer_config_of_state(d: &StateDict) -> Result<StateDict> {
+    d.check_header(LAYER_CLASS, 1)?;
+    d.subset(&["n_inputs", "n_neurons", "seed"], &["tau_mem", "threshold", "lr", "dt"], &[])
+}
+
+/// The Python class name of a standalone layer's state.
+pub const LAYER_CLASS: &str = "OnlineLIFLayer";
+
+/// Hyperparameters of the stack.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedOnlineConfig {
+    pub layer_sizes: Vec<usize>,
+    pub tau_mem: f64,
+    pub threshold: f64,
+    pub lr: f64,
+    pub seed: u32,
+}
+
+impl SeedOnlineConfig {
+    pub fn new(layer_sizes: &[i64], tau_mem: f64, threshold: f64, lr: f64, seed: i128) -> Result<Self> {
+        if layer_sizes.len() < 2 {
+            return Err(EpropError::param(
+                "layer_sizes",
+                "at least 2 sizes [n_input, ..., n_output]",
+                format!("{} size(s)", layer_sizes.len()),
+            ));
+        }
+        let sizes = layer_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| check::size(&format!("layer_sizes[{i}]"), n))
+            .collect::<Result<Vec<_>>>()?;
+        let cfg = SeedOnlineConfig {
+            layer_sizes: sizes,
+            tau_mem: check::positive("tau_mem", tau_mem)?,
+            threshold: check::positive("threshold", threshold)?,
+            lr: check::non_negative("lr", lr)?,
+            seed: check::seed(seed)?,
+        };
+        let mut total = 0usize;
+        for layer in cfg.layer_configs() {
+            total = check::count_f64("OnlineTrainer", &[(1, total), (1, layer.n_f64("OnlineTrainer")?)])?;
+        }
+        check::alloc("OnlineTrainer", total)?;
+        Ok(cfg)
+    }
+
+    pub fn n_inputs(&self) -> usize {
+        self.layer_sizes[0]
+    }
+
+    pub fn n_outputs(&self) -> usize {
+        *self.layer_sizes.last().expect("at least two sizes")
+    }
+
+    /// Layer configs; every layer has dt = 1 ms, as the seed builds them.
+    pub fn layer_configs(&self) -> Vec<SeedLayerConfig> {
+        self.layer_sizes
+            .windows(2)
+            .map(|p| SeedLayerConfig {
+                n_inputs: p[0],
+                n_neurons: p[1],
+                tau_mem: self.tau_mem,
+                threshold: self.threshold,
+                lr: self.lr,
+                dt: 1.0,
+            })
+            .collect()
+    }
+}
+
+/// The stack's layers (weights and hyperparameters).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedOnline {
+    pub cfg: SeedOnlineConfig,
+    pub layers: Vec<SeedLayer>,
+}
+
+/// One sequence on the stack: each layer's state and the step's buffers.
+#[derive(Clone, Debug)]
+pub struct SeedOnlineSeq {
+    pub states: Vec<SeedLayerState>,
+    x: Vec<f64>,
+    err: Vec<f64>,
+    /// Learning signal of each layer at the last step.
+    signals: Vec<Vec<f64>>,
+    /// A row of weights (the fixed-weight update of a batch).
+    row: Vec<f64>,
+}
+
+impl SeedOnlineSeq {
+    fn bytes(&self) -> usize {
+        self.states.iter().map(|s| s.bytes()).sum::<usize>()
+            + 8 * (self.x.capacity()
+                + self.err.capacity()
+                + self.row.capacity()
+                + self.signals.iter().map(|v| v.capacity()).sum::<usize>())
+    }
+}
+
+impl SeedOnline {
+    /// Every layer draws its weights from a fresh `RandomState(seed)`, as the seed does.
+    pub fn new(cfg: SeedOnlineConfig) -> Self {
+        let layers = cfg.layer_configs().into_iter().map(|c| SeedLayer::new(c, cfg.seed)).collect();
+        SeedOnline { cfg, layers }
+    }
+
+    /// A stack of one layer: what a standalone `OnlineLIFLayer` is.
+    pub fn single(layer: SeedLayerConfig, seed: u32) -> Self {
+        let cfg = SeedOnlineConfig {
+            layer_sizes: vec![layer.n_inputs, layer.n_neurons],
+            tau_mem: layer.tau_mem,
+            threshold: layer.threshold,
+            lr: layer.lr,
+            seed,
+        };
+        SeedOnline { cfg, layers: vec![SeedLayer::new(layer, seed)] }
+    }
+
+    /// The seed's `memory_per_step` (parameter count).
+    pub fn memory_per_step(&self) -> usize {
+        self.layers.iter().map(|l| 2 * l.cfg.n_neurons + l.cfg.n_neurons * l.cfg.n_inputs).sum()
+    }
+
+    /// Forward pass of one sequence's states through the stack.
+    fn forward(&self, seq: &mut SeedOnlineSeq, x: &[f64]) {
+        seq.x.copy_from_slice(x);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (below, rest) = seq.states.split_at_mut(l);
+            let input = below.last().map_or(&seq.x[..], |b| flat(&b.z));
+            layer.forward(&mut rest[0], input);
+        }
+    }
+
+    /// Error and loss of the top layer's spikes; the top signal is the error.
+    fn top_error(&self, seq: &mut SeedOnlineSeq, target: &[f64]) -> f64 {
+        let top = self.layers.len() - 1;
+        let loss = error(Loss::Mse, flat(&seq.states[top].z), target, &mut seq.err);
+        seq.signals[top].copy_from_slice(&seq.err);
+        loss
+    }
+}
+
+impl FixedWeights for SeedOnline {
+    type Seq = SeedOnlineSeq;
+
+    type Acc = Vec<Vec<f64>>;
+
+    fn n_inputs(&self) -> usize {
+        self.cfg.n_inputs()
+    }
+
+    fn n_outputs(&self) -> usize {
+        self.cfg.n_outputs()
+    }
+
+    fn new_seq(&self) -> SeedOnlineSeq {
+        let widest = self.cfg.layer_sizes.iter().copied().max().unwrap_or(1);
+        SeedOnlineSeq {
+            states: self.layers.iter().map(|l| SeedLayerState::zeros(&l.cfg)).collect(),
+            x: vec![0.0; self.cfg.n_inputs()],
+            err: vec![0.0; self.cfg.n_outputs()],
+            signals: self.layers.iter().map(|l| vec![0.0; l.cfg.n_neurons]).collect(),
+            row: Vec::with_capacity(widest),
+        }
+    }
+
+    fn seq_bytes(&self) -> usize {
+        self.new_seq().bytes()
+    }
+
+    fn new_acc(&self) -> Vec<Vec<f64>> {
+        self.layers.iter().map(|l| vec![0.0; l.w.len()]).collect()
+    }
+
+    fn acc_bytes(&self) -> usize {
+        self.layers.iter().map(|l| 8 * l.w.len()).sum()
+    }
+
+    fn fixed_step(&self, seq: &mut SeedOnlineSeq, x: &[f64], target: &[f64], _learn: bool) -> f64 {
+        self.forward(seq, x);
+        let loss = self.top_error(seq, target);
+        for l in (0..self.layers.len()).rev() {
+            let (below, rest) = seq.states.split_at_mut(l);
+            let input = below.last().map_or(&seq.x[..], |b| flat(&b.z));
+            let (sig_below, sig_rest) = seq.signals.split_at_mut(l);
+            let down = sig_below.last_mut().map(|d| &mut d[..]);
+            self.layers[l].learn_fixed(&mut rest[0], input, &sig_rest[0], down, &mut seq.row);
+        }
+        loss
+    }
+
+    fn accumulate(&self, seq: &mut SeedOnlineSeq, acc: &mut Vec<Vec<f64>>) {
+        for ((layer, st), (a, sig)) in self.layers.iter().zip(&seq.states).zip(acc.iter_mut().zip(&seq.signals)) {
+            let (ni, lr) = (layer.cfg.n_inputs, layer.cfg.lr);
+            add_scaled_rows(a, lr, sig, flat(&st.trace), ni, ni);
+        }
+    }
+
+    fn predict(&self, seq: &mut SeedOnlineSeq, x: &[f64], out: &mut [f64]) {
+        self.forward(seq, x);
+        out.copy_from_slice(flat(&seq.states[self.layers.len() - 1].z));
+    }
+}
+
+impl Model for SeedOnline {
+    const STEP_MEAN: bool = true;
+
+    fn step(&mut self, seq: &mut SeedOnlineSeq, x: &[f64], target: Option<&[f64]>, _learn: bool) -> f64 {
+        self.forward(seq, x);
+        let Some(target) = target else {
+            for (l, layer) in self.layers.iter().enumerate() {
+                let (below, rest) = seq.states.split_at_mut(l);
+                let input = below.last().map_or(&seq.x[..], |b| flat(&b.z));
+                layer.update_trace(&mut rest[0], input);
+            }
+            return 0.0;
+        };
+        let loss = self.top_error(seq, target);
+        for l in (0..self.layers.len()).rev() {
+            let (below, rest) = seq.states.split_at_mut(l);
+            let input = below.last().map_or(&seq.x[..], |b| flat(&b.z));
+            let (sig_below, sig_rest) = seq.signals.split_at_mut(l);
+            self.layers[l].learn(&mut rest[0], input, &sig_rest[0], sig_below.last_mut().map(|d| &mut d[..]));
+        }
+        loss
+    }
+
+    fn infer(&mut self, seq: &mut SeedOnlineSeq, x: &[f64]) {
+        self.step(seq, x, None, false);
+    }
+
+    fn output<'s>(&self, seq: &'s SeedOnlineSeq) -> &'s [f64] {
+        flat(&seq.states[self.layers.len() - 1].z)
+    }
+
+    fn reset(&mut self, seq: &mut SeedOnlineSeq) {
+        seq.states.iter_mut().for_each(SeedLayerState::reset);
+    }
+
+    fn apply_step_mean(&mut self, seqs: &[SeedOnlineSeq]) {
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let ni = layer.cfg.n_inputs;
+            let changes: Vec<Change> =
+                seqs.iter().map(|s| Change::scaled(&s.signals[l], flat(&s.states[l].trace), ni)).collect();
+            batch_mean(flat_mut(&mut layer.w), ni, layer.cfg.lr, &changes, MeanInto::Subtract);
+        }
+    }
+
+    fn apply_acc_mean(&mut self, _seqs: &mut [SeedOnlineSeq], accs: &mut [Vec<Vec<f64>>]) {
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let ni = layer.cfg.n_inputs;
+            let changes: Vec<Change> = accs.iter().map(|a| Change::plain(&a[l], ni)).collect();
+            batch_mean(flat_mut(&mut layer.w), ni, 1.0, &changes, MeanInto::Subtract);
+        }
+        for acc in accs.iter_mut().flat_map(|a| a.iter_mut()) {
+            acc.fill(0.0);
+        }
+    }
+}
+
+/// The Python `OnlineTrainer`: the stack and its own sequence.
+pub type SeedOnlineTrainer = Trainer<SeedOnline>;
+
+impl Trainer<SeedOnline> {
+    /// Bytes of all per-trainer state (weights, layer states, buffers).
+    pub fn memory_bytes(&self) -> usize {
+        self.model.layers.iter().map(|l| 8 * l.w.len()).sum::<usize>() + self.seq.bytes()
+    }
+
+    /// Layer `i`'s weights and own state.
+    pub fn layer_mut(&mut self, i: usize) -> (&mut SeedLayer, &mut SeedLayerState) {
+        (&mut self.model.layers[i], &mut self.seq.states[i])
+    }
+}
+
+impl Stateful for Trainer<SeedOnline> {
+    const CLASS: &'static str = "OnlineTrainer";
+    const VERSION: i64 = 1;
+
+    fn state(&self) -> StateDict {
+        let c = &self.model.cfg;
+        let mut d = StateDict::new(Self::CLASS, Self::VERSION);
+        d.put("layer_sizes", Value::Ints(c.layer_sizes.iter().map(|&n| n as i64).collect()));
+        d.put_float("tau_mem", c.tau_mem);
+        d.put_float("threshold", c.threshold);
+        d.put_float("lr", c.lr);
+        d.put_int("seed", c.seed as i64);
+        for (i, (l, st)) in self.model.layers.iter().zip(&self.seq.states).enumerate() {
+            layer_state_into(&mut d, &format!("layers.{i}."), l, st);
+        }
+        d
+    }
+
+    fn config_of_state(d: &StateDict) -> Result<StateDict> {
+        d.check_header(Self::CLASS, Self::VERSION)?;
+        let mut out = d.subset(&[], &[], &[])?;
+        out.put("layer_sizes", Value::Ints(d.ints("layer_sizes")?));
+        for (k, v) in d.subset(&[], &["tau_mem", "threshold", "lr"], &[])?.entries() {
+            out.put(k, v.clone());
+        }
+        out.put_int("seed", d.int("seed")?);
+        Ok(out)
+    }
+
+    /// Every layer's hyperparameters, weights and state (layer sizes must match).
+    fn load_state(&mut self, d: &StateDict) -> Result<()> {
+        d.check_header(Self::CLASS, Self::VERSION)?;
+        let sizes = d.ints("layer_sizes")?;
+        let ours: Vec<i64> = self.model.cfg.layer_sizes.iter().map(|&n| n as i64).collect();
+        if sizes != ours {
+            return Err(EpropError::param(
+                "state_dict['layer_sizes']",
+                format!("{ours:?} (this trainer's sizes)"),
+                format!("{sizes:?}"),
+            ));
+        }
+        let mut layers = Vec::new();
+        let mut states = Vec::new();
+        for (i, p) in self.model.cfg.layer_sizes.windows(2).enumerate() {
+            let (l, st) = load_layer(d, Self::CLASS, &format!("layers.{i}."), (p[0], p[1]))?;
+            layers.push(l);
+            states.push(st);
+        }
+        self.model.layers = layers;
+        self.seq.states = states;
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Neuron dynamics: the leaky integrate-and-fire update of the seed rule
+//! (used by every seed trainer) and the LIF/ALIF update of canonical e-prop.
+//!
+//! Seed rule, neuron j with input current I_j (dt and tau in ms):
+//!
+//! ```text
+//! alpha = exp(-dt / tau_mem)
+//! v_j  <- alpha v_j + (1 - alpha) I_j
+//! z_j   = 1 if v_j >= thr else 0
+//! v_j  <- v_j - thr z_j                      (reset by subtraction)
+//! psi_j = 1 / (1 + 5 |v_j - thr|)^2          (pseudo-derivative, taken AFTER the reset)
+//! ```
+//!
+//! Taking psi after the reset is the seed's (flawed) convention; it is kept on
+//! purpose so that results match `sc-neurocore` exactly.
+//!
+//! Canonical e-prop (Bellec et al. 2020), neuron j at step t, input scaling 1:
+//!
+//! ```text
+//! a_j(t)   = rho a_j(t-1) + z_j(t-1)                        (ALIF only; LIF: a = 0)
+//! A_j(t)   = thr + beta a_j(t)
+//! v_j(t)   = alpha v_j(t-1) + I_j(t) - thr z_j(t-1)          (reset by subtraction)
+//! z_j(t)   = H(v_j(t) - A_j(t)), 0 while refractory
+//! psi_j(t) = (gamma / thr) max(0, 1 - |v_j(t) - A_j(t)| / thr), 0 while refractory
+//! ```
+//! After a spike a neuron is blocked for `blocked_after_spike` steps
+//! (refractory / dt - 1: two spikes are at least refractory / dt steps apart).
+
+/// Decay factor `exp(-dt / tau)` of a leaky variable over one step.
+#[inline]
+pub fn decay(dt: f64, tau: f64) -> f64 {
+    (-dt / tau).exp()
+}
+
+/// Seed rule: membrane update of one neuron; returns (membrane after reset, spike).
+#[inline(always)]
+pub fn seed_membrane(v: f64, current: f64, alpha: f64, threshold: f64) -> (f64, f64) {
+    let v = alpha * v + (1.0 - alpha) * current;
+    let z = if v >= threshold { 1.0 } else { 0.0 };
+    (v - z * threshold, z)
+}
+
+/// Seed rule: the pseudo-derivative `1 / (1 + 5 |v - thr|)^2`.
+#[inline(always)]
+pub fn seed_pseudo_derivative(v: f64, threshold: f64) -> f64 {
+    let d = 1.0 + (v - threshold).abs() * 5.0;
+    1.0 / (d * d)
+}
+
+/// Seed rule over a layer: `v` is updated in place, `z` and `psi` are written.
+pub fn seed_update(v: &mut [f64], current: &[f64], z: &mut [f64], psi: &mut [f64], alpha: f64, threshold: f64) {
+    for (((vj, &cj), zj), pj) in v.iter_mut().zip(current).zip(z.iter_mut()).zip(psi.iter_mut()) {
+        let (vn, zn) = seed_membrane(*vj, cj, alpha, threshold);
+        *vj = vn;
+        *zj = zn;
+        *pj = seed_pseudo_derivative(vn, threshold);
+    }
+}
+
+/// Constants of the canonical LIF/ALIF update.
+#[derive(Clone, Copy, Debug)]
+pub struct Canonical {
+    pub alpha: f64,
+    pub rho: f64,
+    pub threshold: f64,
+    pub beta: f64,
+    pub gamma: f64,
+    /// Index of the first ALIF neuron (neurons before it are LIF).
+    pub first_adaptive: usize,
+    /// Steps a neuron is blocked after a spike.
+    pub blocked_after_spike: u32,
+}
+
+/// The state a canonical layer updates in place.
+pub struct CanonicalState<'a> {
+    pub v: &'a mut [f64],
+    pub a: &'a mut [f64],
+    /// In: z(t-1); out: z(t).
+    pub z: &'a mut [f64],
+    pub psi: &'a mut [f64],
+    pub refractory: &'a mut [u32],
+}
+
+/// One canonical LIF/ALIF step of a layer given its input and recurrent
+/// currents (see the module documentation).
+pub fn canonical_update(c: &Canonical, s: CanonicalState<'_>, current: &[f64], rec_current: &[f64]) {
+    let n = s.v.len();
+    for j in 0..n {
+        let z_prev = s.z[j];
+        if j >= c.first_adaptive {
+            s.a[j] = c.rho * s.a[j] + z_prev;
+        }
+        let a_thr = c.threshold + c.beta * s.a[j];
+        s.v[j] = c.alpha * s.v[j] + (current[j] + rec_current[j]) - c.threshold * z_prev;
+        if s.refractory[j] > 0 {
+            s.refractory[j] -= 1;
+            s.z[j] = 0.0;
+            s.psi[j] = 0.0;
+        } else {
+            let d = s.v[j] - a_thr;
+            s.z[j] = if d >= 0.0 { 1.0 } else { 0.0 };
+            s.psi[j] = c.gamma / c.threshold * (1.0 - d.abs() / c.threshold).max(0.0);
+            if s.z[j] > 0.0 {
+                s.refractory[j] = c.blocked_after_spike;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_spike_resets_by_subtraction_and_psi_after_reset() {
+        let alpha = decay(1.0, 20.0);
+        let (v, z) = seed_membrane(0.0, 100.0, alpha, 1.0);
+        let v_pre = (1.0 - alpha) * 100.0;
+        assert_eq!(z, 1.0);
+        assert_eq!(v, v_pre - 1.0);
+        let (v2, z2) = seed_membrane(0.0, 1.0, alpha, 1.0);
+        assert_eq!(z2, 0.0);
+        assert_eq!(v2, (1.0 - alpha) * 1.0);
+        assert_eq!(seed_pseudo_derivative(1.0, 1.0), 1.0);
+        assert_eq!(seed_pseudo_derivative(0.5, 1.0), 1.0 / (3.5 * 3.5));
+    }
+
+    #[test]
+    fn canonical_refractory_interval() {
+        let c = Canonical {
+            alpha: 0.9,
+            rho: 0.99,
+            threshold: 0.5,
+            beta: 0.0,
+            gamma: 0.3,
+            first_adaptive: 1,
+            blocked_after_spike: 2,
+        };
+        let (mut v, mut a, mut z, mut psi, mut r) = ([0.0], [0.0], [0.0], [0.0], [0u32]);
+        let mut times = Vec::new();
+        for t in 0..12 {
+            canonical_update(
+                &c,
+                CanonicalState { v: &mut v, a: &mut a, z: &mut z, psi: &mut psi, refractory: &mut r },
+                &[10.0],
+                &[0.0],
+            );
+            if z[0] > 0.0 {
+                times.push(t);
+            }
+        }
+        assert_eq!(times, vec![0, 3, 6, 9]);
+    }
+}

@@ -1,0 +1,285 @@
+//! Named state: what `state_dict()` returns and checkpoints store. A
+//! [`StateDict`] is an ordered list of named values (integers, floats, text,
+//! integer lists, float64 arrays); its typed getters check every value and
+//! name the entry in their messages, so a model can load a state it did not
+//! write (from a file, or built by hand) and refuse it cleanly.
+
+use ndarray::{Array1, Array2, ArrayD, IxDyn};
+
+use crate::check;
+use crate::error::{fmt_float, fmt_shape, EpropError, Result};
+
+/// One named value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Ints(Vec<i64>),
+    Array(ArrayD<f64>),
+    /// Something that is none of the above (kept to be named in a message).
+    Other(String),
+}
+
+impl Value {
+    /// What the value is, for messages.
+    pub fn kind(&self) -> String {
+        match self {
+            Value::Int(v) => format!("the integer {v}"),
+            Value::Float(v) => format!("the float {v}"),
+            Value::Text(s) => format!("the text '{s}'"),
+            Value::Ints(v) => format!("a list of {} integers", v.len()),
+            Value::Array(a) => format!("an array of shape {}", fmt_shape(a.shape())),
+            Value::Other(s) => s.clone(),
+        }
+    }
+}
+
+/// Named values in a fixed order (keys unique).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StateDict {
+    entries: Vec<(String, Value)>,
+}
+
+fn entry(key: &str) -> String {
+    format!("state_dict['{key}']")
+}
+
+impl StateDict {
+    /// A state of `class` in layout `version` (the header every state carries).
+    pub fn new(class: &str, version: i64) -> Self {
+        let mut d = StateDict::default();
+        d.put("format_version", Value::Int(version));
+        d.put("class", Value::Text(class.to_string()));
+        d
+    }
+
+    /// Sets `key` (replacing a value of the same name).
+    pub fn put(&mut self, key: &str, value: Value) {
+        match self.entries.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.entries.push((key.to_string(), value)),
+        }
+    }
+
+    pub fn put_int(&mut self, key: &str, v: i64) {
+        self.put(key, Value::Int(v));
+    }
+
+    pub fn put_float(&mut self, key: &str, v: f64) {
+        self.put(key, Value::Float(v));
+    }
+
+    pub fn put_text(&mut self, key: &str, v: &str) {
+        self.put(key, Value::Text(v.to_string()));
+    }
+
+    pub fn put_array<D: ndarray::Dimension>(&mut self, key: &str, a: &ndarray::Array<f64, D>) {
+        self.put(key, Value::Array(a.to_owned().into_dyn()));
+    }
+
+    pub fn put_vec(&mut self, key: &str, v: &[f64]) {
+        self.put(key, Value::Array(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).expect("1-d")));
+    }
+
+    /// Entries in order.
+    pub fn entries(&self) -> &[(String, Value)] {
+        &self.entries
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k == key)
+    }
+
+    /// The value of `key`, or a message that it is missing.
+    pub fn get(&self, key: &str) -> Result<&Value> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .ok_or_else(|| EpropError::Missing { what: "state_dict".into(), key: key.into() })
+    }
+
+    /// A float (an integer is accepted).
+    pub fn float(&self, key: &str) -> Result<f64> {
+        match self.get(key)? {
+            Value::Float(v) => Ok(*v),
+            Value::Int(v) => Ok(*v as f64),
+            other => Err(EpropError::param(&entry(key), "a float", other.kind())),
+        }
+    }
+
+    /// An integer.
+    pub fn int(&self, key: &str) -> Result<i64> {
+        match self.get(key)? {
+            Value::Int(v) => Ok(*v),
+            other => Err(EpropError::param(&entry(key), "an integer", other.kind())),
+        }
+    }
+
+    /// An integer >= 0.
+    pub fn count(&self, key: &str) -> Result<u64> {
+        let v = self.int(key)?;
+        u64::try_from(v).map_err(|_| EpropError::param(&entry(key), "an integer >= 0", v))
+    }
+
+    /// A text.
+    pub fn text(&self, key: &str) -> Result<&str> {
+        match self.get(key)? {
+            Value::Text(s) => Ok(s),
+            other => Err(EpropError::param(&entry(key), "a text", other.kind())),
+        }
+    }
+
+    /// A list of integers (a 1-d array of whole numbers is accepted).
+    pub fn ints(&self, key: &str) -> Result<Vec<i64>> {
+        match self.get(key)? {
+            Value::Ints(v) => Ok(v.clone()),
+            Value::Array(a) if a.ndim() == 1 && a.iter().all(|x| x.fract() == 0.0 && x.abs() < 9e15) => {
+                Ok(a.iter().map(|&x| x as i64).collect())
+            }
+            other => Err(EpropError::param(&entry(key), "a list of integers", other.kind())),
+        }
+    }
+
+    /// A float64 array of `shape`, finite.
+    pub fn array(&self, key: &str, shape: &[usize]) -> Result<ArrayD<f64>> {
+        let name = entry(key);
+        let a = match self.get(key)? {
+            Value::Array(a) => a.clone(),
+            Value::Ints(v) => {
+                ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.iter().map(|&x| x as f64).collect()).expect("1-d")
+            }
+            other => return Err(EpropError::param(&name, "a numeric array", other.kind())),
+        };
+        if a.shape() != shape {
+            return Err(EpropError::shape(&name, fmt_shape(shape), fmt_shape(a.shape())));
+        }
+        let a = a.as_standard_layout().into_owned();
+        check::finite(&name, a.as_slice().unwrap_or(&[]), shape)?;
+        Ok(a)
+    }
+
+    pub fn vector(&self, key: &str, n: usize) -> Result<Array1<f64>> {
+        Ok(self.array(key, &[n])?.into_dimensionality().expect("1-d"))
+    }
+
+    pub fn matrix(&self, key: &str, rows: usize, cols: usize) -> Result<Array2<f64>> {
+        Ok(self.array(key, &[rows, cols])?.into_dimensionality().expect("2-d"))
+    }
+
+    /// Whole-number counters (e.g. refractory steps left) stored as floats.
+    pub fn counters(&self, key: &str, n: usize) -> Result<Vec<u32>> {
+        let v = self.vector(key, n)?;
+        if let Some(bad) = v.iter().find(|&&r| r < 0.0 || r.fract() != 0.0 || r > u32::MAX as f64) {
+            return Err(EpropError::param(&entry(key), "whole steps >= 0", bad));
+        }
+        Ok(v.iter().map(|&r| r as u32).collect())
+    }
+
+    /// The entries `ints`, `floats` and `texts`, read with their checks, as a
+    /// new dict (the constructor arguments stored in a state).
+    pub fn subset(&self, ints: &[&str], floats: &[&str], texts: &[&str]) -> Result<StateDict> {
+        let mut out = StateDict::default();
+        for &k in ints {
+            out.put_int(k, self.int(k)?);
+        }
+        for &k in floats {
+            out.put_float(k, self.float(k)?);
+        }
+        for &k in texts {
+            out.put_text(k, self.text(k)?);
+        }
+        Ok(out)
+    }
+
+    /// Checks `class` and `format_version` (in that order).
+    pub fn check_header(&self, class: &str, version: i64) -> Result<()> {
+        let got = match self.get("class")? {
+            Value::Text(s) => s.clone(),
+            other => other.kind(),
+        };
+        if got != class {
+            return Err(EpropError::param(&entry("class"), format!("'{class}'"), format!("'{got}'")));
+        }
+        let v = self.int("format_version")?;
+        if v != version {
+            return Err(EpropError::param(&entry("format_version"), format!("{version} for {class}"), v));
+        }
+        Ok(())
+    }
+
+    /// A size stored in the state equals this trainer's.
+    pub fn check_size(&self, key: &str, expected: usize) -> Result<()> {
+        let got = self.int(key)?;
+        if got != expected as i64 {
+            return Err(EpropError::param(&entry(key), format!("{expected} (this trainer's size)"), got));
+        }
+        Ok(())
+    }
+
+    /// A fixed hyperparameter stored in the state equals this network's (bitwise).
+    pub fn check_same_float(&self, key: &str, ours: f64) -> Result<()> {
+        let got = self.float(key)?;
+        if got.to_bits() != ours.to_bits() {
+            return Err(EpropError::param(
+                &entry(key),
+                format!("{} (this network's value)", fmt_float(ours)),
+                fmt_float(got),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A fixed text hyperparameter stored in the state equals this network's.
+    pub fn check_same_text(&self, key: &str, ours: &str) -> Result<()> {
+        let got = match self.get(key)? {
+            Value::Text(s) => s.clone(),
+            Value::Int(v) => v.to_string(),
+            other => other.kind(),
+        };
+        if got != ours {
+            return Err(EpropError::param(&entry(key), format!("'{ours}' (this network's)"), format!("'{got}'")));
+        }
+        Ok(())
+    }
+}
+
+/// Something whose full state can be written to and read from a [`StateDict`].
+pub trait Stateful {
+    /// The Python class name stored in the state.
+    const CLASS: &'static str;
+    /// The layout version of the state.
+    const VERSION: i64;
+    /// Hyperparameters, weights and the full dynamic state.
+    fn state(&self) -> StateDict;
+    /// Replaces weights and state by those of `d` (which must fit this
+    /// object's sizes); checks everything first, so that a refused state
+    /// changes nothing.
+    fn load_state(&mut self, d: &StateDict) -> Result<()>;
+    /// The constructor arguments stored in `d` (its header checked first),
+    /// named as the Python configuration's fields.
+    fn config_of_state(d: &StateDict) -> Result<StateDict>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_access_names_the_entry() {
+        let mut d = StateDict::new("X", 1);
+        d.put_int("n", 3);
+        d.put_float("lr", 0.5);
+        d.put_vec("v", &[1.0, f64::NAN]);
+        assert_eq!(d.int("n").unwrap(), 3);
+        assert_eq!(d.float("n").unwrap(), 3.0);
+        assert_eq!(d.int("lr").unwrap_err().to_string(), "state_dict['lr']: expected an integer, got the float 0.5");
+        assert_eq!(d.get("w").unwrap_err().to_string(), "state_dict: expected key 'w', it is missing");
+        assert_eq!(d.vector("v", 3).unwrap_err().to_string(), "state_dict['v']: expected shape (3,), got shape (2,)");
+        assert!(d.vector("v", 2).unwrap_err().to_string().contains("finite"));
+        assert!(d.check_header("X", 1).is_ok());
+        assert!(d.check_header("Y", 1).unwrap_err().to_string().contains("class"));
+        assert!(d.check_header("X", 2).unwrap_err().to_string().contains("format_version"));
+    }
+}

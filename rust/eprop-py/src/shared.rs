@@ -1,0 +1,427 @@
+//! What every trainer class shares, written once: the methods (sequences,
+//! streams, batches, state, checkpoints) as generic functions over
+//! [`PyTrainer`], and macros that put them, and the property accessors, on a
+//! class (several `#[pymethods]` blocks per class).
+
+use std::sync::Mutex;
+
+use eprop_core::check;
+use eprop_core::driver::{self, Model, Trainer, Update};
+use eprop_core::npz;
+use eprop_core::pool::run_in_pool;
+use eprop_core::state::{StateDict, Stateful};
+use numpy::ndarray::{Array1, Array2, Array3};
+use numpy::PyArray;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::convert;
+use crate::errors::{locked, to_py};
+use crate::stream::{self, Chunk, Rows};
+
+/// Any Python object (arguments, results).
+pub type Obj<'py> = Bound<'py, PyAny>;
+
+/// A native class that holds a trainer (a model and its own sequence).
+pub trait PyTrainer: Send + Sync + Sized + 'static {
+    type M: Model + 'static;
+    /// The trainer, behind the lock every method takes.
+    fn inner(&self) -> &Mutex<Trainer<Self::M>>;
+    /// (n_inputs, n_outputs).
+    fn widths(&self) -> (usize, usize);
+    /// Reads the targets of a sequence of `t` steps (the mask selects the
+    /// steps whose error counts): plain (T, n_outputs) floats by default.
+    fn targets(&self, arg: &str, obj: &Bound<'_, PyAny>, t: usize, _mask: Option<&Array1<bool>>) -> PyResult<Rows> {
+        stream::rows(arg, obj, Some(t), self.widths().1)
+    }
+    /// Reads the targets of a batch (B, T): plain (B, T, n_outputs) floats by default.
+    fn batch_targets(
+        &self,
+        obj: &Bound<'_, PyAny>,
+        b: usize,
+        t: usize,
+        _mask: Option<&Array2<bool>>,
+    ) -> PyResult<Array3<f64>> {
+        convert::batch("targets", obj, Some((b, t)), self.widths().1)
+    }
+    /// (memory_per_step, memory_bytes) of the trainer.
+    fn memory(t: &Trainer<Self::M>) -> (usize, usize);
+
+    /// The hyperparameters the properties read (and, where settable, write).
+    type Config;
+    fn config_of(t: &mut Trainer<Self::M>) -> &mut Self::Config;
+
+    /// Runs `f` on the locked trainer with the GIL released.
+    fn with_inner<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Trainer<Self::M>) -> R + Send) -> PyResult<R> {
+        locked(py, self.inner(), f)
+    }
+
+    /// Runs `f` on the locked trainer's configuration.
+    fn with_config<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Self::Config) -> R + Send) -> PyResult<R> {
+        locked(py, self.inner(), |t| f(Self::config_of(t)))
+    }
+}
+
+/// Reads `(inputs, targets[, mask])` of one sequence.
+pub fn chunk<P: PyTrainer>(
+    p: &P,
+    inputs: &Bound<'_, PyAny>,
+    targets: &Bound<'_, PyAny>,
+    mask: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Chunk> {
+    let read = |arg: &str, obj: &Bound<'_, PyAny>, t: usize, m: Option<&Array1<bool>>| p.targets(arg, obj, t, m);
+    stream::read_chunk(("inputs", "targets", "mask"), p.widths().0, inputs, targets, mask, &read)
+}
+
+pub fn train_sequence<P: PyTrainer>(
+    py: Python<'_>,
+    p: &P,
+    (inputs, targets, mask): (&Bound<'_, PyAny>, &Bound<'_, PyAny>, Option<&Bound<'_, PyAny>>),
+    reset: bool,
+) -> PyResult<f64> {
+    let c = chunk(p, inputs, targets, mask)?;
+    stream::train_sequence(py, p.inner(), p.widths(), c, reset)
+}
+
+/// What `step` returns: `spikes` (when given), `output` and, with a target, `loss`.
+pub fn step_result<'py>(
+    py: Python<'py>,
+    spikes: Option<Vec<f64>>,
+    output: Vec<f64>,
+    loss: Option<f64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    if let Some(z) = spikes {
+        d.set_item("spikes", PyArray::from_vec(py, z))?;
+    }
+    d.set_item("output", PyArray::from_vec(py, output))?;
+    if let Some(l) = loss {
+        d.set_item("loss", l)?;
+    }
+    Ok(d)
+}
+
+/// Inputs (B, T, n_inputs) of a batch, copied once.
+pub fn batch_inputs<P: PyTrainer>(p: &P, inputs: &Bound<'_, PyAny>) -> PyResult<Array3<f64>> {
+    convert::batch("inputs", inputs, None, p.widths().0)
+}
+
+/// A batch mask: None, (T,) shared by every sequence, or (B, T).
+pub fn batch_mask(obj: Option<&Bound<'_, PyAny>>, b: usize, t: usize) -> PyResult<Option<Array2<bool>>> {
+    let Some(obj) = obj else { return Ok(None) };
+    let a = convert::array("mask", obj)?;
+    let v = check::batch_mask("mask", a.shape(), a.as_slice().unwrap_or(&[]), b, t).map_err(to_py)?;
+    Ok(Some(Array2::from_shape_vec((b, t), v).expect("(B, T) mask")))
+}
+
+/// A batch's (inputs, targets, mask), each argument extracted once.
+pub type BatchArgs = (Array3<f64>, Array3<f64>, Option<Array2<bool>>);
+
+pub fn batch_args<P: PyTrainer>(
+    p: &P,
+    inputs: &Bound<'_, PyAny>,
+    targets: &Bound<'_, PyAny>,
+    mask: Option<&Bound<'_, PyAny>>,
+) -> PyResult<BatchArgs> {
+    let x = batch_inputs(p, inputs)?;
+    let (b, t, _) = x.dim();
+    let m = batch_mask(mask, b, t)?;
+    let y = p.batch_targets(targets, b, t, m.as_ref())?;
+    Ok((x, y, m))
+}
+
+pub fn train_batch<'py, P: PyTrainer>(
+    py: Python<'py>,
+    p: &P,
+    args: BatchArgs,
+    update: Update,
+    n_threads: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let n_threads = check::threads(n_threads).map_err(to_py)?;
+    let (x, y, m) = args;
+    let losses = locked(py, p.inner(), move |t| {
+        run_in_pool(n_threads, || {
+            driver::train_batch(&mut t.model, x.view(), y.view(), m.as_ref().map(|m| m.view()), update)
+        })
+    })?
+    .and_then(|r| r)
+    .map_err(to_py)?;
+    Ok(PyArray::from_vec(py, losses).into_any())
+}
+
+/// Runs a batch without learning: outputs (B, T, n_outputs).
+pub fn predict_batch_array<P: PyTrainer>(
+    py: Python<'_>,
+    p: &P,
+    x: Array3<f64>,
+    n_threads: Option<i64>,
+) -> PyResult<Array3<f64>> {
+    let n_threads = check::threads(n_threads).map_err(to_py)?;
+    let (b, t, _) = x.dim();
+    let no = p.widths().1;
+    locked(py, p.inner(), move |tr| {
+        let mut out = Array3::zeros((b, t, no));
+        run_in_pool(n_threads, || driver::predict_batch(&tr.model, x.view(), out.view_mut()))
+            .and_then(|r| r.map(|_| out))
+    })?
+    .map_err(to_py)
+}
+
+pub fn batch_memory_bytes<P: PyTrainer>(py: Python<'_>, p: &P, batch_size: i64, update: Update) -> PyResult<usize> {
+    let b = check::size("batch_size", batch_size).map_err(to_py)?;
+    locked(py, p.inner(), move |t| driver::batch_bytes(&t.model, b, update))
+}
+
+/// A trainer's state dict (hyperparameters, weights, full dynamic state).
+pub fn state<P: PyTrainer>(py: Python<'_>, p: &P) -> PyResult<StateDict>
+where
+    Trainer<P::M>: Stateful,
+{
+    locked(py, p.inner(), |t| t.state())
+}
+
+/// Writes a checkpoint file of a state.
+pub fn save(py: Python<'_>, d: StateDict, path: &Obj<'_>) -> PyResult<()> {
+    let path = convert::path(path)?;
+    py.detach(|| npz::save(&path, &d)).map_err(to_py)
+}
+
+/// Puts the methods every trainer class shares on `$cls` (a [`PyTrainer`]).
+macro_rules! trainer_methods {
+    ($cls:ty) => {
+        #[pyo3::pymethods]
+        impl $cls {
+            /// Run without learning; returns the outputs (T, n_outputs) for
+            /// `inputs` (T, n_inputs). From reset state unless `reset=False`.
+            /// A float64 array (or `numpy.memmap`) is read in blocks, not
+            /// copied whole.
+            #[pyo3(signature = (inputs, *, reset=true))]
+            fn predict_sequence<'py>(&self, py: Python<'py>, inputs: &Obj<'py>, reset: bool) -> PyResult<Obj<'py>> {
+                $crate::stream::predict_sequence(py, self.inner(), self.widths(), inputs, reset)
+            }
+
+            /// One chunk of `train_stream` (which drives the stream from
+            /// Python): `prefix` names the chunk in messages; `begin` starts
+            /// the call (resetting first when `reset`); `total` and `counted`
+            /// are the running loss sums, returned updated with the chunk's
+            /// number of steps.
+            #[allow(clippy::too_many_arguments)]
+            fn _train_chunk(
+                &self,
+                py: Python<'_>,
+                inputs: Obj<'_>,
+                targets: Obj<'_>,
+                mask: Option<Obj<'_>>,
+                prefix: &str,
+                begin: bool,
+                reset: bool,
+                total: f64,
+                counted: usize,
+            ) -> PyResult<(f64, usize, usize)> {
+                let names = (format!("{prefix}inputs"), format!("{prefix}targets"), format!("{prefix}mask"));
+                let read = |arg: &str, obj: &Obj<'_>, t: usize, m: Option<&_>| self.targets(arg, obj, t, m);
+                let names = (names.0.as_str(), names.1.as_str(), names.2.as_str());
+                let c = $crate::stream::read_chunk(names, self.widths().0, &inputs, &targets, mask.as_ref(), &read)?;
+                let steps = c.x.len();
+                let sum = eprop_core::driver::LossSum { total, counted };
+                let sum = $crate::stream::train_chunk_call(py, self.inner(), self.widths(), c, (begin, reset), sum)?;
+                Ok((sum.total, sum.counted, steps))
+            }
+
+            /// End of a training call: pending per-sequence updates are applied.
+            fn _end_of_call(&self, py: Python<'_>) -> PyResult<()> {
+                self.with_inner(py, eprop_core::driver::finish)
+            }
+
+            /// Run a batch without learning; returns outputs (B, T,
+            /// n_outputs). Row b equals `predict_sequence(inputs[b])`
+            /// bitwise. Parallel over sequences with the GIL released; the
+            /// trainer's own state is not touched.
+            #[pyo3(signature = (inputs, *, n_threads=None))]
+            fn predict_batch<'py>(
+                &self,
+                py: Python<'py>,
+                inputs: &Obj<'py>,
+                n_threads: Option<i64>,
+            ) -> PyResult<Obj<'py>> {
+                let x = $crate::convert::batch("inputs", inputs, None, self.widths().0)?;
+                let out = $crate::shared::predict_batch_array(py, self, x, n_threads)?;
+                Ok(numpy::PyArray::from_owned_array(py, out).into_any())
+            }
+
+            /// Values stored per timestep (constant in T).
+            #[getter]
+            fn memory_per_step(&self, py: Python<'_>) -> PyResult<usize> {
+                self.with_inner(py, |t| <$cls as PyTrainer>::memory(t).0)
+            }
+
+            /// True bytes of all per-trainer state: weights, dynamic state,
+            /// traces, optimizer state and step buffers.
+            #[getter]
+            fn memory_bytes(&self, py: Python<'_>) -> PyResult<usize> {
+                self.with_inner(py, |t| <$cls as PyTrainer>::memory(t).1)
+            }
+
+            /// Reset the dynamic state (membranes, spikes, traces,
+            /// eligibilities); gradients accumulated for a pending update are kept.
+            fn reset(&self, py: Python<'_>) -> PyResult<()> {
+                self.with_inner(py, |t| t.reset())
+            }
+
+            /// Everything needed to resume exactly: format version, class,
+            /// hyperparameters, weights and the full dynamic state (fresh arrays).
+            fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                $crate::convert::state_to_dict(py, &$crate::shared::state(py, self)?)
+            }
+
+            /// Replace weights and state by those of `state` (a `state_dict()`
+            /// of a trainer of the same sizes). Everything is checked first: a
+            /// rejected dict changes nothing.
+            fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
+                let d = $crate::convert::dict_to_state(state)?;
+                $crate::errors::locked_try(py, self.inner(), move |t| t.load_state(&d))
+            }
+
+            /// The constructor arguments stored in a `state_dict` (whose
+            /// class and format version are checked first).
+            #[staticmethod]
+            fn _config_of_state<'py>(state: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+                let d = $crate::convert::dict_to_state(state)?;
+                let c = <Trainer<<$cls as PyTrainer>::M> as Stateful>::config_of_state(&d).map_err(to_py)?;
+                $crate::convert::state_to_dict(state.py(), &c)
+            }
+
+            /// Write a checkpoint file (npz, atomic: temporary file then
+            /// rename; readable by `numpy.load` without pickle).
+            fn save(&self, py: Python<'_>, path: &Obj<'_>) -> PyResult<()> {
+                $crate::shared::save(py, $crate::shared::state(py, self)?, path)
+            }
+        }
+    };
+}
+pub(crate) use trainer_methods;
+
+/// The training methods of the seed trainers (`EpropTrainer`, `OnlineTrainer`).
+macro_rules! seed_train_methods {
+    ($cls:ty) => {
+        #[pyo3::pymethods]
+        impl $cls {
+            /// Train on one sequence; returns the mean loss over its steps.
+            /// `inputs` (T, n_inputs), `targets` (T, n_outputs), T >= 1. From
+            /// reset state unless `reset=False`, which continues from the
+            /// current state (feed a long sequence in pieces: the result is
+            /// bitwise that of one call). The loop runs in Rust with the GIL
+            /// released; a float64 array (or `numpy.memmap`) is read in
+            /// blocks, not copied whole.
+            #[pyo3(signature = (inputs, targets, *, reset=true))]
+            fn train_sequence(
+                &self,
+                py: Python<'_>,
+                inputs: &Obj<'_>,
+                targets: &Obj<'_>,
+                reset: bool,
+            ) -> PyResult<f64> {
+                $crate::shared::train_sequence(py, self, (inputs, targets, None), reset)
+            }
+
+            /// Train on a batch of sequences; returns the mean loss of each (B,).
+            ///
+            /// `inputs` (B, T, n_inputs), `targets` (B, T, n_outputs); every
+            /// sequence starts from reset state. `update="step"`: the sequences
+            /// advance together and at each step the mean of their B weight
+            /// changes is applied once (B = 1 is exactly `train_sequence`).
+            /// `update="sequence"`: weights stay fixed during the batch and the
+            /// mean over the batch of each sequence's summed changes is applied
+            /// at the end. Runs in Rust with the GIL released, parallel over
+            /// sequences; `n_threads=None` uses the default pool (sized by
+            /// RAYON_NUM_THREADS, else the CPU count), an int a pool of that
+            /// size (built once). Results are bitwise identical for any thread
+            /// count. Memory: B copies of the per-sequence state (see
+            /// `batch_memory_bytes`), never T copies, plus one float64 copy of
+            /// the inputs and targets. The trainer's own state is not touched.
+            #[pyo3(signature = (inputs, targets, *, update="step", n_threads=None))]
+            fn train_batch<'py>(
+                &self,
+                py: Python<'py>,
+                inputs: &Obj<'py>,
+                targets: &Obj<'py>,
+                update: &str,
+                n_threads: Option<i64>,
+            ) -> PyResult<Obj<'py>> {
+                let update = eprop_core::driver::Update::parse_batch(update).map_err(to_py)?;
+                let args = $crate::shared::batch_args(self, inputs, targets, None)?;
+                $crate::shared::train_batch(py, self, args, update, n_threads)
+            }
+
+            /// Bytes a batch of `batch_size` sequences holds besides the
+            /// weights and the inputs: per sequence, its state and step
+            /// buffers, plus (for `update="sequence"`) an accumulator the size
+            /// of the weights.
+            #[pyo3(signature = (batch_size, update="step"))]
+            fn batch_memory_bytes(&self, py: Python<'_>, batch_size: i64, update: &str) -> PyResult<usize> {
+                let update = eprop_core::driver::Update::parse_batch(update).map_err(to_py)?;
+                $crate::shared::batch_memory_bytes(py, self, batch_size, update)
+            }
+        }
+    };
+}
+pub(crate) use seed_train_methods;
+
+/// Read-only properties of `$cls`: `name: type => |config| expression`, read
+/// from the configuration returned by `$cls::config_of`.
+macro_rules! config_getters {
+    ($cls:ty, { $($name:ident : $ty:ty => $get:expr),* $(,)? }) => {
+        #[pyo3::pymethods]
+        impl $cls {
+            $(
+                #[getter]
+                fn $name(&self, py: Python<'_>) -> PyResult<$ty> {
+                    self.with_config(py, $get)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use config_getters;
+
+/// Settable float hyperparameters of `$cls`: `name => check` (a function of
+/// `eprop_core::check` for its range), read and written through
+/// `$cls::with_config`.
+macro_rules! float_hyperparameters {
+    ($cls:ty, { $($name:ident / $setter:ident => $check:ident),* $(,)? }) => {
+        #[pyo3::pymethods]
+        impl $cls {
+            $(
+                #[getter]
+                fn $name(&self, py: Python<'_>) -> PyResult<f64> {
+                    self.with_config(py, |c| c.$name)
+                }
+
+                #[setter]
+                fn $setter(&self, py: Python<'_>, value: &Obj<'_>) -> PyResult<()> {
+                    let name = stringify!($name);
+                    let v = eprop_core::check::$check(name, $crate::convert::real(name, value)?).map_err(to_py)?;
+                    self.with_config(py, move |c| c.$name = v)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use float_hyperparameters;
+
+/// Read-only array properties of `$cls`: `"name" / rust_name => |inner| array`,
+/// handed out as read-only copies through `$cls::with_inner`.
+macro_rules! array_getters {
+    ($cls:ty, { $($py_name:literal / $name:ident => $get:expr),* $(,)? }) => {
+        #[pyo3::pymethods]
+        impl $cls {
+            $(
+                #[getter($py_name)]
+                fn $name<'py>(&self, py: Python<'py>) -> PyResult<Obj<'py>> {
+                    Ok($crate::convert::readonly(py, self.with_inner(py, $get)?))
+                }
+            )*
+        }
+    };
+}
+pub(crate) use array_getters;
