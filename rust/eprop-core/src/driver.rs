@@ -153,6 +153,18 @@ pub trait Model: FixedWeights {
     fn apply_acc_mean(&mut self, seqs: &mut [Self::Seq], accs: &mut [Self::Acc]);
 }
 
+/// What a trainer tells about itself: its hyperparameters and its memory.
+pub trait Described {
+    /// The hyperparameters (some of which may be changed in place).
+    type Config;
+    fn config_mut(&mut self) -> &mut Self::Config;
+    /// Values stored per step of a sequence in flight (constant in T).
+    fn memory_per_step(&self) -> usize;
+    /// True bytes of all state: weights, optimizer state, dynamic state,
+    /// traces and step buffers.
+    fn memory_bytes(&self) -> usize;
+}
+
 /// A model and the state of its own sequence: what a Python trainer object holds.
 pub struct Trainer<M: Model> {
     pub model: M,

@@ -4,7 +4,7 @@
 //! name the entry in their messages, so a model can load a state it did not
 //! write (from a file, or built by hand) and refuse it cleanly.
 
-use ndarray::{Array1, Array2, ArrayD, IxDyn};
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD, IxDyn};
 
 use crate::check;
 use crate::error::{fmt_float, fmt_shape, EpropError, Result};
@@ -76,6 +76,13 @@ impl StateDict {
 
     pub fn put_array<D: ndarray::Dimension>(&mut self, key: &str, a: &ndarray::Array<f64, D>) {
         self.put(key, Value::Array(a.to_owned().into_dyn()));
+    }
+
+    /// Adds named arrays (see [`Stateful::arrays`]), copied.
+    pub fn put_arrays(&mut self, arrays: Vec<(String, ArrayViewD<'_, f64>)>) {
+        for (k, a) in arrays {
+            self.put(&k, Value::Array(a.as_standard_layout().into_owned()));
+        }
     }
 
     pub fn put_vec(&mut self, key: &str, v: &[f64]) {
@@ -245,14 +252,35 @@ impl StateDict {
     }
 }
 
+/// Named array views with owned names.
+pub fn named<'a>(items: &[(&str, ArrayViewD<'a, f64>)]) -> Vec<(String, ArrayViewD<'a, f64>)> {
+    items.iter().map(|(k, a)| (k.to_string(), a.clone())).collect()
+}
+
 /// Something whose full state can be written to and read from a [`StateDict`].
 pub trait Stateful {
     /// The Python class name stored in the state.
     const CLASS: &'static str;
     /// The layout version of the state.
     const VERSION: i64;
+    /// The header and the hyperparameters (the constructor arguments, named
+    /// as the Python configuration's fields, with their current values).
+    fn config(&self) -> StateDict;
+    /// The float64 arrays of the state (weights and dynamic state), by name.
+    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, f64>)>;
+    /// Adds what is neither configuration nor float array (step counters).
+    fn put_counters(&self, _d: &mut StateDict) {}
     /// Hyperparameters, weights and the full dynamic state.
-    fn state(&self) -> StateDict;
+    fn state(&self) -> StateDict {
+        let mut d = self.config();
+        d.put_arrays(self.arrays());
+        self.put_counters(&mut d);
+        d
+    }
+    /// One named array of the state, copied (None for an unknown name).
+    fn array(&self, name: &str) -> Option<ArrayD<f64>> {
+        self.arrays().into_iter().find(|(k, _)| k == name).map(|(_, a)| a.to_owned())
+    }
     /// Replaces weights and state by those of `d` (which must fit this
     /// object's sizes); checks everything first, so that a refused state
     /// changes nothing.

@@ -184,15 +184,29 @@ pub fn path(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
 pub fn state_to_dict<'py>(py: Python<'py>, d: &StateDict) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     for (k, v) in d.entries() {
-        match v {
-            Value::Int(i) => out.set_item(k, i)?,
-            Value::Float(f) => out.set_item(k, f)?,
-            Value::Text(s) | Value::Other(s) => out.set_item(k, s)?,
-            Value::Ints(v) => out.set_item(k, PyList::new(py, v)?)?,
-            Value::Array(a) => out.set_item(k, PyArray::from_array(py, a))?,
-        }
+        out.set_item(k, value_to_py(py, v)?)?;
     }
     Ok(out)
+}
+
+/// A named array of a state as a read-only copy (`None`: no such array).
+pub fn named_array<'py>(
+    py: Python<'py>,
+    name: &str,
+    a: Option<numpy::ndarray::ArrayD<f64>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    a.map(|a| readonly(py, a)).ok_or_else(|| pyo3::exceptions::PyAttributeError::new_err(format!("no array {name:?}")))
+}
+
+/// One value of a state as a Python object (arrays as fresh copies).
+pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Float(f) => f.into_pyobject(py)?.into_any(),
+        Value::Text(s) | Value::Other(s) => s.into_pyobject(py)?.into_any(),
+        Value::Ints(v) => PyList::new(py, v)?.into_any(),
+        Value::Array(a) => PyArray::from_array(py, a).into_any(),
+    })
 }
 
 /// One Python value of a `state_dict` (kept for the model's checks to judge).

@@ -17,10 +17,9 @@ use pyo3::types::PyDict;
 
 use crate::convert::{self, field, integer, matrix, real, size, text, vector};
 use crate::errors::{locked, to_py};
-use crate::shared::{
-    self, array_getters, config_getters, float_hyperparameters, trainer_methods, BatchArgs, Obj, PyTrainer,
-};
+use crate::shared::{self, array_getters, config_getters, float_setters, trainer_methods, BatchArgs, Obj, PyTrainer};
 use crate::stream::{mask_rows, Rows};
+use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
 
 /// A recurrent spiking network trained with canonical e-prop (the native part
@@ -102,19 +101,12 @@ impl PyRecurrentNetwork {
 
 impl PyTrainer for PyRecurrentNetwork {
     type M = RsnnNet;
-    type Config = RsnnConfig;
 
     fn inner(&self) -> &Mutex<Rsnn> {
         &self.inner
     }
     fn widths(&self) -> (usize, usize) {
         (self.cfg.n_inputs, self.cfg.n_outputs)
-    }
-    fn memory(t: &Rsnn) -> (usize, usize) {
-        (t.memory_per_step(), t.memory_bytes())
-    }
-    fn config_of(t: &mut Rsnn) -> &mut RsnnConfig {
-        &mut t.model.cfg
     }
 
     /// Floats (T, n_outputs), or for cross-entropy class indices (T,) or
@@ -364,42 +356,33 @@ impl PyRecurrentNetwork {
     }
 }
 
-config_getters!(PyRecurrentNetwork, {
-    n_inputs: usize => |c| c.n_inputs,
-    n_neurons: usize => |c| c.n_neurons,
-    n_outputs: usize => |c| c.n_outputs,
-    n_adaptive: usize => |c| c.n_adaptive,
-    tau_mem: f64 => |c| c.tau_mem,
-    tau_adapt: f64 => |c| c.tau_adapt,
-    beta: f64 => |c| c.beta,
-    threshold: f64 => |c| c.threshold,
-    refractory: f64 => |c| c.refractory,
-    dt: f64 => |c| c.dt,
-    tau_out: f64 => |c| c.tau_out,
-    loss: &'static str => |c| c.loss.name(),
-    feedback: &'static str => |c| c.feedback.name(),
-    feedback_decay: f64 => |c| c.feedback_decay,
-    surrogate_height: f64 => |c| c.surrogate_height,
-    reg_rate: f64 => |c| c.reg_rate,
-    target_rate: f64 => |c| c.target_rate,
-    tau_reg: f64 => |c| c.tau_reg,
-    optimizer: &'static str => |c| c.optimizer.name(),
-    seed: u32 => |c| c.seed,
-});
+config_getters!(
+    PyRecurrentNetwork,
+    n_inputs,
+    n_neurons,
+    n_outputs,
+    n_adaptive,
+    tau_mem,
+    tau_adapt,
+    beta,
+    threshold,
+    refractory,
+    dt,
+    tau_out,
+    loss,
+    feedback,
+    feedback_decay,
+    surrogate_height,
+    reg_rate,
+    target_rate,
+    tau_reg,
+    optimizer,
+    seed,
+    lr,
+);
 
-float_hyperparameters!(PyRecurrentNetwork, {
-    lr / set_lr => non_negative,
-});
+float_setters!(PyRecurrentNetwork, { lr / set_lr => non_negative });
 
-array_getters!(PyRecurrentNetwork, {
-    "W_in" / w_in => |t| t.model.params.w_in.clone(),
-    "W_rec" / w_rec => |t| t.model.params.w_rec.clone(),
-    "W_out" / w_out => |t| t.model.params.w_out.clone(),
-    "b_out" / b_out => |t| t.model.params.b_out.clone(),
-    "feedback_matrix" / feedback_matrix => |t| t.model.params.feedback.clone(),
-    "_v" / v => |t| t.seq.state.v.clone(),
-    "_a" / a => |t| t.seq.state.a.clone(),
-    "_spikes" / spikes => |t| t.seq.state.z.clone(),
-});
+array_getters!(PyRecurrentNetwork, W_in, W_rec, W_out, b_out, feedback_matrix, _v, _a, _spikes);
 
 trainer_methods!(PyRecurrentNetwork);

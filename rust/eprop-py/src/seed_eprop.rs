@@ -12,9 +12,10 @@ use pyo3::types::PyDict;
 use crate::convert::{field, integer, matrix, real, size, vector};
 use crate::errors::to_py;
 use crate::shared::{
-    array_getters, config_getters, float_hyperparameters, seed_train_methods, step_result, trainer_methods, Obj,
+    array_getters, config_getters, float_setters, py_trainer, seed_train_methods, step_result, trainer_methods, Obj,
     PyTrainer,
 };
+use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
 
 /// E-prop online trainer for a single-layer recurrent SNN (the native part of
@@ -29,6 +30,8 @@ pub struct PyEpropTrainer {
     inner: Mutex<Trainer<SeedEpropNet>>,
     /// (n_inputs, n_neurons, n_outputs), fixed at construction.
     dims: (usize, usize, usize),
+    /// (n_inputs, n_outputs)
+    widths: (usize, usize),
 }
 
 /// The core configuration of a configuration object (checked by the core).
@@ -45,23 +48,7 @@ fn config(c: &Bound<'_, PyAny>) -> PyResult<SeedEpropConfig> {
     .map_err(to_py)
 }
 
-impl PyTrainer for PyEpropTrainer {
-    type M = SeedEpropNet;
-    type Config = SeedEpropConfig;
-
-    fn inner(&self) -> &Mutex<Trainer<SeedEpropNet>> {
-        &self.inner
-    }
-    fn widths(&self) -> (usize, usize) {
-        (self.dims.0, self.dims.2)
-    }
-    fn memory(t: &Trainer<SeedEpropNet>) -> (usize, usize) {
-        (t.model.memory_per_step(), t.memory_bytes())
-    }
-    fn config_of(t: &mut Trainer<SeedEpropNet>) -> &mut SeedEpropConfig {
-        &mut t.model.cfg
-    }
-}
+py_trainer!(PyEpropTrainer, SeedEpropNet);
 
 #[pymethods]
 impl PyEpropTrainer {
@@ -69,7 +56,7 @@ impl PyEpropTrainer {
     fn new(config_obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let cfg = config(config_obj)?;
         let dims = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
-        Ok(PyEpropTrainer { inner: Mutex::new(Trainer::new(SeedEpropNet::new(cfg))), dims })
+        Ok(PyEpropTrainer { inner: Mutex::new(Trainer::new(SeedEpropNet::new(cfg))), dims, widths: (dims.0, dims.2) })
     }
 
     /// Checks a configuration (the messages of the constructor).
@@ -120,14 +107,9 @@ impl PyEpropTrainer {
     }
 }
 
-config_getters!(PyEpropTrainer, {
-    n_inputs: usize => |c| c.n_inputs,
-    n_neurons: usize => |c| c.n_neurons,
-    n_outputs: usize => |c| c.n_outputs,
-    seed: u32 => |c| c.seed,
-});
+config_getters!(PyEpropTrainer, n_inputs, n_neurons, n_outputs, seed, tau_mem, tau_trace, threshold, lr, dt);
 
-float_hyperparameters!(PyEpropTrainer, {
+float_setters!(PyEpropTrainer, {
     tau_mem / set_tau_mem => positive,
     tau_trace / set_tau_trace => positive,
     threshold / set_threshold => positive,
@@ -135,17 +117,18 @@ float_hyperparameters!(PyEpropTrainer, {
     dt / set_dt => positive,
 });
 
-array_getters!(PyEpropTrainer, {
-    "W_in" / w_in => |t| t.model.w_in.clone(),
-    "W_rec" / w_rec => |t| t.model.w_rec.clone(),
-    "W_out" / w_out => |t| t.model.w_out.clone(),
-    "_v" / v => |t| t.seq.state.v.clone(),
-    "_spikes" / spikes => |t| t.seq.state.z.clone(),
-    "_trace_in" / trace_in => |t| t.seq.state.trace_in.clone(),
-    "_trace_rec" / trace_rec => |t| t.seq.state.trace_rec.clone(),
-    "_eligibility_in" / elig_in => |t| t.seq.state.elig_in.clone(),
-    "_eligibility_rec" / elig_rec => |t| t.seq.state.elig_rec.clone(),
-});
+array_getters!(
+    PyEpropTrainer,
+    W_in,
+    W_rec,
+    W_out,
+    _v,
+    _spikes,
+    _trace_in,
+    _trace_rec,
+    _eligibility_in,
+    _eligibility_rec
+);
 
 trainer_methods!(PyEpropTrainer);
 seed_train_methods!(PyEpropTrainer);

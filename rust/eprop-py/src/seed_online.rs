@@ -17,9 +17,10 @@ use pyo3::types::{PyDict, PyString};
 use crate::convert::{self, field, integer, matrix, real, size, state_to_dict, vector};
 use crate::errors::{locked, locked_try, to_py};
 use crate::shared::{
-    array_getters, config_getters, float_hyperparameters, seed_train_methods, step_result, trainer_methods, Obj,
+    array_getters, config_getters, float_setters, py_trainer, seed_train_methods, step_result, trainer_methods, Obj,
     PyTrainer,
 };
+use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
 
 /// Single LIF layer with online (eligibility-based) learning (the native part
@@ -71,6 +72,18 @@ impl PyOnlineLIFLayer {
     fn state<'py>(&self, py: Python<'py>) -> PyResult<eprop_core::state::StateDict> {
         locked(py, &self.stack, |t| seed_online::layer_state(t, self.index))
     }
+
+    /// One hyperparameter by name (a view reports its trainer's seed).
+    fn config_value<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>> {
+        let d = locked(py, &self.stack, |t| seed_online::layer_config(t, self.index))?;
+        convert::value_to_py(py, d.get(name).map_err(to_py)?)
+    }
+
+    /// One array (`W`, `_v`, `_spikes`, `_trace`) by name, as a read-only copy.
+    fn named_array<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>> {
+        let a = locked(py, &self.stack, |t| seed_online::layer_array(t, self.index, name))?;
+        convert::named_array(py, name, a)
+    }
 }
 
 #[pymethods]
@@ -105,12 +118,6 @@ impl PyOnlineLIFLayer {
     #[staticmethod]
     fn _validate(config_obj: &Bound<'_, PyAny>) -> PyResult<()> {
         layer_config(config_obj).map(|_| ())
-    }
-
-    /// Seed of the layer's initial weights (a view: its trainer's).
-    #[getter]
-    fn seed(&self, py: Python<'_>) -> PyResult<u32> {
-        locked(py, &self.stack, |t| t.model.cfg.seed)
     }
 
     /// Weights, shape (n_neurons, n_inputs). Assigning copies the array in.
@@ -169,24 +176,16 @@ impl PyOnlineLIFLayer {
     }
 }
 
-config_getters!(PyOnlineLIFLayer, {
-    n_inputs: usize => |c| c.n_inputs,
-    n_neurons: usize => |c| c.n_neurons,
-});
+config_getters!(PyOnlineLIFLayer, n_inputs, n_neurons, seed, tau_mem, threshold, lr, dt);
 
-float_hyperparameters!(PyOnlineLIFLayer, {
+float_setters!(PyOnlineLIFLayer, {
     tau_mem / set_tau_mem => positive,
     threshold / set_threshold => positive,
     lr / set_lr => non_negative,
     dt / set_dt => positive,
 });
 
-array_getters!(PyOnlineLIFLayer, {
-    "W" / w => |l| l.layer.w.clone(),
-    "_v" / v => |l| l.state.v.clone(),
-    "_spikes" / spikes => |l| l.state.z.clone(),
-    "_trace" / trace => |l| l.state.trace.clone(),
-});
+array_getters!(PyOnlineLIFLayer, W, _v, _spikes, _trace);
 
 /// Feedforward online trainer stacking `OnlineLIFLayer`s (the native part of
 /// `eprop.OnlineTrainer`, built from an `OnlineTrainerConfig`). Every layer
@@ -197,6 +196,8 @@ array_getters!(PyOnlineLIFLayer, {
 pub struct PyOnlineTrainer {
     inner: Arc<Mutex<Trainer<SeedOnline>>>,
     sizes: Vec<usize>,
+    /// (n_inputs, n_outputs)
+    widths: (usize, usize),
 }
 
 fn trainer_config(c: &Bound<'_, PyAny>) -> PyResult<SeedOnlineConfig> {
@@ -228,23 +229,7 @@ fn trainer_config(c: &Bound<'_, PyAny>) -> PyResult<SeedOnlineConfig> {
     .map_err(to_py)
 }
 
-impl PyTrainer for PyOnlineTrainer {
-    type M = SeedOnline;
-    type Config = SeedOnlineConfig;
-
-    fn inner(&self) -> &Mutex<Trainer<SeedOnline>> {
-        &self.inner
-    }
-    fn widths(&self) -> (usize, usize) {
-        (self.sizes[0], self.sizes[self.sizes.len() - 1])
-    }
-    fn memory(t: &Trainer<SeedOnline>) -> (usize, usize) {
-        (t.model.memory_per_step(), t.memory_bytes())
-    }
-    fn config_of(t: &mut Trainer<SeedOnline>) -> &mut SeedOnlineConfig {
-        &mut t.model.cfg
-    }
-}
+py_trainer!(PyOnlineTrainer, SeedOnline);
 
 #[pymethods]
 impl PyOnlineTrainer {
@@ -252,7 +237,8 @@ impl PyOnlineTrainer {
     fn new(config_obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let cfg = trainer_config(config_obj)?;
         let sizes = cfg.layer_sizes.clone();
-        Ok(PyOnlineTrainer { inner: Arc::new(Mutex::new(Trainer::new(SeedOnline::new(cfg)))), sizes })
+        let widths = (sizes[0], sizes[sizes.len() - 1]);
+        Ok(PyOnlineTrainer { inner: Arc::new(Mutex::new(Trainer::new(SeedOnline::new(cfg)))), sizes, widths })
     }
 
     /// Checks a configuration (the messages of the constructor).
@@ -293,12 +279,7 @@ impl PyOnlineTrainer {
     }
 }
 
-config_getters!(PyOnlineTrainer, {
-    tau_mem: f64 => |c| c.tau_mem,
-    threshold: f64 => |c| c.threshold,
-    lr: f64 => |c| c.lr,
-    seed: u32 => |c| c.seed,
-});
+config_getters!(PyOnlineTrainer, tau_mem, threshold, lr, seed);
 
 trainer_methods!(PyOnlineTrainer);
 seed_train_methods!(PyOnlineTrainer);

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use eprop_core::check;
-use eprop_core::driver::{self, Model, Trainer, Update};
+use eprop_core::driver::{self, Described, Model, Trainer, Update};
 use eprop_core::npz;
 use eprop_core::pool::run_in_pool;
 use eprop_core::state::{StateDict, Stateful};
@@ -44,21 +44,39 @@ pub trait PyTrainer: Send + Sync + Sized + 'static {
     ) -> PyResult<Array3<f64>> {
         convert::batch("targets", obj, Some((b, t)), self.widths().1)
     }
-    /// (memory_per_step, memory_bytes) of the trainer.
-    fn memory(t: &Trainer<Self::M>) -> (usize, usize);
-
-    /// The hyperparameters the properties read (and, where settable, write).
-    type Config;
-    fn config_of(t: &mut Trainer<Self::M>) -> &mut Self::Config;
-
     /// Runs `f` on the locked trainer with the GIL released.
     fn with_inner<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Trainer<Self::M>) -> R + Send) -> PyResult<R> {
         locked(py, self.inner(), f)
     }
 
     /// Runs `f` on the locked trainer's configuration.
-    fn with_config<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Self::Config) -> R + Send) -> PyResult<R> {
-        locked(py, self.inner(), |t| f(Self::config_of(t)))
+    fn with_config<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut <Trainer<Self::M> as Described>::Config) -> R + Send,
+    ) -> PyResult<R>
+    where
+        Trainer<Self::M>: Described,
+    {
+        locked(py, self.inner(), |t| f(t.config_mut()))
+    }
+
+    /// One hyperparameter, by its configuration name (see [`Stateful::config`]).
+    fn config_value<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>>
+    where
+        Trainer<Self::M>: Stateful,
+    {
+        let d = self.with_inner(py, |t| t.config())?;
+        convert::value_to_py(py, d.get(name).map_err(to_py)?)
+    }
+
+    /// One array of the state, by name (see [`Stateful::arrays`]), as a read-only copy.
+    fn named_array<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>>
+    where
+        Trainer<Self::M>: Stateful,
+    {
+        let a = self.with_inner(py, |t| t.array(name))?;
+        convert::named_array(py, name, a)
     }
 }
 
@@ -186,6 +204,23 @@ pub fn save(py: Python<'_>, d: StateDict, path: &Obj<'_>) -> PyResult<()> {
     py.detach(|| npz::save(&path, &d)).map_err(to_py)
 }
 
+/// The [`PyTrainer`] of a class with fields `inner` (the locked trainer of
+/// model `$m`) and `widths` ((n_inputs, n_outputs)), reading plain targets.
+macro_rules! py_trainer {
+    ($cls:ty, $m:ty) => {
+        impl $crate::shared::PyTrainer for $cls {
+            type M = $m;
+            fn inner(&self) -> &std::sync::Mutex<Trainer<$m>> {
+                &self.inner
+            }
+            fn widths(&self) -> (usize, usize) {
+                self.widths
+            }
+        }
+    };
+}
+pub(crate) use py_trainer;
+
 /// Puts the methods every trainer class shares on `$cls` (a [`PyTrainer`]).
 macro_rules! trainer_methods {
     ($cls:ty) => {
@@ -252,14 +287,14 @@ macro_rules! trainer_methods {
             /// Values stored per timestep (constant in T).
             #[getter]
             fn memory_per_step(&self, py: Python<'_>) -> PyResult<usize> {
-                self.with_inner(py, |t| <$cls as PyTrainer>::memory(t).0)
+                self.with_inner(py, |t| t.memory_per_step())
             }
 
             /// True bytes of all per-trainer state: weights, dynamic state,
             /// traces, optimizer state and step buffers.
             #[getter]
             fn memory_bytes(&self, py: Python<'_>) -> PyResult<usize> {
-                self.with_inner(py, |t| <$cls as PyTrainer>::memory(t).1)
+                self.with_inner(py, |t| t.memory_bytes())
             }
 
             /// Reset the dynamic state (membranes, spikes, traces,
@@ -367,16 +402,16 @@ macro_rules! seed_train_methods {
 }
 pub(crate) use seed_train_methods;
 
-/// Read-only properties of `$cls`: `name: type => |config| expression`, read
-/// from the configuration returned by `$cls::config_of`.
+/// Read-only properties of `$cls`, one per name: the hyperparameter of that
+/// name (`$cls::config_value`).
 macro_rules! config_getters {
-    ($cls:ty, { $($name:ident : $ty:ty => $get:expr),* $(,)? }) => {
+    ($cls:ty, $($name:ident),* $(,)?) => {
         #[pyo3::pymethods]
         impl $cls {
             $(
                 #[getter]
-                fn $name(&self, py: Python<'_>) -> PyResult<$ty> {
-                    self.with_config(py, $get)
+                fn $name<'py>(&self, py: Python<'py>) -> PyResult<Obj<'py>> {
+                    self.config_value(py, stringify!($name))
                 }
             )*
         }
@@ -384,20 +419,15 @@ macro_rules! config_getters {
 }
 pub(crate) use config_getters;
 
-/// Settable float hyperparameters of `$cls`: `name => check` (a function of
-/// `eprop_core::check` for its range), read and written through
-/// `$cls::with_config`.
-macro_rules! float_hyperparameters {
+/// Setters of float hyperparameters of `$cls`: `name / setter => check` (a
+/// function of `eprop_core::check` for its range), written through
+/// `$cls::with_config` (read through [`config_getters`]).
+macro_rules! float_setters {
     ($cls:ty, { $($name:ident / $setter:ident => $check:ident),* $(,)? }) => {
         #[pyo3::pymethods]
         impl $cls {
             $(
-                #[getter]
-                fn $name(&self, py: Python<'_>) -> PyResult<f64> {
-                    self.with_config(py, |c| c.$name)
-                }
-
-                #[setter]
+                #[setter($name)]
                 fn $setter(&self, py: Python<'_>, value: &Obj<'_>) -> PyResult<()> {
                     let name = stringify!($name);
                     let v = eprop_core::check::$check(name, $crate::convert::real(name, value)?).map_err(to_py)?;
@@ -407,18 +437,19 @@ macro_rules! float_hyperparameters {
         }
     };
 }
-pub(crate) use float_hyperparameters;
+pub(crate) use float_setters;
 
-/// Read-only array properties of `$cls`: `"name" / rust_name => |inner| array`,
-/// handed out as read-only copies through `$cls::with_inner`.
+/// Read-only array properties of `$cls`, one per name: the array of that
+/// name (`$cls::named_array`), a read-only copy.
 macro_rules! array_getters {
-    ($cls:ty, { $($py_name:literal / $name:ident => $get:expr),* $(,)? }) => {
+    ($cls:ty, $($name:ident),* $(,)?) => {
         #[pyo3::pymethods]
         impl $cls {
             $(
-                #[getter($py_name)]
+                #[getter]
+                #[allow(non_snake_case)]
                 fn $name<'py>(&self, py: Python<'py>) -> PyResult<Obj<'py>> {
-                    Ok($crate::convert::readonly(py, self.with_inner(py, $get)?))
+                    self.named_array(py, stringify!($name))
                 }
             )*
         }

@@ -60,17 +60,17 @@
 //! Prediction (`predict_*`, `evaluate`) runs the forward dynamics only: the
 //! eligibility traces are not advanced, and restart from zero afterwards.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayView3};
+use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewD, IxDyn};
 
 use crate::check;
-use crate::driver::{run_fixed, FixedWeights, Model, Trainer, Update};
+use crate::driver::{run_fixed, Described, FixedWeights, Model, Trainer, Update};
 use crate::error::{EpropError, Result};
 use crate::kernels::{batch_mean, elig_rows, flat, flat_mut, matvec, nonzeros, Change, MeanInto};
 use crate::neuron::{canonical_update, decay, Canonical, CanonicalState};
 use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, OptimState, Optimizer};
 use crate::readout::{error, feedback_signal, transposed_signal, Loss};
 use crate::rng::LegacyRng;
-use crate::state::{StateDict, Stateful};
+use crate::state::{named, StateDict, Stateful};
 
 /// Matrix B that carries the output error to the neurons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -968,17 +968,24 @@ pub fn gradients(
 /// The Python `RecurrentNetwork`: a network and its own sequence.
 pub type Rsnn = Trainer<RsnnNet>;
 
-impl Trainer<RsnnNet> {
-    /// Bytes of all per-trainer state.
-    pub fn memory_bytes(&self) -> usize {
-        self.model.bytes() + self.seq.bytes()
+impl Described for Trainer<RsnnNet> {
+    type Config = RsnnConfig;
+
+    fn config_mut(&mut self) -> &mut RsnnConfig {
+        &mut self.model.cfg
     }
 
     /// Float64 values kept per sequence in flight (constant in T).
-    pub fn memory_per_step(&self) -> usize {
+    fn memory_per_step(&self) -> usize {
         self.seq.bytes() / 8
     }
 
+    fn memory_bytes(&self) -> usize {
+        self.model.bytes() + self.seq.bytes()
+    }
+}
+
+impl Trainer<RsnnNet> {
     /// Applies pending gradient sums now (see [`Model::end_of_call`]).
     pub fn apply_pending(&mut self) {
         self.model.end_of_call(&mut self.seq);
@@ -989,7 +996,7 @@ impl Stateful for Trainer<RsnnNet> {
     const CLASS: &'static str = "RecurrentNetwork";
     const VERSION: i64 = 2;
 
-    fn state(&self) -> StateDict {
+    fn config(&self) -> StateDict {
         let c = &self.model.cfg;
         let mut d = StateDict::new(Self::CLASS, Self::VERSION);
         for (k, v) in [
@@ -1022,53 +1029,58 @@ impl Stateful for Trainer<RsnnNet> {
         d.put_text("optimizer", c.optimizer.name());
         d.put_text("update", &c.update.name());
         d.put_int("seed", c.seed as i64);
-        let p = &self.model.params;
-        for (k, a) in [("W_in", &p.w_in), ("W_rec", &p.w_rec), ("W_out", &p.w_out), ("feedback_matrix", &p.feedback)] {
-            d.put_array(k, a);
-        }
-        d.put_array("b_out", &p.b_out);
-        d.put_int("optimizer_t", self.model.optim.t as i64);
-        let shapes = grad_shapes(c);
-        for (prefix, moments) in [("adam_m", &self.model.optim.m), ("adam_v", &self.model.optim.v)] {
-            for ((name, shape), m) in PARAM_NAMES.iter().zip(&shapes).zip(moments) {
-                let a = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), m.clone()).expect("moment shape");
-                d.put(&format!("{prefix}.{name}"), crate::state::Value::Array(a));
-            }
-        }
+        d
+    }
+
+    fn put_counters(&self, d: &mut StateDict) {
         let st = &self.seq.state;
-        for (k, a) in [
-            ("_v", &st.v),
-            ("_a", &st.a),
-            ("_spikes", &st.z),
-            ("_psi", &st.psi),
-            ("_zbar_in", &st.zbar_in),
-            ("_zbar_rec", &st.zbar_rec),
-            ("_zhat", &st.zhat),
-            ("_y", &st.y),
-            ("_spike_count", &st.spike_count),
-            ("_rate", &st.rate),
-            ("grad.b_out", &st.grads.b_out),
-        ] {
-            d.put_array(k, a);
-        }
-        for (k, a) in [
-            ("_eps_a_in", &st.eps_a_in),
-            ("_eps_a_rec", &st.eps_a_rec),
-            ("_ebar_in", &st.ebar_in),
-            ("_ebar_rec", &st.ebar_rec),
-            ("_e_sum_in", &st.e_sum_in),
-            ("_e_sum_rec", &st.e_sum_rec),
-            ("grad.W_in", &st.grads.w_in),
-            ("grad.W_rec", &st.grads.w_rec),
-            ("grad.W_out", &st.grads.w_out),
-        ] {
-            d.put_array(k, a);
-        }
+        d.put_int("optimizer_t", self.model.optim.t as i64);
         let refr: Vec<f64> = st.refractory.iter().map(|&r| r as f64).collect();
         d.put_vec("_refractory", &refr);
         d.put_int("_steps", st.steps as i64);
         d.put_int("_pending", st.pending as i64);
-        d
+    }
+
+    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, f64>)> {
+        let p = &self.model.params;
+        let st = &self.seq.state;
+        let mut out = named(&[
+            ("W_in", p.w_in.view().into_dyn()),
+            ("W_rec", p.w_rec.view().into_dyn()),
+            ("W_out", p.w_out.view().into_dyn()),
+            ("feedback_matrix", p.feedback.view().into_dyn()),
+            ("b_out", p.b_out.view().into_dyn()),
+        ]);
+        let shapes = grad_shapes(&self.model.cfg);
+        for (prefix, moments) in [("adam_m", &self.model.optim.m), ("adam_v", &self.model.optim.v)] {
+            for ((name, shape), m) in PARAM_NAMES.iter().zip(&shapes).zip(moments) {
+                let view = ArrayViewD::from_shape(IxDyn(shape), m.as_slice()).expect("moment shape");
+                out.push((format!("{prefix}.{name}"), view));
+            }
+        }
+        out.extend(named(&[
+            ("_v", st.v.view().into_dyn()),
+            ("_a", st.a.view().into_dyn()),
+            ("_spikes", st.z.view().into_dyn()),
+            ("_psi", st.psi.view().into_dyn()),
+            ("_zbar_in", st.zbar_in.view().into_dyn()),
+            ("_zbar_rec", st.zbar_rec.view().into_dyn()),
+            ("_zhat", st.zhat.view().into_dyn()),
+            ("_y", st.y.view().into_dyn()),
+            ("_spike_count", st.spike_count.view().into_dyn()),
+            ("_rate", st.rate.view().into_dyn()),
+            ("grad.b_out", st.grads.b_out.view().into_dyn()),
+            ("_eps_a_in", st.eps_a_in.view().into_dyn()),
+            ("_eps_a_rec", st.eps_a_rec.view().into_dyn()),
+            ("_ebar_in", st.ebar_in.view().into_dyn()),
+            ("_ebar_rec", st.ebar_rec.view().into_dyn()),
+            ("_e_sum_in", st.e_sum_in.view().into_dyn()),
+            ("_e_sum_rec", st.e_sum_rec.view().into_dyn()),
+            ("grad.W_in", st.grads.w_in.view().into_dyn()),
+            ("grad.W_rec", st.grads.w_rec.view().into_dyn()),
+            ("grad.W_out", st.grads.w_out.view().into_dyn()),
+        ]));
+        out
     }
 
     fn config_of_state(d: &StateDict) -> Result<StateDict> {

@@ -16,10 +16,10 @@
 //! Weights ([`SeedEpropNet`]) are separate from the per-sequence state
 //! ([`SeedEpropSeq`]) so that a batch runs many sequences on one network.
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayViewD};
 
 use crate::check;
-use crate::driver::{FixedWeights, Model, Trainer};
+use crate::driver::{Described, FixedWeights, Model, Trainer};
 use crate::error::Result;
 use crate::kernels::{
     add_scaled_rows, batch_mean, flat, flat_mut, matvec, nonzeros, trace_elig_learn_rows, trace_elig_rows, Change,
@@ -29,7 +29,7 @@ use crate::neuron::{decay, seed_update};
 use crate::optim::zero_diagonal;
 use crate::readout::{error, transposed_signal, Loss};
 use crate::rng::LegacyRng;
-use crate::state::{StateDict, Stateful};
+use crate::state::{named, StateDict, Stateful};
 
 /// Hyperparameters of [`SeedEpropNet`] (times in ms).
 #[derive(Clone, Debug, PartialEq)]
@@ -419,9 +419,19 @@ impl Model for SeedEpropNet {
 /// The Python `EpropTrainer`: a network and its own sequence.
 pub type SeedEprop = Trainer<SeedEpropNet>;
 
-impl Trainer<SeedEpropNet> {
-    /// Bytes of all per-trainer state: weights, dynamic state, step buffers.
-    pub fn memory_bytes(&self) -> usize {
+impl Described for Trainer<SeedEpropNet> {
+    type Config = SeedEpropConfig;
+
+    fn config_mut(&mut self) -> &mut SeedEpropConfig {
+        &mut self.model.cfg
+    }
+
+    /// The seed's `memory_per_step`: a parameter count, not bytes.
+    fn memory_per_step(&self) -> usize {
+        self.model.memory_per_step()
+    }
+
+    fn memory_bytes(&self) -> usize {
         self.model.weight_bytes() + self.seq.bytes()
     }
 }
@@ -430,7 +440,7 @@ impl Stateful for Trainer<SeedEpropNet> {
     const CLASS: &'static str = "EpropTrainer";
     const VERSION: i64 = 1;
 
-    fn state(&self) -> StateDict {
+    fn config(&self) -> StateDict {
         let c = &self.model.cfg;
         let mut d = StateDict::new(Self::CLASS, Self::VERSION);
         d.put_int("n_inputs", c.n_inputs as i64);
@@ -442,21 +452,23 @@ impl Stateful for Trainer<SeedEpropNet> {
             d.put_float(k, v);
         }
         d.put_int("seed", c.seed as i64);
-        let st = &self.seq.state;
-        for (k, a) in [
-            ("W_in", &self.model.w_in),
-            ("W_rec", &self.model.w_rec),
-            ("W_out", &self.model.w_out),
-            ("_trace_in", &st.trace_in),
-            ("_trace_rec", &st.trace_rec),
-            ("_eligibility_in", &st.elig_in),
-            ("_eligibility_rec", &st.elig_rec),
-        ] {
-            d.put_array(k, a);
-        }
-        d.put_array("_v", &st.v);
-        d.put_array("_spikes", &st.z);
         d
+    }
+
+    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, f64>)> {
+        let st = &self.seq.state;
+        let m = &self.model;
+        named(&[
+            ("W_in", m.w_in.view().into_dyn()),
+            ("W_rec", m.w_rec.view().into_dyn()),
+            ("W_out", m.w_out.view().into_dyn()),
+            ("_trace_in", st.trace_in.view().into_dyn()),
+            ("_trace_rec", st.trace_rec.view().into_dyn()),
+            ("_eligibility_in", st.elig_in.view().into_dyn()),
+            ("_eligibility_rec", st.elig_rec.view().into_dyn()),
+            ("_v", st.v.view().into_dyn()),
+            ("_spikes", st.z.view().into_dyn()),
+        ])
     }
 
     fn config_of_state(d: &StateDict) -> Result<StateDict> {

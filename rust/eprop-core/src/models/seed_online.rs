@@ -8,10 +8,10 @@
 //! err = z_out - y*, loss = 0.5 |err|^2, and walks down the stack: layer l
 //! learns from s_l, then s_{l-1} = W_l^T s_l with the weights just updated.
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayViewD};
 
 use crate::check;
-use crate::driver::{FixedWeights, Model, Trainer};
+use crate::driver::{Described, FixedWeights, Model, Trainer};
 use crate::error::{EpropError, Result};
 use crate::kernels::{
     add_scaled_rows, batch_mean, flat, flat_mut, layer_learn_rows, matvec, nonzeros, trace_rows, Change, MeanInto,
@@ -191,17 +191,29 @@ impl SeedLayer {
     }
 }
 
-/// Writes one layer's hyperparameters, weights and state under `prefix`.
-fn layer_state_into(d: &mut StateDict, prefix: &str, layer: &SeedLayer, st: &SeedLayerState) {
-    for (k, v) in
-        [("tau_mem", layer.cfg.tau_mem), ("threshold", layer.cfg.threshold), ("lr", layer.cfg.lr), ("dt", layer.cfg.dt)]
-    {
+/// Writes one layer's settable hyperparameters under `prefix`.
+fn put_layer_floats(d: &mut StateDict, prefix: &str, layer: &SeedLayer) {
+    let c = &layer.cfg;
+    for (k, v) in [("tau_mem", c.tau_mem), ("threshold", c.threshold), ("lr", c.lr), ("dt", c.dt)] {
         d.put_float(&format!("{prefix}{k}"), v);
     }
-    d.put_array(&format!("{prefix}W"), &layer.w);
-    d.put_array(&format!("{prefix}_v"), &st.v);
-    d.put_array(&format!("{prefix}_spikes"), &st.z);
-    d.put_array(&format!("{prefix}_trace"), &st.trace);
+}
+
+/// The named arrays of one layer, under `prefix`.
+fn layer_arrays<'a>(prefix: &str, layer: &'a SeedLayer, st: &'a SeedLayerState) -> Vec<(String, ArrayViewD<'a, f64>)> {
+    [("W", layer.w.view().into_dyn()), ("_v", st.v.view().into_dyn())]
+        .into_iter()
+        .chain([("_spikes", st.z.view().into_dyn()), ("_trace", st.trace.view().into_dyn())])
+        .map(|(k, a)| (format!("{prefix}{k}"), a))
+        .collect()
+}
+
+/// One named array (`W`, `_v`, `_spikes`, `_trace`) of layer `i` of a stack, copied.
+pub fn layer_array(t: &Trainer<SeedOnline>, i: usize, name: &str) -> Option<ndarray::ArrayD<f64>> {
+    layer_arrays("", &t.model.layers[i], &t.seq.states[i])
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, a)| a.to_owned())
 }
 
 /// Reads and checks one layer of sizes `(n_inputs, n_neurons)` under `prefix`.
@@ -233,12 +245,20 @@ fn load_layer(
 /// (what `OnlineLIFLayer.state_dict()` returns, for a layer of its own or a
 /// view of a trainer's layer).
 pub fn layer_state(t: &Trainer<SeedOnline>, i: usize) -> StateDict {
+    let mut d = layer_config(t, i);
+    d.put_arrays(layer_arrays("", &t.model.layers[i], &t.seq.states[i]));
+    d
+}
+
+/// The constructor arguments of layer `i` as an `OnlineLIFLayer` (a layer of
+/// a stack reports its stack's seed).
+pub fn layer_config(t: &Trainer<SeedOnline>, i: usize) -> StateDict {
     let layer = &t.model.layers[i];
     let mut d = StateDict::new(LAYER_CLASS, 1);
     d.put_int("n_inputs", layer.cfg.n_inputs as i64);
     d.put_int("n_neurons", layer.cfg.n_neurons as i64);
     d.put_int("seed", t.model.cfg.seed as i64);
-    layer_state_into(&mut d, "", layer, &t.seq.states[i]);
+    put_layer_floats(&mut d, "", layer);
     d
 }
 
@@ -520,12 +540,24 @@ impl Model for SeedOnline {
 /// The Python `OnlineTrainer`: the stack and its own sequence.
 pub type SeedOnlineTrainer = Trainer<SeedOnline>;
 
-impl Trainer<SeedOnline> {
-    /// Bytes of all per-trainer state (weights, layer states, buffers).
-    pub fn memory_bytes(&self) -> usize {
-        self.model.layers.iter().map(|l| 8 * l.w.len()).sum::<usize>() + self.seq.bytes()
+impl Described for Trainer<SeedOnline> {
+    type Config = SeedOnlineConfig;
+
+    fn config_mut(&mut self) -> &mut SeedOnlineConfig {
+        &mut self.model.cfg
     }
 
+    /// The seed's `memory_per_step`: a parameter count, not bytes.
+    fn memory_per_step(&self) -> usize {
+        self.model.memory_per_step()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.model.layers.iter().map(|l| 8 * l.w.len()).sum::<usize>() + self.seq.bytes()
+    }
+}
+
+impl Trainer<SeedOnline> {
     /// Layer `i`'s weights and own state.
     pub fn layer_mut(&mut self, i: usize) -> (&mut SeedLayer, &mut SeedLayerState) {
         (&mut self.model.layers[i], &mut self.seq.states[i])
@@ -536,7 +568,7 @@ impl Stateful for Trainer<SeedOnline> {
     const CLASS: &'static str = "OnlineTrainer";
     const VERSION: i64 = 1;
 
-    fn state(&self) -> StateDict {
+    fn config(&self) -> StateDict {
         let c = &self.model.cfg;
         let mut d = StateDict::new(Self::CLASS, Self::VERSION);
         d.put("layer_sizes", Value::Ints(c.layer_sizes.iter().map(|&n| n as i64).collect()));
@@ -544,10 +576,15 @@ impl Stateful for Trainer<SeedOnline> {
         d.put_float("threshold", c.threshold);
         d.put_float("lr", c.lr);
         d.put_int("seed", c.seed as i64);
-        for (i, (l, st)) in self.model.layers.iter().zip(&self.seq.states).enumerate() {
-            layer_state_into(&mut d, &format!("layers.{i}."), l, st);
+        for (i, l) in self.model.layers.iter().enumerate() {
+            put_layer_floats(&mut d, &format!("layers.{i}."), l);
         }
         d
+    }
+
+    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, f64>)> {
+        let layers = self.model.layers.iter().zip(&self.seq.states).enumerate();
+        layers.flat_map(|(i, (l, st))| layer_arrays(&format!("layers.{i}."), l, st)).collect()
     }
 
     fn config_of_state(d: &StateDict) -> Result<StateDict> {
