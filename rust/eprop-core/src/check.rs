@@ -106,6 +106,37 @@ pub fn into_vector(arg: &str, a: ArrayD<f64>, n: usize) -> Result<Array1<f64>> {
     Ok(a.into_dimensionality().expect("checked 1-d"))
 }
 
+/// `a` in place of `dst` (a weight array named `arg`) after checking that it
+/// has `dst`'s shape and is finite; `dst` is untouched when it does not.
+pub fn replace<D: ndarray::Dimension>(arg: &str, dst: &mut ndarray::Array<f64, D>, a: ArrayD<f64>) -> Result<()> {
+    match *dst.shape() {
+        [n] => vector(arg, a.shape(), a.as_slice().unwrap_or(&[]), n)?,
+        [rows, width] => {
+            matrix_shape(arg, a.shape(), Some(rows), width)?;
+            finite(arg, a.as_slice().unwrap_or(&[]), a.shape())?;
+        }
+        _ => unreachable!("weights are vectors or matrices"),
+    }
+    *dst = a.into_dimensionality().expect("checked shape");
+    Ok(())
+}
+
+/// The target of one step: a vector (n_classes,), or for cross-entropy
+/// (`classes`) a class index (a 0-d array) or a probability vector (checked
+/// when the step `counts`).
+pub fn step_target(arg: &str, a: ArrayD<f64>, n: usize, classes: bool, counts: bool) -> Result<Array1<f64>> {
+    if classes && a.ndim() == 0 {
+        let mut v = Array1::zeros(n);
+        v[class_index(arg, a.iter().copied().next().unwrap_or(f64::NAN), n)?] = 1.0;
+        return Ok(v);
+    }
+    let v = into_vector(arg, a, n)?;
+    if classes && counts {
+        distributions(arg, v.view().insert_axis(ndarray::Axis(0)), None, &|_| "0".to_string())?;
+    }
+    Ok(v)
+}
+
 /// An array as a (rows, width) matrix (any rows when `None`), finite.
 pub fn into_matrix(arg: &str, a: ArrayD<f64>, rows: Option<usize>, width: usize) -> Result<Array2<f64>> {
     matrix_shape(arg, a.shape(), rows, width)?;

@@ -257,6 +257,11 @@ pub fn named<'a>(items: &[(&str, ArrayViewD<'a, f64>)]) -> Vec<(String, ArrayVie
     items.iter().map(|(k, a)| (k.to_string(), a.clone())).collect()
 }
 
+/// The error for a name that is not a settable array.
+pub fn not_settable(name: &str, settable: &[&str]) -> EpropError {
+    EpropError::param("name", format!("one of {settable:?}"), format!("{name:?}"))
+}
+
 /// Something whose full state can be written to and read from a [`StateDict`].
 pub trait Stateful {
     /// The Python class name stored in the state.
@@ -281,6 +286,10 @@ pub trait Stateful {
     fn array(&self, name: &str) -> Option<ArrayD<f64>> {
         self.arrays().into_iter().find(|(k, _)| k == name).map(|(_, a)| a.to_owned())
     }
+    /// Replaces the weight array `name` by `a` (same shape, finite), with the
+    /// model's rules (no self-connections in `W_rec`); refused names and
+    /// arrays change nothing.
+    fn set_array(&mut self, name: &str, a: ArrayD<f64>) -> Result<()>;
     /// Replaces weights and state by those of `d` (which must fit this
     /// object's sizes); checks everything first, so that a refused state
     /// changes nothing.

@@ -17,7 +17,9 @@ use pyo3::types::PyDict;
 
 use crate::convert::{self, field, integer, matrix, real, size, text, vector};
 use crate::errors::{locked, to_py};
-use crate::shared::{self, array_getters, config_getters, float_setters, trainer_methods, BatchArgs, Obj, PyTrainer};
+use crate::shared::{
+    self, array_getters, array_setters, config_getters, float_setters, trainer_methods, BatchArgs, Obj, PyTrainer,
+};
 use crate::stream::{mask_rows, Rows};
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -168,40 +170,6 @@ impl PyRecurrentNetwork {
         convert::schedule_out(py, self.cfg.update)
     }
 
-    #[setter(W_in)]
-    fn set_w_in(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let m = matrix("W_in", value, Some(self.cfg.n_neurons), self.cfg.n_inputs)?;
-        locked(py, &self.inner, move |t| t.model.params.w_in = m)
-    }
-
-    /// Recurrent weights (n_neurons, n_neurons); the diagonal is set to zero.
-    #[setter(W_rec)]
-    fn set_w_rec(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut m = matrix("W_rec", value, Some(self.cfg.n_neurons), self.cfg.n_neurons)?;
-        eprop_core::optim::zero_diagonal(&mut m);
-        locked(py, &self.inner, move |t| t.model.params.w_rec = m)
-    }
-
-    #[setter(W_out)]
-    fn set_w_out(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let m = matrix("W_out", value, Some(self.cfg.n_outputs), self.cfg.n_neurons)?;
-        locked(py, &self.inner, move |t| t.model.params.w_out = m)
-    }
-
-    #[setter(b_out)]
-    fn set_b_out(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v = vector("b_out", value, self.cfg.n_outputs)?;
-        locked(py, &self.inner, move |t| t.model.params.b_out = v)
-    }
-
-    /// Feedback matrix B (n_neurons, n_outputs) used with random and adaptive
-    /// feedback (symmetric feedback uses W_out^T instead).
-    #[setter(feedback_matrix)]
-    fn set_feedback_matrix(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let m = matrix("feedback_matrix", value, Some(self.cfg.n_neurons), self.cfg.n_outputs)?;
-        locked(py, &self.inner, move |t| t.model.params.feedback = m)
-    }
-
     /// Apply the gradients accumulated since the last update now (a no-op
     /// when there are none). `train_sequence` does it at its end with
     /// `update="sequence"`; call it after driving `step` by hand.
@@ -225,25 +193,9 @@ impl PyRecurrentNetwork {
     ) -> PyResult<Bound<'py, PyDict>> {
         let x = vector("x", x, self.cfg.n_inputs)?;
         let no = self.cfg.n_outputs;
-        let target = match target {
-            None => None,
-            Some(obj) => {
-                let a = convert::array("target", obj)?;
-                Some(if self.cross_entropy() && a.ndim() == 0 {
-                    let c = a.iter().copied().next().unwrap_or(f64::NAN);
-                    let mut v = Array1::zeros(no);
-                    v[check::class_index("target", c, no).map_err(to_py)?] = 1.0;
-                    v
-                } else {
-                    let v = check::into_vector("target", a, no).map_err(to_py)?;
-                    if self.cross_entropy() && mask {
-                        let row = v.view().insert_axis(Axis(0));
-                        check::distributions("target", row, None, &|_| "0".to_string()).map_err(to_py)?;
-                    }
-                    v
-                })
-            }
-        };
+        let classes = self.cross_entropy();
+        let target = target.map(|obj| convert::array("target", obj)).transpose()?;
+        let target = target.map(|a| check::step_target("target", a, no, classes, mask)).transpose().map_err(to_py)?;
         let with_target = target.is_some();
         let (z, y, loss) = locked(py, &self.inner, move |t| {
             let tg = target.as_ref().and_then(|a| a.as_slice());
@@ -384,5 +336,13 @@ config_getters!(
 float_setters!(PyRecurrentNetwork, { lr / set_lr => non_negative });
 
 array_getters!(PyRecurrentNetwork, W_in, W_rec, W_out, b_out, feedback_matrix, _v, _a, _spikes);
+
+array_setters!(PyRecurrentNetwork, {
+    W_in / set_w_in,
+    W_rec / set_w_rec,
+    W_out / set_w_out,
+    b_out / set_b_out,
+    feedback_matrix / set_feedback_matrix,
+});
 
 trainer_methods!(PyRecurrentNetwork);

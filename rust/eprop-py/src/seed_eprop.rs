@@ -9,11 +9,11 @@ use eprop_core::models::seed_eprop::{SeedEpropConfig, SeedEpropNet};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::convert::{field, integer, matrix, real, size, vector};
+use crate::convert::{field, integer, real, size, vector};
 use crate::errors::to_py;
 use crate::shared::{
-    array_getters, config_getters, float_setters, py_trainer, seed_train_methods, step_result, trainer_methods, Obj,
-    PyTrainer,
+    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, step_result,
+    trainer_methods, Obj, PyTrainer,
 };
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -65,27 +65,6 @@ impl PyEpropTrainer {
         config(config_obj).map(|_| ())
     }
 
-    /// Input weights, shape (n_neurons, n_inputs). Assigning copies the array in.
-    #[setter(W_in)]
-    fn set_w_in(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let m = matrix("W_in", value, Some(self.dims.1), self.dims.0)?;
-        self.with_inner(py, move |t| t.model.set_w_in(m))?.map_err(to_py)
-    }
-
-    /// Recurrent weights, shape (n_neurons, n_neurons); the diagonal is set to zero.
-    #[setter(W_rec)]
-    fn set_w_rec(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let m = matrix("W_rec", value, Some(self.dims.1), self.dims.1)?;
-        self.with_inner(py, move |t| t.model.set_w_rec(m))?.map_err(to_py)
-    }
-
-    /// Readout weights, shape (n_outputs, n_neurons).
-    #[setter(W_out)]
-    fn set_w_out(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let m = matrix("W_out", value, Some(self.dims.2), self.dims.1)?;
-        self.with_inner(py, move |t| t.model.set_w_out(m))?.map_err(to_py)
-    }
-
     /// Process one timestep. `x` (n_inputs,), optional `target` (n_outputs,);
     /// with a target the weights learn. Returns a dict with `spikes`
     /// (n_neurons,), `output` (n_outputs,) and, with a target, `loss`.
@@ -129,6 +108,8 @@ array_getters!(
     _eligibility_in,
     _eligibility_rec
 );
+
+array_setters!(PyEpropTrainer, { W_in / set_w_in, W_rec / set_w_rec, W_out / set_w_out });
 
 trainer_methods!(PyEpropTrainer);
 seed_train_methods!(PyEpropTrainer);

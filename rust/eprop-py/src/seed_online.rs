@@ -14,11 +14,11 @@ use numpy::PyArray;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::convert::{self, field, integer, matrix, real, size, state_to_dict, vector};
+use crate::convert::{self, field, integer, real, size, state_to_dict, vector};
 use crate::errors::{locked, locked_try, to_py};
 use crate::shared::{
-    array_getters, config_getters, float_setters, py_trainer, seed_train_methods, step_result, trainer_methods, Obj,
-    PyTrainer,
+    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, step_result,
+    trainer_methods, Obj, PyTrainer,
 };
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -79,6 +79,12 @@ impl PyOnlineLIFLayer {
         convert::value_to_py(py, d.get(name).map_err(to_py)?)
     }
 
+    /// Replaces the weights `W` of the layer.
+    fn set_named_array(&self, py: Python<'_>, name: &str, value: &Obj<'_>) -> PyResult<()> {
+        let a = convert::array(name, value)?;
+        locked_try(py, &self.stack, move |t| seed_online::layer_set_array(t, self.index, name, a))
+    }
+
     /// One array (`W`, `_v`, `_spikes`, `_trace`) by name, as a read-only copy.
     fn named_array<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>> {
         let a = locked(py, &self.stack, |t| seed_online::layer_array(t, self.index, name))?;
@@ -118,13 +124,6 @@ impl PyOnlineLIFLayer {
     #[staticmethod]
     fn _validate(config_obj: &Bound<'_, PyAny>) -> PyResult<()> {
         layer_config(config_obj).map(|_| ())
-    }
-
-    /// Weights, shape (n_neurons, n_inputs). Assigning copies the array in.
-    #[setter(W)]
-    fn set_w(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let m = matrix("W", value, Some(self.dims.1), self.dims.0)?;
-        self.with_inner(py, move |l| l.layer.set_w(m))?.map_err(to_py)
     }
 
     /// Reset membrane, spikes and trace to zero.
@@ -186,6 +185,8 @@ float_setters!(PyOnlineLIFLayer, {
 });
 
 array_getters!(PyOnlineLIFLayer, W, _v, _spikes, _trace);
+
+array_setters!(PyOnlineLIFLayer, { W / set_w });
 
 /// Feedforward online trainer stacking `OnlineLIFLayer`s (the native part of
 /// `eprop.OnlineTrainer`, built from an `OnlineTrainerConfig`). Every layer

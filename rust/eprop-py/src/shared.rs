@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert;
-use crate::errors::{locked, to_py};
+use crate::errors::{locked, locked_try, to_py};
 use crate::stream::{self, Chunk, Rows};
 
 /// Any Python object (arguments, results).
@@ -77,6 +77,15 @@ pub trait PyTrainer: Send + Sync + Sized + 'static {
     {
         let a = self.with_inner(py, |t| t.array(name))?;
         convert::named_array(py, name, a)
+    }
+
+    /// Replaces the weight array `name` (see [`Stateful::set_array`]).
+    fn set_named_array(&self, py: Python<'_>, name: &str, value: &Obj<'_>) -> PyResult<()>
+    where
+        Trainer<Self::M>: Stateful,
+    {
+        let a = convert::array(name, value)?;
+        locked_try(py, self.inner(), move |t| t.set_array(name, a))
     }
 }
 
@@ -456,3 +465,19 @@ macro_rules! array_getters {
     };
 }
 pub(crate) use array_getters;
+
+/// Setters of weight arrays of `$cls`, `name / setter` (`$cls::set_named_array`).
+macro_rules! array_setters {
+    ($cls:ty, { $($name:ident / $setter:ident),* $(,)? }) => {
+        #[pyo3::pymethods]
+        impl $cls {
+            $(
+                #[setter($name)]
+                fn $setter(&self, py: Python<'_>, value: &Obj<'_>) -> PyResult<()> {
+                    self.set_named_array(py, stringify!($name), value)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use array_setters;

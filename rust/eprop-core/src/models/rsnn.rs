@@ -70,7 +70,7 @@ use crate::neuron::{canonical_update, decay, Canonical, CanonicalState};
 use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, OptimState, Optimizer};
 use crate::readout::{error, feedback_signal, transposed_signal, Loss};
 use crate::rng::LegacyRng;
-use crate::state::{named, StateDict, Stateful};
+use crate::state::{named, not_settable, StateDict, Stateful};
 
 /// Matrix B that carries the output error to the neurons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1081,6 +1081,18 @@ impl Stateful for Trainer<RsnnNet> {
             ("grad.W_out", st.grads.w_out.view().into_dyn()),
         ]));
         out
+    }
+
+    fn set_array(&mut self, name: &str, a: ndarray::ArrayD<f64>) -> Result<()> {
+        let p = &mut self.model.params;
+        match name {
+            "W_in" => check::replace(name, &mut p.w_in, a),
+            "W_rec" => check::replace(name, &mut p.w_rec, a).map(|_| zero_diagonal(&mut p.w_rec)),
+            "W_out" => check::replace(name, &mut p.w_out, a),
+            "b_out" => check::replace(name, &mut p.b_out, a),
+            "feedback_matrix" => check::replace(name, &mut p.feedback, a),
+            _ => Err(not_settable(name, &["W_in", "W_rec", "W_out", "b_out", "feedback_matrix"])),
+        }
     }
 
     fn config_of_state(d: &StateDict) -> Result<StateDict> {

@@ -16,7 +16,7 @@
 //! Weights ([`SeedEpropNet`]) are separate from the per-sequence state
 //! ([`SeedEpropSeq`]) so that a batch runs many sequences on one network.
 
-use ndarray::{Array1, Array2, ArrayViewD};
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD};
 
 use crate::check;
 use crate::driver::{Described, FixedWeights, Model, Trainer};
@@ -29,7 +29,7 @@ use crate::neuron::{decay, seed_update};
 use crate::optim::zero_diagonal;
 use crate::readout::{error, transposed_signal, Loss};
 use crate::rng::LegacyRng;
-use crate::state::{named, StateDict, Stateful};
+use crate::state::{named, not_settable, StateDict, Stateful};
 
 /// Hyperparameters of [`SeedEpropNet`] (times in ms).
 #[derive(Clone, Debug, PartialEq)]
@@ -198,32 +198,6 @@ impl SeedEpropNet {
         zero_diagonal(&mut w_rec);
         let w_out = rng.normal_matrix(no, nr, (2.0 / nr as f64).sqrt());
         SeedEpropNet { cfg, w_in, w_rec, w_out }
-    }
-
-    /// Replaces W_in (shape (n_neurons, n_inputs), finite).
-    pub fn set_w_in(&mut self, m: Array2<f64>) -> Result<()> {
-        check::matrix_shape("W_in", m.shape(), Some(self.cfg.n_neurons), self.cfg.n_inputs)?;
-        check::finite_view("W_in", &m.view().into_dyn())?;
-        self.w_in = m;
-        Ok(())
-    }
-
-    /// Replaces W_rec (shape (n_neurons, n_neurons), finite); its diagonal is
-    /// then set to zero (no self-connections).
-    pub fn set_w_rec(&mut self, mut m: Array2<f64>) -> Result<()> {
-        check::matrix_shape("W_rec", m.shape(), Some(self.cfg.n_neurons), self.cfg.n_neurons)?;
-        check::finite_view("W_rec", &m.view().into_dyn())?;
-        zero_diagonal(&mut m);
-        self.w_rec = m;
-        Ok(())
-    }
-
-    /// Replaces W_out (shape (n_outputs, n_neurons), finite).
-    pub fn set_w_out(&mut self, m: Array2<f64>) -> Result<()> {
-        check::matrix_shape("W_out", m.shape(), Some(self.cfg.n_outputs), self.cfg.n_neurons)?;
-        check::finite_view("W_out", &m.view().into_dyn())?;
-        self.w_out = m;
-        Ok(())
     }
 
     /// Bytes of the weight matrices.
@@ -469,6 +443,16 @@ impl Stateful for Trainer<SeedEpropNet> {
             ("_v", st.v.view().into_dyn()),
             ("_spikes", st.z.view().into_dyn()),
         ])
+    }
+
+    fn set_array(&mut self, name: &str, a: ArrayD<f64>) -> Result<()> {
+        let m = &mut self.model;
+        match name {
+            "W_in" => check::replace(name, &mut m.w_in, a),
+            "W_rec" => check::replace(name, &mut m.w_rec, a).map(|_| zero_diagonal(&mut m.w_rec)),
+            "W_out" => check::replace(name, &mut m.w_out, a),
+            _ => Err(not_settable(name, &["W_in", "W_rec", "W_out"])),
+        }
     }
 
     fn config_of_state(d: &StateDict) -> Result<StateDict> {

@@ -8,7 +8,7 @@
 //! err = z_out - y*, loss = 0.5 |err|^2, and walks down the stack: layer l
 //! learns from s_l, then s_{l-1} = W_l^T s_l with the weights just updated.
 
-use ndarray::{Array1, Array2, ArrayViewD};
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD};
 
 use crate::check;
 use crate::driver::{Described, FixedWeights, Model, Trainer};
@@ -19,7 +19,7 @@ use crate::kernels::{
 use crate::neuron::{decay, seed_update};
 use crate::readout::{error, Loss};
 use crate::rng::LegacyRng;
-use crate::state::{StateDict, Stateful, Value};
+use crate::state::{not_settable, StateDict, Stateful, Value};
 
 /// Decay of the layer trace, fixed by the seed.
 pub const LAYER_TRACE_DECAY: f64 = 0.95;
@@ -116,14 +116,6 @@ impl SeedLayer {
         SeedLayer { cfg, w }
     }
 
-    /// Replaces W (shape (n_neurons, n_inputs), finite).
-    pub fn set_w(&mut self, m: Array2<f64>) -> Result<()> {
-        check::matrix_shape("W", m.shape(), Some(self.cfg.n_neurons), self.cfg.n_inputs)?;
-        check::finite_view("W", &m.view().into_dyn())?;
-        self.w = m;
-        Ok(())
-    }
-
     /// Membrane, spikes and pseudo-derivative for input `x`; the trace is not touched.
     pub fn forward(&self, st: &mut SeedLayerState, x: &[f64]) {
         let sparse = nonzeros(x, &mut st.idx);
@@ -214,6 +206,14 @@ pub fn layer_array(t: &Trainer<SeedOnline>, i: usize, name: &str) -> Option<ndar
         .into_iter()
         .find(|(k, _)| k == name)
         .map(|(_, a)| a.to_owned())
+}
+
+/// Replaces the weights `W` of layer `i` of a stack (same shape, finite).
+pub fn layer_set_array(t: &mut Trainer<SeedOnline>, i: usize, name: &str, a: ArrayD<f64>) -> Result<()> {
+    match name {
+        "W" => check::replace(name, &mut t.model.layers[i].w, a),
+        _ => Err(not_settable(name, &["W"])),
+    }
 }
 
 /// Reads and checks one layer of sizes `(n_inputs, n_neurons)` under `prefix`.
@@ -596,6 +596,11 @@ impl Stateful for Trainer<SeedOnline> {
         }
         out.put_int("seed", d.int("seed")?);
         Ok(out)
+    }
+
+    /// Weights are set per layer (`layer_set_array`).
+    fn set_array(&mut self, name: &str, _a: ArrayD<f64>) -> Result<()> {
+        Err(not_settable(name, &[]))
     }
 
     /// Every layer's hyperparameters, weights and state (layer sizes must match).
