@@ -36,6 +36,7 @@ class _Public:
     """What every public class adds to its native class."""
 
     __slots__ = ()
+    _given: Any
     Config: ClassVar[Any]
     _native: ClassVar[Any]
     #: repr shows the current values (True) or the values as given while they hold
@@ -62,7 +63,7 @@ class _Public:
     def config(self) -> Any:
         """The hyperparameters now (a frozen dataclass; values changed since
         construction, e.g. ``lr`` or by ``load_state_dict``, included)."""
-        given = self._given  # type: ignore[attr-defined]
+        given = self._given
         changes = {}
         for f in dataclasses.fields(given):
             g, cur = getattr(given, f.name), getattr(self, f.name)
@@ -125,7 +126,8 @@ class _Streams:
                     f"got {type(item).__name__}"
                 )
             mask = item[2] if len(item) == 3 else None
-            total, counted, t = self._train_chunk(item[0], item[1], mask, f"chunks[{k}] ", k == 0, reset, total, counted)  # type: ignore[attr-defined]
+            args = (item[0], item[1], mask, f"chunks[{k}] ", k == 0, reset, total, counted)
+            total, counted, t = self._train_chunk(*args)  # type: ignore[attr-defined]
             steps += t
             if progress and time.perf_counter() - last >= 0.5:
                 last = _progress(steps, start, total / max(counted, 1), done=False)
@@ -212,6 +214,7 @@ class OnlineLIFLayer(_Public, _core.OnlineLIFLayer):
 
 class OnlineTrainer(_Public, _Streams, _core.OnlineTrainer):
     __slots__ = ("_given", "_layers")
+    _layers: tuple[OnlineLIFLayer, ...]
     Config = OnlineTrainerConfig
     _native = _core.OnlineTrainer
     __signature__ = inspect.signature(OnlineTrainerConfig)
