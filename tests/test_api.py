@@ -7,6 +7,7 @@ import inspect
 import eprop
 import numpy as np
 import pytest
+from common import EPROP_ARRAYS, LAYER_ARRAYS, arrays, spikes
 from sc_neurocore.online_learning import EpropTrainer as RefEprop
 from sc_neurocore.online_learning import OnlineLIFLayer as RefLayer
 from sc_neurocore.online_learning import OnlineTrainer as RefOnline
@@ -16,45 +17,24 @@ PAIRS = [
     (eprop.OnlineTrainer, RefOnline),
     (eprop.OnlineLIFLayer, RefLayer),
 ]
-EPROP_ARRAYS = (
-    "W_in",
-    "W_rec",
-    "W_out",
-    "_v",
-    "_spikes",
-    "_trace_in",
-    "_trace_rec",
-    "_eligibility_in",
-    "_eligibility_rec",
-)
-LAYER_ARRAYS = ("W", "_v", "_spikes", "_trace")
-
-
-def spikes(shape, seed, p=0.1):
-    return (np.random.default_rng(seed).random(shape) < p).astype(np.float64)
 
 
 def rates(shape, seed):
     return np.random.default_rng(seed).random(shape)
 
 
-def eprop_snapshot(t):
-    return {n: getattr(t, n).copy() for n in EPROP_ARRAYS}
-
-
-def online_snapshot(t):
-    return [{n: getattr(l, n).copy() for n in LAYER_ARRAYS} for l in t.layers]
-
-
 def assert_same(a, b):
+    """Equal values, recursing into dicts (by key) and lists."""
     if isinstance(a, dict):
         assert a.keys() == b.keys()
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-    else:
+    elif isinstance(a, list):
         assert len(a) == len(b)
         for x, y in zip(a, b):
             assert_same(x, y)
+    else:
+        np.testing.assert_array_equal(a, b)
 
 
 # --------------------------------------------------------------------------- constructors
@@ -303,7 +283,7 @@ def test_layer_hyperparameters_through_trainer():
 def test_eprop_arrays_are_read_only():
     t = eprop.EpropTrainer(4, 16, 2)
     t.train_sequence(spikes((50, 4), 5), rates((50, 2), 6))
-    snap = eprop_snapshot(t)
+    snap = arrays(t)
     for name in EPROP_ARRAYS:
         arr = getattr(t, name)
         assert arr.dtype == np.float64
@@ -316,13 +296,13 @@ def test_eprop_arrays_are_read_only():
         t.W_out[...] = 0.0
     with pytest.raises(ValueError):
         t.W_rec += 1.0  # in-place add on the read-only copy fails before any assignment
-    assert_same(eprop_snapshot(t), snap)
+    assert_same(arrays(t), snap)
 
 
 def test_layer_arrays_are_read_only():
     t = eprop.OnlineTrainer([4, 16, 2])
     single = eprop.OnlineLIFLayer(4, 16)
-    snap = online_snapshot(t)
+    snap = arrays(t)
     w_single = single.W.copy()
     for layer in list(t.layers) + [single]:
         for name in LAYER_ARRAYS:
@@ -332,7 +312,7 @@ def test_layer_arrays_are_read_only():
                 arr.flat[0] = 1.0
         with pytest.raises(ValueError):
             layer.W[0, 0] = 1.0
-    assert_same(online_snapshot(t), snap)
+    assert_same(arrays(t), snap)
     np.testing.assert_array_equal(single.W, w_single)
 
 
@@ -442,7 +422,7 @@ def run_eprop(X, Y, x, y):
     t = eprop.EpropTrainer(6, 12, 3)
     out = [t.step(x), t.step(x, y)]
     out.append(t.train_sequence(X, Y))
-    out.append(eprop_snapshot(t))
+    out.append(arrays(t))
     out.append(t.predict_sequence(X))
     out.append(t.step(x, y))
     return out
@@ -452,26 +432,13 @@ def run_online(X, Y, x, y):
     t = eprop.OnlineTrainer([6, 12, 3])
     out = [t.step(x), t.step(x, y)]
     out.append(t.train_sequence(X, Y))
-    out.append(online_snapshot(t))
+    out.append(arrays(t))
     out.append(t.predict_sequence(X))
     layer = eprop.OnlineLIFLayer(6, 12)
     out.append(layer.step(x))
     layer.apply_learning_signal(np.asarray(X[0], dtype=np.float64).repeat(2))
     out.append(layer.W)
     return out
-
-
-def assert_runs_equal(a, b):
-    assert len(a) == len(b)
-    for u, v in zip(a, b):
-        if isinstance(u, dict):
-            assert u.keys() == v.keys()
-            for k in u:
-                np.testing.assert_array_equal(u[k], v[k], err_msg=k)
-        elif isinstance(u, list):
-            assert_runs_equal(u, v)
-        else:
-            np.testing.assert_array_equal(u, v)
 
 
 def conversions(X, Y):
@@ -511,7 +478,7 @@ def test_layouts_and_containers_give_the_same_numbers(runner):
     base = runner(X, Y, X[3], Y[3])
     for name, X2, Y2, x2, y2 in conversions(X, Y):
         try:
-            assert_runs_equal(runner(X2, Y2, x2, y2), base)
+            assert_same(runner(X2, Y2, x2, y2), base)
         except AssertionError as e:
             raise AssertionError(f"{name}: {e}") from e
 
@@ -523,7 +490,7 @@ def test_broadcast_zero_stride_inputs(runner):
     Y = np.broadcast_to((rates(3, 31) > 0.5).astype(np.float64), (50, 3))
     assert X.strides[0] == 0
     base = runner(np.array(X), np.array(Y), row.copy(), np.array(Y[0]))
-    assert_runs_equal(runner(X, Y, np.broadcast_to(row, (6,)), Y[0]), base)
+    assert_same(runner(X, Y, np.broadcast_to(row, (6,)), Y[0]), base)
 
 
 @pytest.mark.parametrize("runner", [run_eprop, run_online], ids=["eprop", "online"])
@@ -533,15 +500,15 @@ def test_integer_and_bool_inputs(runner, dtype):
     Xi = (rng.random((60, 6)) < 0.25).astype(dtype)
     Yi = (rng.random((60, 3)) < 0.3).astype(dtype)
     base = runner(Xi.astype(np.float64), Yi.astype(np.float64), Xi[3].astype(np.float64), Yi[3].astype(np.float64))
-    assert_runs_equal(runner(Xi, Yi, Xi[3], Yi[3]), base)
+    assert_same(runner(Xi, Yi, Xi[3], Yi[3]), base)
     # Python ints and bools in lists
-    assert_runs_equal(runner(Xi.tolist(), Yi.tolist(), Xi[3].tolist(), Yi[3].tolist()), base)
+    assert_same(runner(Xi.tolist(), Yi.tolist(), Xi[3].tolist(), Yi[3].tolist()), base)
 
 
 def test_integer_values_beyond_0_1():
     X = np.random.default_rng(13).integers(0, 3, (40, 6))
     Y = np.random.default_rng(14).integers(0, 2, (40, 3))
-    assert_runs_equal(
+    assert_same(
         run_eprop(X, Y, X[3], Y[3]),
         run_eprop(X.astype(float), Y.astype(float), X[3].astype(float), Y[3].astype(float)),
     )
@@ -553,7 +520,7 @@ def test_other_float_dtypes(runner, dtype):
     X = rates((60, 6), 15).astype(dtype)
     Y = (rates((60, 3), 16) > 0.6).astype(dtype)
     base = runner(X.astype(np.float64), Y.astype(np.float64), X[3].astype(np.float64), Y[3].astype(np.float64))
-    assert_runs_equal(runner(X, Y, X[3], Y[3]), base)
+    assert_same(runner(X, Y, X[3], Y[3]), base)
 
 
 def test_float32_eprop_matches_oracle_on_same_values():

@@ -11,60 +11,15 @@ import textwrap
 import eprop
 import numpy as np
 import pytest
+from common import assert_unchanged, esc, rejects, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 N_IN, N_REC, N_OUT = 4, 16, 2
-EPROP_ARRAYS = (
-    "W_in",
-    "W_rec",
-    "W_out",
-    "_v",
-    "_spikes",
-    "_trace_in",
-    "_trace_rec",
-    "_eligibility_in",
-    "_eligibility_rec",
-)
-LAYER_ARRAYS = ("W", "_v", "_spikes", "_trace")
-EPROP_HYPER = ("n_inputs", "n_neurons", "n_outputs", "tau_mem", "tau_trace", "threshold", "lr", "dt", "seed")
-LAYER_HYPER = ("n_inputs", "n_neurons", "tau_mem", "threshold", "lr", "dt")
-ONLINE_HYPER = ("layer_sizes", "tau_mem", "threshold", "lr", "seed", "n_layers")
 
 
-# --------------------------------------------------------------------------- snapshot
-
-
-def _bits(a):
-    a = np.asarray(a)
-    return (a.dtype.str, a.shape, a.tobytes())
-
-
-def _layer_snapshot(layer):
-    arrays = {n: _bits(getattr(layer, n)) for n in LAYER_ARRAYS}
-    hyper = {n: getattr(layer, n) for n in LAYER_HYPER}
-    return arrays, hyper
-
-
-def snapshot(trainer):
-    """All state of a trainer, bitwise: weights, membrane, spikes, traces,
-    eligibilities, hyperparameters (and every layer's for OnlineTrainer)."""
-    if isinstance(trainer, eprop.EpropTrainer):
-        arrays = {n: _bits(getattr(trainer, n)) for n in EPROP_ARRAYS}
-        hyper = {n: getattr(trainer, n) for n in EPROP_HYPER}
-        return ("EpropTrainer", arrays, hyper, trainer.memory_per_step)
-    if isinstance(trainer, eprop.OnlineTrainer):
-        hyper = {n: getattr(trainer, n) for n in ONLINE_HYPER}
-        return ("OnlineTrainer", [_layer_snapshot(l) for l in trainer.layers], hyper)
-    if isinstance(trainer, eprop.OnlineLIFLayer):
-        return ("OnlineLIFLayer", _layer_snapshot(trainer))
-    raise AssertionError(f"unknown trainer {trainer!r}")
-
-
-def assert_unchanged(before, trainer):
-    after = snapshot(trainer)
-    assert after == before, "a rejected call changed the trainer's state"
+# --------------------------------------------------------------------------- helpers
 
 
 def warm_eprop():
@@ -100,20 +55,6 @@ def warm_layer():
             break
     assert np.any(layer._spikes) and np.any(layer._v) and np.any(layer._trace)
     return layer
-
-
-def rejects(trainer, call, exc, match=None):
-    """Calls ``call(trainer)``, expects ``exc`` matching ``match``, and checks the
-    trainer is bitwise unchanged."""
-    before = snapshot(trainer)
-    with pytest.raises(exc, match=match) as info:
-        call(trainer)
-    assert_unchanged(before, trainer)
-    return info
-
-
-def esc(s):
-    return re.escape(s)
 
 
 def long_seq(T=500, nan_at=None, inf_at_target=None, n_in=N_IN, n_out=N_OUT):

@@ -24,24 +24,13 @@ import textwrap
 import eprop
 import numpy as np
 import pytest
+from common import EPROP_STATE, EPROP_WEIGHTS, KINDS, build, dims, random_data, snapshot
 
 pytestmark = pytest.mark.timeout(120)
 
 N_IN, N_REC, N_OUT = 6, 24, 3
 ONLINE_SIZES = [N_IN, 16, N_OUT]
-EPROP_ARRAYS = (
-    "W_in",
-    "W_rec",
-    "W_out",
-    "_v",
-    "_spikes",
-    "_trace_in",
-    "_trace_rec",
-    "_eligibility_in",
-    "_eligibility_rec",
-)
-EPROP_WEIGHTS = ("W_in", "W_rec", "W_out")
-LAYER_ARRAYS = ("W", "_v", "_spikes", "_trace")
+SIZES = {"eprop": (N_IN, N_REC, N_OUT), "online": ONLINE_SIZES}
 THREADS = [1, 2, 3, 8, None]
 MODES = ["step", "sequence"]
 
@@ -49,14 +38,8 @@ MODES = ["step", "sequence"]
 # --------------------------------------------------------------------------- helpers
 
 
-def make(kind, lr=0.01, seed=42):
-    if kind == "eprop":
-        return eprop.EpropTrainer(N_IN, N_REC, N_OUT, lr=lr, seed=seed)
-    t = eprop.OnlineTrainer(ONLINE_SIZES, threshold=0.5, lr=lr, seed=seed)
-    # excitable enough that the output layer spikes (the loss sees only its spikes)
-    for layer in t.layers:
-        layer.W = 2.0 * np.abs(layer.W)
-    return t
+def make(kind, **kw):
+    return build(kind, SIZES[kind], **kw)
 
 
 def set_lr(trainer, lr):
@@ -68,26 +51,7 @@ def set_lr(trainer, lr):
 
 
 def data(b, t, seed=0, p=0.3):
-    rng = np.random.default_rng(seed)
-    x = (rng.random((b, t, N_IN)) < p).astype(np.float64) * 2.0
-    y = rng.random((b, t, N_OUT))
-    return x, y
-
-
-def _bits(a):
-    a = np.asarray(a)
-    return (a.dtype.str, a.shape, a.tobytes())
-
-
-def snapshot(trainer):
-    """Weights, dynamic state and hyperparameters, bitwise."""
-    if isinstance(trainer, eprop.EpropTrainer):
-        arrays = {n: _bits(getattr(trainer, n)) for n in EPROP_ARRAYS}
-        hyper = tuple(getattr(trainer, n) for n in ("tau_mem", "tau_trace", "threshold", "lr", "dt"))
-        return arrays, hyper
-    return [
-        ({n: _bits(getattr(l, n)) for n in LAYER_ARRAYS}, (l.tau_mem, l.threshold, l.lr, l.dt)) for l in trainer.layers
-    ]
+    return random_data((b, t), N_IN, N_OUT, seed, p)
 
 
 def weights(trainer):
@@ -98,7 +62,7 @@ def weights(trainer):
 
 def dyn_state(trainer):
     if isinstance(trainer, eprop.EpropTrainer):
-        return [getattr(trainer, n).copy() for n in EPROP_ARRAYS if n not in EPROP_WEIGHTS]
+        return [getattr(trainer, n).copy() for n in EPROP_STATE]
     return [getattr(l, n).copy() for l in trainer.layers for n in ("_v", "_spikes", "_trace")]
 
 
@@ -112,21 +76,16 @@ def assert_arrays_equal(a, b):
 def warm(trainer, steps=60, seed=5):
     """Puts the trainer mid-sequence with non-zero state."""
     rng = np.random.default_rng(seed)
-    n_in = trainer.n_inputs if isinstance(trainer, eprop.EpropTrainer) else trainer.layer_sizes[0]
-    n_out = trainer.n_outputs if isinstance(trainer, eprop.EpropTrainer) else trainer.layer_sizes[-1]
+    n_in, n_out = dims(trainer)
     for _ in range(steps):
         trainer.step(3.0 * rng.random(n_in), rng.random(n_out))
     assert any(np.any(s != 0) for s in dyn_state(trainer))
     return trainer
 
 
-KINDS = ["eprop", "online"]
-
-
 # --------------------------------------------------------------------------- B = 1
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_batch_of_one_step_mode_is_train_sequence_bitwise(kind):
     x, y = data(1, 120, seed=1)
     a, b = make(kind), make(kind)
@@ -141,7 +100,6 @@ def test_batch_of_one_step_mode_is_train_sequence_bitwise(kind):
     assert_arrays_equal(weights(a), weights(b))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_train_batch_returns_one_mean_loss_per_sequence(kind):
     x, y = data(5, 40, seed=3)
     losses = make(kind).train_batch(x, y)
@@ -149,7 +107,6 @@ def test_train_batch_returns_one_mean_loss_per_sequence(kind):
     assert np.all(np.isfinite(losses)) and np.all(losses >= 0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("update", MODES)
 def test_train_batch_does_not_touch_trainer_state(kind, update):
     t = warm(make(kind))
@@ -161,7 +118,6 @@ def test_train_batch_does_not_touch_trainer_state(kind, update):
     assert any(not np.array_equal(a, b) for a, b in zip(weights(t), w_before)), "weights did not move"
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("update", MODES)
 def test_each_sequence_starts_from_reset_state(kind, update):
     """A warm trainer and a reset copy give the same batch result."""
@@ -176,7 +132,6 @@ def test_each_sequence_starts_from_reset_state(kind, update):
 # --------------------------------------------------------------------------- thread counts
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("update", MODES)
 def test_bitwise_identical_for_any_thread_count(kind, update):
     x, y = data(7, 60, seed=7)
@@ -194,7 +149,6 @@ def test_bitwise_identical_for_any_thread_count(kind, update):
         assert_arrays_equal(results[n][2], ref[2])
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_predict_batch_bitwise_identical_for_any_thread_count(kind):
     x, _ = data(7, 60, seed=8)
     t = make(kind)
@@ -235,9 +189,7 @@ _DIGEST_CODE = textwrap.dedent(
 
 
 def _digest_here():
-    rng = np.random.default_rng(7)
-    x = (rng.random((7, 60, N_IN)) < 0.3).astype(np.float64) * 2.0
-    y = rng.random((7, 60, N_OUT))
+    x, y = data(7, 60, seed=7)
     out = {}
     for kind in KINDS:
         for update in MODES:
@@ -262,7 +214,6 @@ def test_bitwise_identical_under_rayon_num_threads(env_threads):
 # --------------------------------------------------------------------------- update semantics
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("update", MODES)
 def test_lr_zero_gives_train_sequence_losses_and_keeps_weights(kind, update):
     x, y = data(4, 70, seed=9)
@@ -276,7 +227,6 @@ def test_lr_zero_gives_train_sequence_losses_and_keeps_weights(kind, update):
     assert_arrays_equal(weights(ref), w0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_sequence_mode_uses_fixed_weights_during_the_batch(kind):
     x, y = data(4, 70, seed=10)
     t = make(kind, lr=0.01)
@@ -295,7 +245,6 @@ def test_sequence_mode_uses_fixed_weights_during_the_batch(kind):
         assert not np.array_equal(s.train_batch(x, y, update="step"), expected)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_sequence_mode_applies_the_mean_of_per_sequence_changes(kind):
     """dW(batch [a, b]) == (dW([a]) + dW([b])) / 2 since the weights stay fixed."""
     x, y = data(2, 60, seed=11)
@@ -312,7 +261,6 @@ def test_sequence_mode_applies_the_mean_of_per_sequence_changes(kind):
         np.testing.assert_allclose(wb - w, expected, rtol=1e-9, atol=1e-15, err_msg=f"matrix {i}")
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_sequence_mode_change_is_linear_in_lr(kind):
     """With fixed weights during the batch, the total change scales with lr.
 
@@ -333,7 +281,6 @@ def test_sequence_mode_change_is_linear_in_lr(kind):
         np.testing.assert_allclose(wb - w, 2 * (wa - w), rtol=1e-9, atol=1e-15, err_msg=f"matrix {i}")
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("update", MODES)
 def test_single_step_batch_applies_the_mean_of_the_changes(kind, update):
     """T = 1: each sequence's change is that of one train_sequence step on the
@@ -356,7 +303,6 @@ def test_single_step_batch_applies_the_mean_of_the_changes(kind, update):
     assert moved
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_step_mode_two_identical_sequences_equal_one_bitwise(kind):
     """(d + d) / 2 == d exactly, so B = 2 copies move the weights like one."""
     x, y = data(1, 80, seed=13)
@@ -367,7 +313,6 @@ def test_step_mode_two_identical_sequences_equal_one_bitwise(kind):
     assert_arrays_equal(weights(a), weights(b))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("B", [3, 5])
 def test_step_mode_identical_sequences_equal_one(kind, B):
     x, y = data(1, 50, seed=14)
@@ -380,7 +325,6 @@ def test_step_mode_identical_sequences_equal_one(kind, B):
         np.testing.assert_allclose(wa, wb, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_step_mode_order_of_sequences_does_not_matter_for_losses(kind):
     """Per-sequence losses follow their sequence when the batch is permuted."""
     x, y = data(4, 40, seed=15)
@@ -393,7 +337,6 @@ def test_step_mode_order_of_sequences_does_not_matter_for_losses(kind):
 # --------------------------------------------------------------------------- predict_batch
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_predict_batch_rows_equal_predict_sequence_bitwise(kind):
     x, y = data(5, 70, seed=16, p=0.5)
     t = make(kind)
@@ -409,7 +352,6 @@ def test_predict_batch_rows_equal_predict_sequence_bitwise(kind):
     assert np.any(out != 0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_predict_batch_accepts_non_contiguous_and_other_dtypes(kind):
     x, _ = data(4, 30, seed=18)
     t = make(kind)
@@ -424,7 +366,6 @@ def test_predict_batch_accepts_non_contiguous_and_other_dtypes(kind):
 # --------------------------------------------------------------------------- memory
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_batch_memory_bytes(kind):
     t = make(kind)
     for update in MODES:
@@ -445,7 +386,6 @@ def test_batch_memory_bytes(kind):
     assert t.batch_memory_bytes(2, "step") == before
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("args", [(0, "step"), (-1, "step"), (2, "epoch"), (2, "")])
 def test_batch_memory_bytes_rejects(kind, args):
     with pytest.raises(ValueError):
@@ -489,7 +429,6 @@ def _bad_train_cases():
 BAD_TRAIN = _bad_train_cases()
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", list(BAD_TRAIN))
 def test_train_batch_rejects_and_changes_nothing(kind, case):
     x, y, kw = BAD_TRAIN[case]
@@ -524,7 +463,6 @@ def _bad_predict_cases():
 BAD_PREDICT = _bad_predict_cases()
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", list(BAD_PREDICT))
 def test_predict_batch_rejects_and_changes_nothing(kind, case):
     x, kw = BAD_PREDICT[case]
@@ -535,7 +473,6 @@ def test_predict_batch_rejects_and_changes_nothing(kind, case):
     assert snapshot(t) == before
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_update_and_n_threads_are_keyword_only(kind):
     x, y = data(2, 5, seed=23)
     t = make(kind)

@@ -20,17 +20,11 @@ the autodiff one in ``test_rsnn_bptt.py``).
 import eprop
 import numpy as np
 import pytest
+from common import excitable, random_data
 from sc_neurocore.online_learning import EpropTrainer as RefEprop
 from sc_neurocore.online_learning import OnlineTrainer as RefOnline
 
 RTOL = 1e-9
-
-
-def _data(b, t, n_in, n_out, seed):
-    rng = np.random.default_rng(seed)
-    x = (rng.random((b, t, n_in)) < 0.3).astype(np.float64) * 2.0
-    y = rng.random((b, t, n_out))
-    return x, y
 
 
 def _eprop_weights(obj):
@@ -95,7 +89,7 @@ def test_epropTrainer_train_batch_against_sc_neurocore(update, shape, b, t, lr):
     w0 = _eprop_weights(ref0)
     for a, r in zip(_eprop_weights(ours), w0):
         np.testing.assert_array_equal(a, r)  # same initial weights (seed 42)
-    x, y = _data(b, t, n_in, n_out, seed=sum(shape) + b)
+    x, y = random_data((b, t), n_in, n_out, seed=sum(shape) + b)
     ref_w, ref_losses = oracle_batch(
         lambda: RefEprop(n_in, n_rec, n_out, lr=lr), _eprop_weights, _set_eprop_weights, w0, x, y, update
     )
@@ -110,19 +104,12 @@ def test_epropTrainer_train_batch_against_sc_neurocore(update, shape, b, t, lr):
 ONLINE_CASES = [([4, 10, 3], 3, 80, 0.02), ([6, 12, 8, 2], 2, 60, 0.01)]
 
 
-def _excitable(obj):
-    # the output layer must spike for the loss (and the changes) to be non-trivial
-    for layer in obj.layers:
-        layer.W = 2.0 * np.abs(np.array(layer.W))
-    return obj
-
-
 @pytest.mark.parametrize("update", ["step", "sequence"])
 @pytest.mark.parametrize("sizes,b,t,lr", ONLINE_CASES)
 def test_onlineTrainer_train_batch_against_sc_neurocore(update, sizes, b, t, lr):
-    ours = _excitable(eprop.OnlineTrainer(sizes, threshold=0.5, lr=lr))
+    ours = excitable(eprop.OnlineTrainer(sizes, threshold=0.5, lr=lr))
     w0 = _online_weights(ours)
-    x, y = _data(b, t, sizes[0], sizes[-1], seed=len(sizes) + b)
+    x, y = random_data((b, t), sizes[0], sizes[-1], seed=len(sizes) + b)
 
     def make_ref():
         ref = RefOnline(sizes, threshold=0.5, lr=lr)

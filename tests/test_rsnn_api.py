@@ -6,63 +6,35 @@ The gradient itself is checked against autodiff in test_rsnn_bptt.py and
 learning in test_rsnn_tasks.py; here only the API contract is checked."""
 
 import copy
-import importlib
 import math
 import pickle
-import re
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import numpy as np
 import pytest
+from common import (
+    RSNN_ARRAYS,
+    RSNN_HYPER,
+    RSNN_WEIGHTS,
+    bits,
+    esc,
+    hammer,
+    import_eprop,
+    rejects,
+    snapshot,
+    spikes,
+    state_bits,
+)
 
-
-def _import_eprop():
-    # The package may be reinstalled while tests run: retry a failing import.
-    last = None
-    for _ in range(10):
-        try:
-            return importlib.import_module("eprop")
-        except ImportError as e:  # pragma: no cover - transient
-            last = e
-            time.sleep(1.0)
-    raise last
-
-
-eprop = _import_eprop()
+eprop = import_eprop()
 RN = eprop.RecurrentNetwork
 
 pytestmark = pytest.mark.timeout(120)
 
 N_IN, N_REC, N_OUT, N_AD = 5, 10, 3, 4
-GETTER_ARRAYS = ("W_in", "W_rec", "W_out", "b_out", "feedback_matrix", "_v", "_a", "_spikes")
-WEIGHTS = ("W_in", "W_rec", "W_out", "b_out")
-HYPER = (
-    "n_inputs",
-    "n_neurons",
-    "n_outputs",
-    "n_adaptive",
-    "tau_mem",
-    "tau_adapt",
-    "beta",
-    "threshold",
-    "refractory",
-    "dt",
-    "tau_out",
-    "loss",
-    "feedback",
-    "feedback_decay",
-    "surrogate_height",
-    "reg_rate",
-    "target_rate",
-    "optimizer",
-    "lr",
-    "update",
-    "seed",
-)
 # state_dict keys that belong to the network (not to the sequence in flight)
 NET_KEYS = ("W_in", "W_rec", "W_out", "b_out", "feedback_matrix", "optimizer_t")
 
@@ -76,11 +48,6 @@ def make(**kw):
     args.update(kw)
     n_out = args.pop("n_outputs", N_OUT)
     return RN(N_IN, N_REC, n_out, **args)
-
-
-def xs(shape, seed, p=0.3):
-    rng = np.random.default_rng(seed)
-    return (rng.random(shape) < p).astype(np.float64)
 
 
 def ys(net, shape, seed):
@@ -98,28 +65,7 @@ def one_hot(idx, n):
 
 def data(net, T, seed, B=None):
     shape = (T,) if B is None else (B, T)
-    return xs(shape + (net.n_inputs,), seed), ys(net, shape, seed)
-
-
-def _bits(a):
-    a = np.asarray(a)
-    return (a.dtype.str, a.shape, a.tobytes())
-
-
-def state_bits(net):
-    """state_dict with arrays as bytes (comparable bitwise)."""
-    return {k: (_bits(v) if isinstance(v, np.ndarray) else v) for k, v in net.state_dict().items()}
-
-
-def snapshot(net):
-    """Everything observable about a network, bitwise."""
-    return (
-        {n: _bits(getattr(net, n)) for n in GETTER_ARRAYS},
-        {n: getattr(net, n) for n in HYPER},
-        state_bits(net),
-        repr(net),
-        net.memory_bytes,
-    )
+    return spikes(shape + (net.n_inputs,), seed, p=0.3), ys(net, shape, seed)
 
 
 def net_bits(net):
@@ -147,18 +93,6 @@ def warm(net, seed=0, steps=25):
     if net.n_adaptive:
         assert np.any(net._a[-net.n_adaptive :])
     return net
-
-
-def rejects(net, call, exc, match):
-    before = snapshot(net)
-    with pytest.raises(exc, match=match or None):
-        call(net)
-    after = snapshot(net)
-    assert after == before, "a rejected call changed the network"
-
-
-def esc(s):
-    return re.escape(s)
 
 
 # --------------------------------------------------------------------------- constructor
@@ -249,7 +183,7 @@ def test_repr_round_trips_the_hyperparameters(kw):
     r = repr(n)
     assert r.startswith("RecurrentNetwork(")
     m = eval(r, {"RecurrentNetwork": RN})  # noqa: S307 - our own repr
-    for k in HYPER:
+    for k in RSNN_HYPER:
         assert getattr(m, k) == getattr(n, k), f"{k} lost by repr: {r}"
     assert repr(m) == r
     assert snapshot(m) == snapshot(n)
@@ -266,13 +200,13 @@ def test_repr_follows_lr():
 def test_seed_determines_the_weights(feedback):
     a, b = make(feedback=feedback, seed=11), make(feedback=feedback, seed=11)
     c = make(feedback=feedback, seed=12)
-    for k in WEIGHTS + ("feedback_matrix",):
-        assert _bits(getattr(a, k)) == _bits(getattr(b, k)), k
+    for k in RSNN_WEIGHTS + ("feedback_matrix",):
+        assert bits(getattr(a, k)) == bits(getattr(b, k)), k
     for k in ("W_in", "W_rec", "W_out", "feedback_matrix"):
         assert not np.array_equal(getattr(a, k), getattr(c, k)), k
     assert RN(5, 10, 3).seed == 0
-    assert _bits(RN(5, 10, 3).W_in) == _bits(RN(5, 10, 3, seed=0).W_in)
-    assert _bits(RN(5, 10, 3, seed=np.uint32(5)).W_in) == _bits(RN(5, 10, 3, seed=5).W_in)
+    assert bits(RN(5, 10, 3).W_in) == bits(RN(5, 10, 3, seed=0).W_in)
+    assert bits(RN(5, 10, 3, seed=np.uint32(5)).W_in) == bits(RN(5, 10, 3, seed=5).W_in)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 123, 2**32 - 1])
@@ -295,7 +229,7 @@ def test_lif_neurons_have_no_adaptation():
     assert np.all(m._a == 0)
 
 
-@pytest.mark.parametrize("name", GETTER_ARRAYS)
+@pytest.mark.parametrize("name", RSNN_ARRAYS)
 def test_arrays_are_read_only_copies(name):
     n = warm(make())
     before = snapshot(n)
@@ -313,7 +247,7 @@ def test_arrays_are_read_only_copies(name):
 
 def test_returned_results_are_independent():
     n = warm(make())
-    x = xs((20, N_IN), 3)
+    x = spikes((20, N_IN), 3, p=0.3)
     r = n.step(x[0], ys(n, (), 3))
     out = n.predict_sequence(x, reset=False)
     outs = n.predict_batch(x[None])
@@ -349,14 +283,14 @@ def test_setters_copy_and_validate(name):
     want = v.copy()
     if name == "W_rec":
         np.fill_diagonal(want, 0.0)
-    assert _bits(getattr(n, name)) == _bits(want)
+    assert bits(getattr(n, name)) == bits(want)
     v[...] = 99.0  # the network keeps its own copy
-    assert _bits(getattr(n, name)) == _bits(want)
+    assert bits(getattr(n, name)) == bits(want)
     # other layouts and dtypes are accepted
     setattr(n, name, np.asfortranarray(want.astype(np.float32)) if want.ndim == 2 else want.astype(np.float32))
     assert np.array_equal(getattr(n, name), want.astype(np.float32).astype(np.float64))
     setattr(n, name, want.tolist())
-    assert _bits(getattr(n, name)) == _bits(want)
+    assert bits(getattr(n, name)) == bits(want)
 
     bad_shape = shape[:-1] + (shape[-1] + 1,)
     rejects(n, lambda t: setattr(t, name, np.zeros(bad_shape)), ValueError, esc(name + ": expected shape"))
@@ -395,7 +329,7 @@ def test_lr_setter():
     rejects(n, lambda t: setattr(t, "lr", "fast"), TypeError, "lr")
 
 
-@pytest.mark.parametrize("name", [h for h in HYPER if h != "lr"])
+@pytest.mark.parametrize("name", [h for h in RSNN_HYPER if h != "lr"])
 def test_hyperparameters_are_read_only(name):
     n = make()
     with pytest.raises(AttributeError):
@@ -494,7 +428,7 @@ T_BAD = 30
 def _bad_calls(loss):
     """(id, call, exception, message) for a warm network with `loss`."""
     T = T_BAD
-    x = xs((T, N_IN), 1)
+    x = spikes((T, N_IN), 1, p=0.3)
     ce = loss == "cross_entropy"
     y = np.random.default_rng(1).integers(0, N_OUT, T) if ce else np.random.default_rng(1).normal(size=(T, N_OUT))
     yb = np.stack([y, y])
@@ -987,13 +921,13 @@ def test_sequence_sgd_applies_minus_lr_times_the_gradient(loss, feedback, reg_ra
     x, y = data(n, 120, 5)
     mask = np.random.default_rng(2).random(120) < 0.7
     for m in (None, mask, None):
-        before = {k: getattr(n, k) for k in WEIGHTS + ("feedback_matrix",)}
+        before = {k: getattr(n, k) for k in RSNN_WEIGHTS + ("feedback_matrix",)}
         g = n.gradients(x, y, mask=m)
-        assert all(np.any(g[k] != 0) for k in WEIGHTS)
+        assert all(np.any(g[k] != 0) for k in RSNN_WEIGHTS)
         loss_ = n.train_sequence(x, y, mask=m)
         assert loss_ == g["loss"]
         keep = 1 - n.feedback_decay
-        for k in WEIGHTS:
+        for k in RSNN_WEIGHTS:
             want = before[k] - n.lr * g[k]
             if feedback == "adaptive" and k == "W_out":
                 # Kolen-Pollack: W_out decays like B
@@ -1006,7 +940,7 @@ def test_sequence_sgd_applies_minus_lr_times_the_gradient(loss, feedback, reg_ra
             want = keep * before["feedback_matrix"] - n.lr * g["W_out"].T
             np.testing.assert_allclose(n.feedback_matrix, want, rtol=1e-12, atol=1e-15)
         else:
-            assert _bits(n.feedback_matrix) == _bits(before["feedback_matrix"])
+            assert bits(n.feedback_matrix) == bits(before["feedback_matrix"])
 
 
 @pytest.mark.parametrize("update", ["step", 1, 4])
@@ -1039,7 +973,7 @@ def test_all_false_mask(loss, feedback):
     none = np.zeros(100, bool)
     g = n.gradients(x, y, mask=none)
     assert g["loss"] == 0.0
-    for k in WEIGHTS:
+    for k in RSNN_WEIGHTS:
         assert np.all(g[k] == 0), k
     # with regularization only the rate term remains: W_out, b_out zero,
     # W_in/W_rec independent of the targets
@@ -1048,20 +982,20 @@ def test_all_false_mask(loss, feedback):
     g2 = r.gradients(x, y2, mask=none)
     assert np.all(g1["W_out"] == 0) and np.all(g1["b_out"] == 0)
     assert np.any(g1["W_in"] != 0) and np.any(g1["W_rec"] != 0)
-    for k in WEIGHTS:
-        assert _bits(g1[k]) == _bits(g2[k]), k
+    for k in RSNN_WEIGHTS:
+        assert bits(g1[k]) == bits(g2[k]), k
     # training with nothing counted and no regularization leaves the weights
     s = make(loss=loss, feedback=feedback, optimizer="sgd", lr=0.5)
-    before = {k: _bits(getattr(s, k)) for k in WEIGHTS + ("feedback_matrix",)}
+    before = {k: bits(getattr(s, k)) for k in RSNN_WEIGHTS + ("feedback_matrix",)}
     for update_net in (s,):
         assert update_net.train_sequence(x, y, mask=none) == 0.0
         assert update_net.train_batch(np.stack([x, x]), np.stack([y, y2]), mask=none).tolist() == [0.0, 0.0]
-    after = {k: _bits(getattr(s, k)) for k in WEIGHTS}
+    after = {k: bits(getattr(s, k)) for k in RSNN_WEIGHTS}
     if feedback == "adaptive":
         # two updates with a zero gradient: W_out (and B) only decay, twice
         keep = 1 - s.feedback_decay
         w_out0 = np.frombuffer(before["W_out"][2]).reshape(before["W_out"][1])
-        assert after.pop("W_out") == _bits(keep * (keep * w_out0))
+        assert after.pop("W_out") == bits(keep * (keep * w_out0))
         before.pop("W_out")
     assert after == {k: before[k] for k in after}
 
@@ -1078,14 +1012,14 @@ def test_manual_steps_then_apply_updates_equal_train_sequence(update, optimizer,
     a, b = copy.deepcopy(base), copy.deepcopy(base)
     la = a.train_sequence(x, y, mask=mask)
     b.reset()
-    w0 = _bits(b.W_in)
+    w0 = bits(b.W_in)
     total, counted = 0.0, 0
     for t in range(100):
         r = b.step(x[t], y[t], mask=bool(mask[t]))
         total += r["loss"]
         counted += int(mask[t])
     if update == "sequence":
-        assert _bits(b.W_in) == w0, "update='sequence' must wait for apply_updates"
+        assert bits(b.W_in) == w0, "update='sequence' must wait for apply_updates"
         assert b.state_dict()["_pending"] == 100
     b.apply_updates()
     assert total / counted == la
@@ -1107,11 +1041,11 @@ def test_reset_keeps_pending_gradients():
     assert np.all(a._v == 0) and np.all(a._a == 0) and np.all(a._spikes == 0)
     da = a.state_dict()
     assert da["_pending"] == 30 and da["_steps"] == 0
-    assert _bits(da["grad.W_in"]) == _bits(b.state_dict()["grad.W_in"])
+    assert bits(da["grad.W_in"]) == bits(b.state_dict()["grad.W_in"])
     a.apply_updates()
     b.apply_updates()
-    for k in WEIGHTS:
-        assert _bits(getattr(a, k)) == _bits(getattr(b, k))
+    for k in RSNN_WEIGHTS:
+        assert bits(getattr(a, k)) == bits(getattr(b, k))
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
@@ -1124,14 +1058,14 @@ def test_step_returns(loss):
     assert set(np.unique(r["spikes"])) <= {0.0, 1.0}
     assert r["output"].shape == (N_OUT,) and r["output"].dtype == np.float64
     assert isinstance(r["loss"], float) and r["loss"] >= 0
-    assert _bits(r["spikes"]) == _bits(n._spikes)
-    assert _bits(r["output"]) == _bits(n.state_dict()["_y"])
+    assert bits(r["spikes"]) == bits(n._spikes)
+    assert bits(r["output"]) == bits(n.state_dict()["_y"])
     r = n.step(x[1])
     assert set(r) == {"spikes", "output"}
     r = n.step(x[2], y[2], mask=False)
     assert set(r) == {"spikes", "output", "loss"} and r["loss"] == 0.0
     # the output of a step is the output of predict_sequence at that step
-    xx = xs((40, N_IN), 11)
+    xx = spikes((40, N_IN), 11, p=0.3)
     m = copy.deepcopy(n)
     m.reset()
     outs = np.array([m.step(xx[t])["output"] for t in range(40)])
@@ -1150,11 +1084,11 @@ def test_step_returns(loss):
 
 def test_step_without_target_does_not_learn():
     n = make(update="step", optimizer="sgd", lr=1.0)
-    before = {k: _bits(getattr(n, k)) for k in WEIGHTS}
-    for x in xs((50, N_IN), 12):
+    before = {k: bits(getattr(n, k)) for k in RSNN_WEIGHTS}
+    for x in spikes((50, N_IN), 12, p=0.3):
         n.step(x)
     n.apply_updates()
-    assert {k: _bits(getattr(n, k)) for k in WEIGHTS} == before
+    assert {k: bits(getattr(n, k)) for k in RSNN_WEIGHTS} == before
     assert n.state_dict()["_pending"] == 0 and n.state_dict()["optimizer_t"] == 0
 
 
@@ -1195,7 +1129,7 @@ def test_evaluate(loss):
 
 def test_predict_sequence_reset_flag():
     n = warm(make())
-    x = xs((50, N_IN), 14)
+    x = spikes((50, N_IN), 14, p=0.3)
     a = copy.deepcopy(n)
     out_cont = a.predict_sequence(x, reset=False)
     b = copy.deepcopy(n)
@@ -1204,9 +1138,9 @@ def test_predict_sequence_reset_flag():
     assert out_reset.tobytes() == copy.deepcopy(n).predict_sequence(x).tobytes()
     assert out_cont.tobytes() != out_reset.tobytes()
     # predicting does not learn
-    for k in WEIGHTS:
-        assert _bits(getattr(a, k)) == _bits(getattr(n, k))
-    assert _bits(a.state_dict()["grad.W_in"]) == _bits(n.state_dict()["grad.W_in"])
+    for k in RSNN_WEIGHTS:
+        assert bits(getattr(a, k)) == bits(getattr(n, k))
+    assert bits(a.state_dict()["grad.W_in"]) == bits(n.state_dict()["grad.W_in"])
 
 
 # --------------------------------------------------------------------------- train_batch
@@ -1279,7 +1213,7 @@ def test_batch_losses_are_the_per_sequence_frozen_losses():
 def test_predict_batch_rows_equal_predict_sequence(loss):
     n = warm(make(loss=loss))
     before = snapshot(n)
-    x = xs((4, 90, N_IN), 19)
+    x = spikes((4, 90, N_IN), 19, p=0.3)
     for th in (1, 2, None):
         out = n.predict_batch(x, n_threads=th)
         assert out.shape == (4, 90, N_OUT) and out.dtype == np.float64
@@ -1298,7 +1232,7 @@ def test_batch_gradient_is_the_mean_of_sequence_gradients(loss, reg_rate):
     mask = np.random.default_rng(9).random((B, T)) < 0.7
     g = n.gradients(x, y, mask=mask)
     singles = [n.gradients(x[b], y[b], mask=mask[b]) for b in range(B)]
-    for k in WEIGHTS:
+    for k in RSNN_WEIGHTS:
         acc = singles[0][k].copy()
         for s in singles[1:]:
             acc = acc + s[k]
@@ -1309,8 +1243,8 @@ def test_batch_gradient_is_the_mean_of_sequence_gradients(loss, reg_rate):
     # threads do not change it
     g1 = n.gradients(x, y, mask=mask, n_threads=1)
     g3 = n.gradients(x, y, mask=mask, n_threads=3)
-    for k in WEIGHTS:
-        assert _bits(g1[k]) == _bits(g3[k]) == _bits(g[k])
+    for k in RSNN_WEIGHTS:
+        assert bits(g1[k]) == bits(g3[k]) == bits(g[k])
     assert snapshot(n) == before
 
 
@@ -1319,8 +1253,8 @@ def test_gradients_accept_class_indices_and_one_hot():
     x, y = data(n, 50, 21, B=2)
     a = n.gradients(x, y)
     b = n.gradients(x, one_hot(y, N_OUT))
-    for k in WEIGHTS:
-        assert _bits(a[k]) == _bits(b[k])
+    for k in RSNN_WEIGHTS:
+        assert bits(a[k]) == bits(b[k])
     assert set(a) == {"W_in", "W_rec", "W_out", "b_out", "loss"}
 
 
@@ -1403,7 +1337,7 @@ def test_predict_stream_equals_predict_sequence(loss):
     n = warm(make(loss=loss))
     before = snapshot(n)
     T = 200
-    x = xs((T, N_IN), 26)
+    x = spikes((T, N_IN), 26, p=0.3)
     whole = copy.deepcopy(n).predict_sequence(x)
     parts = list(copy.deepcopy(n).predict_stream(x[s:e] for s, e in _chunks(T, [1, 2, 77, 150])))
     assert [p.shape[0] for p in parts] == [1, 1, 75, 73, 50]
@@ -1507,12 +1441,12 @@ def test_state_dict_is_complete():
     n = _checkpoint_net()
     d = n.state_dict()
     assert d["class"] == "RecurrentNetwork"
-    for k in HYPER:
+    for k in RSNN_HYPER:
         assert k in d, k
         if k != "update":
             assert d[k] == getattr(n, k), k
-    for k in GETTER_ARRAYS:
-        assert _bits(d[k]) == _bits(getattr(n, k)), k
+    for k in RSNN_ARRAYS:
+        assert bits(d[k]) == bits(getattr(n, k)), k
     sgd = make(optimizer="sgd")
     assert not any(k.startswith("adam_") for k in sgd.state_dict())
     assert make(update=7).state_dict()["update"] == "7"
@@ -1674,33 +1608,6 @@ def test_pickle_across_a_process():
 # --------------------------------------------------------------------------- threads
 
 
-def _hammer(ops, n_threads=8, seconds=2.0):
-    stop = time.perf_counter() + seconds
-    errors = []
-    counts = [0] * n_threads
-    barrier = threading.Barrier(n_threads)
-
-    def work(k):
-        rng = np.random.default_rng(2000 + k)
-        barrier.wait()
-        while time.perf_counter() < stop:
-            op = ops[int(rng.integers(len(ops)))]
-            try:
-                op(rng)
-            except Exception as e:  # noqa: BLE001 - every exception is unexpected here
-                errors.append((op.__name__, repr(e)))
-                return
-            counts[k] += 1
-
-    ths = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(n_threads)]
-    for th in ths:
-        th.start()
-    for th in ths:
-        th.join(seconds + 60)
-        assert not th.is_alive(), "a thread hung"
-    return errors, sum(counts)
-
-
 @pytest.mark.timeout(90)
 def test_shared_network_from_eight_threads():
     t = make(loss="cross_entropy", update="sequence", lr=1e-3, reg_rate=0.1, refractory=1.0, feedback="adaptive")
@@ -1753,7 +1660,7 @@ def test_shared_network_from_eight_threads():
 
     def getters(rng):
         assert np.all(np.diag(t.W_rec) == 0), "W_rec read with a non-zero diagonal"
-        for k in GETTER_ARRAYS:
+        for k in RSNN_ARRAYS:
             assert np.all(np.isfinite(getattr(t, k)))
         assert t.memory_bytes > 0
         repr(t)
@@ -1796,7 +1703,7 @@ def test_shared_network_from_eight_threads():
         reset,
         apply_updates,
     ]
-    errors, calls = _hammer(ops)
+    errors, calls = hammer(ops, seconds=2.0, seed=2000)
     assert not errors, errors[:5]
     assert calls > 100
     d = t.state_dict()

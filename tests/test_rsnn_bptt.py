@@ -19,30 +19,15 @@ adaptation a_j(t). "Full BPTT" differentiates everything.
 Run with ``pytest -s`` to see the printed cosine report.
 """
 
-import importlib
-import time
-
 import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
+from common import import_eprop
 
-
-def _import_eprop():
-    # The package may be reinstalled while tests run: retry a failing import.
-    last = None
-    for _ in range(10):
-        try:
-            return importlib.import_module("eprop")
-        except ImportError as e:  # pragma: no cover - transient
-            last = e
-            time.sleep(1.0)
-    raise last
-
-
-eprop = _import_eprop()
+eprop = import_eprop()
 
 RTOL = 1e-9
 

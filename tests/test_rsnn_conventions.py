@@ -11,10 +11,10 @@ import itertools
 import eprop
 import numpy as np
 import pytest
+from common import RSNN_WEIGHTS
 from reference_eprop import Reference
 
 RN = eprop.RecurrentNetwork
-WEIGHTS = ("W_in", "W_rec", "W_out", "b_out")
 
 
 def _spikes(rng, t, n, p=0.3):
@@ -77,7 +77,7 @@ def test_training_equals_the_numpy_reference(kw):
         ref_loss = ref.train_sequence(X, Y, mask=mask)
         moved |= bool(np.any(net.W_in != before))
         np.testing.assert_allclose(loss, ref_loss, rtol=1e-10)
-        for k in WEIGHTS:
+        for k in RSNN_WEIGHTS:
             np.testing.assert_allclose(getattr(net, k), ref.W[k], rtol=1e-10, atol=1e-12, err_msg=f"{k} seq {seq}")
         np.testing.assert_allclose(net.feedback_matrix, ref.B, rtol=1e-10, atol=1e-12, err_msg="B")
     assert moved
@@ -188,14 +188,14 @@ def test_reset_keeps_the_pending_regularization():
     reg_free = _excitable(RN(4, 6, 2, optimizer="sgd", lr=lr, update="sequence", seed=3))
     # not vacuous: the regularization is a large part of the gradient
     assert np.linalg.norm(ga["W_in"] - reg_free.gradients(xa, ya)["W_in"]) > 0.1 * np.linalg.norm(ga["W_in"])
-    before = {k: getattr(net, k) for k in WEIGHTS}
+    before = {k: getattr(net, k) for k in RSNN_WEIGHTS}
     for t in range(30):
         net.step(xa[t], ya[t])
     net.reset()
     for t in range(25):
         net.step(xb[t], yb[t])
     net.apply_updates()
-    for k in WEIGHTS:
+    for k in RSNN_WEIGHTS:
         want = before[k] - lr * (ga[k] + gb[k])
         np.testing.assert_allclose(getattr(net, k), want, rtol=1e-10, atol=1e-14, err_msg=k)
 

@@ -9,47 +9,18 @@ import itertools
 import eprop
 import numpy as np
 import pytest
+from common import arrays, build, data, dims, nonzero_state
 
 pytestmark = pytest.mark.timeout(120)
 
-EPROP_WEIGHTS = ("W_in", "W_rec", "W_out")
-EPROP_STATE = ("_v", "_spikes", "_trace_in", "_trace_rec", "_eligibility_in", "_eligibility_rec")
-LAYER_ARRAYS = ("W", "_v", "_spikes", "_trace")
-KINDS = ["eprop", "online"]
 SIZES = {"eprop": (5, 20, 3), "online": (5, 12, 3)}
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def make(kind, n_in=None, n_out=None, lr=0.01):
-    if kind == "eprop":
-        ni, nr, no = SIZES["eprop"]
-        return eprop.EpropTrainer(n_in or ni, nr, n_out or no, lr=lr)
-    ni, nh, no = SIZES["online"]
-    t = eprop.OnlineTrainer([n_in or ni, nh, n_out or no], threshold=0.5, lr=lr)
-    for layer in t.layers:  # excitable enough that the output layer spikes
-        layer.W = 2.0 * np.abs(layer.W)
-    return t
-
-
-def dims(t):
-    if isinstance(t, eprop.EpropTrainer):
-        return t.n_inputs, t.n_outputs
-    return t.layer_sizes[0], t.layer_sizes[-1]
-
-
-def data(t, T, seed=0, p=0.3):
-    n_in, n_out = dims(t)
-    rng = np.random.default_rng(seed)
-    return (rng.random((T, n_in)) < p).astype(np.float64) * 2.0, rng.random((T, n_out))
-
-
-def arrays(t):
-    """Every weight and state array, as (name, copy) pairs."""
-    if isinstance(t, eprop.EpropTrainer):
-        return {n: getattr(t, n).copy() for n in EPROP_WEIGHTS + EPROP_STATE}
-    return {f"layers.{i}.{n}": getattr(l, n).copy() for i, l in enumerate(t.layers) for n in LAYER_ARRAYS}
+def make(kind, **kw):
+    return build(kind, SIZES[kind], **kw)
 
 
 def assert_same_trainer(a, b):
@@ -66,10 +37,6 @@ def assert_bitwise(a, b, msg=""):
     assert a.tobytes() == b.tobytes(), msg or "arrays differ bitwise"
 
 
-def nonzero_state(t):
-    return any(np.any(v != 0) for k, v in arrays(t).items() if "W" not in k)
-
-
 def split(T, sizes=(1, 7, 100)):
     """Chunk boundaries: the given sizes, then the rest."""
     bounds = [0]
@@ -83,7 +50,6 @@ def split(T, sizes=(1, 7, 100)):
 # --------------------------------------------------------------------------- chunked == whole
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("sizes", [(1, 7, 100), (50, 50, 50), (299, 1), (1,) * 20])
 def test_train_sequence_in_chunks_equals_one_call(kind, sizes):
     T = 300
@@ -103,7 +69,6 @@ def test_train_sequence_in_chunks_equals_one_call(kind, sizes):
     assert_bitwise(chunked.predict_sequence(xp, reset=False), whole.predict_sequence(xp, reset=False))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_reset_false_continues_from_current_state(kind):
     t = make(kind)
     x, y = data(t, 120, seed=3)
@@ -120,7 +85,6 @@ def test_reset_false_continues_from_current_state(kind):
     assert any(arrays(t)[k].tobytes() != arrays(restarted)[k].tobytes() for k in arrays(t))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("sizes", [(1, 7, 100), (3,) * 40])
 def test_predict_sequence_in_chunks_equals_one_call(kind, sizes):
     T = 300
@@ -136,7 +100,6 @@ def test_predict_sequence_in_chunks_equals_one_call(kind, sizes):
     assert np.any(out != 0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("container", ["list", "generator", "zip", "tuple"])
 def test_train_stream_equals_train_sequence(kind, container):
     T = 300
@@ -160,7 +123,6 @@ def test_train_stream_equals_train_sequence(kind, container):
     assert_same_trainer(s, whole)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_train_stream_reset_flag(kind):
     t = make(kind)
     x, y = data(t, 200, seed=7)
@@ -175,7 +137,6 @@ def test_train_stream_reset_flag(kind):
     assert_same_trainer(c, d)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_train_stream_of_single_steps(kind):
     T = 150
     a = make(kind)
@@ -186,7 +147,6 @@ def test_train_stream_of_single_steps(kind):
     assert_same_trainer(a, b)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_predict_stream_equals_predict_sequence(kind):
     T = 300
     t = make(kind)
@@ -206,7 +166,6 @@ def test_predict_stream_equals_predict_sequence(kind):
         next(it)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_predict_stream_is_lazy_and_resets_at_first_chunk(kind):
     t = make(kind)
     x, y = data(t, 100, seed=11)
@@ -227,7 +186,6 @@ def test_predict_stream_is_lazy_and_resets_at_first_chunk(kind):
     assert_same_trainer(t, ref)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_predict_stream_reset_false_continues(kind):
     t = make(kind)
     x, y = data(t, 100, seed=12)
@@ -258,16 +216,10 @@ def memmapped(tmp_path):
     return np.load(xp, mmap_mode="r"), np.load(yp, mmap_mode="r")
 
 
-def make_wide(kind, lr=0.001):
-    if kind == "eprop":
-        return eprop.EpropTrainer(100, 12, 10, lr=lr)
-    t = eprop.OnlineTrainer([100, 12, 10], threshold=0.5, lr=lr)
-    for layer in t.layers:
-        layer.W = 2.0 * np.abs(layer.W)
-    return t
+def make_wide(kind):
+    return build(kind, (100, 12, 10), lr=0.001)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_memmap_inputs_equal_in_memory(kind, memmapped):
     mx, my = memmapped
     assert isinstance(mx, np.memmap) and not mx.flags.writeable
@@ -280,7 +232,6 @@ def test_memmap_inputs_equal_in_memory(kind, memmapped):
     assert_same_trainer(a, b)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_memmap_block_reading_matches_a_converted_copy(kind, memmapped):
     """A float64 memmap is read block by block; an int8 copy of the same
     values is converted whole. Same numbers."""
@@ -291,7 +242,6 @@ def test_memmap_block_reading_matches_a_converted_copy(kind, memmapped):
     assert_bitwise(a.predict_sequence(mx), b.predict_sequence(np.array(mx, dtype=np.int8)))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_memmap_train_stream(kind, memmapped):
     mx, my = memmapped
     T = len(mx)
@@ -304,7 +254,6 @@ def test_memmap_train_stream(kind, memmapped):
     assert_bitwise(out, b.predict_sequence(np.array(mx)))
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_strided_and_fortran_inputs(kind):
     t = make(kind)
     x, y = data(t, 200, seed=14)
@@ -370,7 +319,6 @@ BAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", BAD_CASES)
 def test_bad_chunk_in_the_middle_of_a_stream(kind, case):
     t = make(kind)
@@ -390,7 +338,6 @@ def test_bad_chunk_in_the_middle_of_a_stream(kind, case):
     assert_same_trainer(t, ref)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", ["input NaN", "pair lengths", "not a pair"])
 def test_bad_first_chunk_changes_nothing(kind, case):
     """Not even the reset happens when the first chunk is rejected."""
@@ -405,7 +352,6 @@ def test_bad_first_chunk_changes_nothing(kind, case):
         assert after[k].tobytes() == before[k].tobytes(), k
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_exception_from_the_iterable_keeps_completed_chunks(kind):
     t = make(kind)
     x, y = data(t, 100, seed=18)
@@ -422,7 +368,6 @@ def test_exception_from_the_iterable_keeps_completed_chunks(kind):
     assert_same_trainer(t, ref)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_empty_stream_is_rejected(kind):
     t = make(kind)
     t.train_sequence(*data(t, 20, seed=19))
@@ -437,7 +382,6 @@ def test_empty_stream_is_rejected(kind):
         assert v.tobytes() == before[k].tobytes(), k
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_bad_chunk_in_predict_stream(kind):
     t = make(kind)
     x, _ = data(t, 100, seed=20)
@@ -455,7 +399,6 @@ def test_bad_chunk_in_predict_stream(kind):
 # --------------------------------------------------------------------------- progress
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_train_stream_progress(kind, capsys):
     t = make(kind)
     x, y = data(t, 300, seed=21)
@@ -473,7 +416,6 @@ def test_train_stream_progress(kind, capsys):
 # --------------------------------------------------------------------------- memory
 
 
-@pytest.mark.parametrize("kind", KINDS)
 def test_memory_bytes_is_constant_in_the_length(kind):
     t = make(kind)
     m = t.memory_bytes

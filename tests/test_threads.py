@@ -16,32 +16,9 @@ import time
 import eprop
 import numpy as np
 import pytest
+from common import EPROP_STATE, arrays, hammer, spikes
 
 pytestmark = pytest.mark.timeout(120)
-
-EPROP_ARRAYS = (
-    "W_in",
-    "W_rec",
-    "W_out",
-    "_v",
-    "_spikes",
-    "_trace_in",
-    "_trace_rec",
-    "_eligibility_in",
-    "_eligibility_rec",
-)
-LAYER_ARRAYS = ("W", "_v", "_spikes", "_trace")
-
-
-def spikes(shape, seed, p=0.1, amp=1.0):
-    return (np.random.default_rng(seed).random(shape) < p).astype(np.float64) * amp
-
-
-def all_arrays(t):
-    if isinstance(t, eprop.EpropTrainer):
-        return {n: getattr(t, n) for n in EPROP_ARRAYS}
-    return {f"layers.{i}.{n}": getattr(l, n) for i, l in enumerate(t.layers) for n in LAYER_ARRAYS}
-
 
 # --------------------------------------------------------------------------- GIL
 
@@ -157,40 +134,11 @@ def test_two_threads_on_two_trainers_give_the_sequential_results():
         assert not th.is_alive()
     assert got == expected
     for t, r in zip(trainers, refs):
-        for k, v in all_arrays(r).items():
+        for k, v in arrays(r).items():
             np.testing.assert_array_equal(getattr(t, k), v, err_msg=k)
 
 
 # --------------------------------------------------------------------------- one shared trainer
-
-
-def _hammer(ops, n_threads=8, seconds=3.0):
-    """Runs random `ops` from `n_threads` threads for `seconds`; returns the
-    unexpected exceptions and the number of calls made."""
-    stop = time.perf_counter() + seconds
-    errors = []
-    counts = [0] * n_threads
-    barrier = threading.Barrier(n_threads)
-
-    def work(k):
-        rng = np.random.default_rng(1000 + k)
-        barrier.wait()
-        while time.perf_counter() < stop:
-            op = ops[int(rng.integers(len(ops)))]
-            try:
-                op(rng)
-            except Exception as e:  # noqa: BLE001 - every exception is unexpected here
-                errors.append((op.__name__, repr(e)))
-                return
-            counts[k] += 1
-
-    ths = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(n_threads)]
-    for th in ths:
-        th.start()
-    for th in ths:
-        th.join(seconds + 60)
-        assert not th.is_alive(), "a thread hung"
-    return errors, sum(counts)
 
 
 def test_shared_eprop_trainer_from_eight_threads():
@@ -231,7 +179,7 @@ def test_shared_eprop_trainer_from_eight_threads():
         assert t.W_in.shape == (n_rec, n_in) and t.W_out.shape == (n_out, n_rec)
 
     def get_state(rng):
-        for n in EPROP_ARRAYS[3:]:
+        for n in EPROP_STATE:
             assert np.all(np.isfinite(getattr(t, n)))
 
     def set_weights(rng):
@@ -291,7 +239,7 @@ def test_shared_eprop_trainer_from_eight_threads():
         predict_batch,
         state_roundtrip,
     ]
-    errors, calls = _hammer(ops)
+    errors, calls = hammer(ops)
     assert not errors, errors[:5]
     assert calls > 100
     _check_consistent(t)
@@ -389,18 +337,18 @@ def test_shared_online_trainer_from_eight_threads():
         predict_batch,
         state_roundtrip,
     ]
-    errors, calls = _hammer(ops)
+    errors, calls = hammer(ops)
     assert not errors, errors[:5]
     assert calls > 100
     _check_consistent(t)
 
 
 def _check_consistent(t):
-    for k, v in all_arrays(t).items():
+    for k, v in arrays(t).items():
         assert np.all(np.isfinite(v)), k
     dup = copy.deepcopy(t)
-    for k, v in all_arrays(t).items():
-        np.testing.assert_array_equal(all_arrays(dup)[k], v, err_msg=k)
+    for k, v in arrays(t).items():
+        np.testing.assert_array_equal(arrays(dup)[k], v, err_msg=k)
     n_in = t.n_inputs if isinstance(t, eprop.EpropTrainer) else t.layer_sizes[0]
     x = spikes((80, n_in), 99, p=0.3, amp=2.0)
     np.testing.assert_array_equal(dup.predict_sequence(x), t.predict_sequence(x))
@@ -523,7 +471,6 @@ _FORK_CODE = textwrap.dedent(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-@pytest.mark.parametrize("kind", ["eprop", "online"])
 @pytest.mark.parametrize("busy", ["idle", "busy"])
 def test_train_batch_in_forked_child(kind, busy):
     r = subprocess.run([sys.executable, "-c", _FORK_CODE, kind, busy], capture_output=True, text=True, timeout=60)
