@@ -280,13 +280,6 @@ fn write_archive(w: &mut impl Write, d: &StateDict) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The archive's bytes (for tests and in-memory copies).
-pub fn to_bytes(d: &StateDict) -> Vec<u8> {
-    let mut v = Vec::new();
-    write_archive(&mut v, d).expect("writing to memory does not fail");
-    v
-}
-
 /// Writes `d` to `path` atomically: to a temporary file in the same folder,
 /// synced, then renamed over `path`. On any error the temporary file is
 /// removed and an existing file at `path` is left as it was.
@@ -607,25 +600,32 @@ pub fn load(path: &Path) -> Result<StateDict> {
     read_archive(&mut f, len).map_err(|m| corrupt(&shown, m))
 }
 
-/// Reads an archive held in memory.
-pub fn from_bytes(bytes: &[u8]) -> Result<StateDict> {
-    if bytes.len() < 22 {
-        return Err(corrupt("<bytes>", "too short to be a zip archive"));
-    }
-    let mut c = std::io::Cursor::new(bytes);
-    read_archive(&mut c, bytes.len() as u64).map_err(|m| corrupt("<bytes>", m))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The archive's bytes.
+    fn to_bytes(d: &StateDict) -> Vec<u8> {
+        let mut v = Vec::new();
+        write_archive(&mut v, d).expect("writing to memory does not fail");
+        v
+    }
+
+    /// Reads an archive held in memory.
+    fn from_bytes(bytes: &[u8]) -> Result<StateDict> {
+        if bytes.len() < 22 {
+            return Err(corrupt("<bytes>", "too short to be a zip archive"));
+        }
+        let mut c = std::io::Cursor::new(bytes);
+        read_archive(&mut c, bytes.len() as u64).map_err(|m| corrupt("<bytes>", m))
+    }
 
     fn sample() -> StateDict {
         let mut d = StateDict::new("EpropTrainer", 1);
         d.put_int("n_inputs", 3);
         d.put_float("lr", 0.01);
         d.put("layer_sizes", Value::Ints(vec![4, 10, 3]));
-        d.put_array("W", &ndarray::array![[1.0, -2.5, 3.0], [4.0, 5.0, f64::MIN_POSITIVE]]);
+        d.put("W", Value::Array(ndarray::array![[1.0, -2.5, 3.0], [4.0, 5.0, f64::MIN_POSITIVE]].into_dyn()));
         d.put_vec("empty", &[]);
         d.put_text("update", "sequence");
         d

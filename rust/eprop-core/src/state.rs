@@ -74,10 +74,6 @@ impl StateDict {
         self.put(key, Value::Text(v.to_string()));
     }
 
-    pub fn put_array<D: ndarray::Dimension>(&mut self, key: &str, a: &ndarray::Array<f64, D>) {
-        self.put(key, Value::Array(a.to_owned().into_dyn()));
-    }
-
     /// Adds named arrays (see [`Stateful::arrays`]), copied.
     pub fn put_arrays(&mut self, arrays: Vec<(String, ArrayViewD<'_, f64>)>) {
         for (k, a) in arrays {
