@@ -66,7 +66,7 @@ script is not part of the tests or CI)::
 
     python3 -m venv /work/venv-nest
     /work/venv-nest/bin/pip install nest-simulator==3.10.0 numpy
-    /work/venv-nest/bin/pip install --no-deps /tmp/wheels/eprop-0.1.0-*.whl   # or: pip install . (maturin)
+    /work/venv-nest/bin/pip install --no-deps /tmp/wheels/eprop-*.whl   # or: pip install . (maturin)
 
 Usage::
 
