@@ -138,6 +138,10 @@ pub trait Model: FixedWeights {
     fn infer(&mut self, seq: &mut Self::Seq, x: &[f64]);
     /// Output of the last step.
     fn output<'s>(&self, seq: &'s Self::Seq) -> &'s [f64];
+    /// Spikes of the recurrent layer at the last step, for models that have one.
+    fn spikes<'s>(&self, _seq: &'s Self::Seq) -> Option<&'s [f64]> {
+        None
+    }
     /// Resets the trainer's own sequence.
     fn reset(&mut self, seq: &mut Self::Seq);
     /// End of a training call (a sequence or a whole stream): models that

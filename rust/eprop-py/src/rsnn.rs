@@ -196,13 +196,7 @@ impl PyRecurrentNetwork {
         let classes = self.cross_entropy();
         let target = target.map(|obj| convert::array("target", obj)).transpose()?;
         let target = target.map(|a| check::step_target("target", a, no, classes, mask)).transpose().map_err(to_py)?;
-        let with_target = target.is_some();
-        let (z, y, loss) = locked(py, &self.inner, move |t| {
-            let tg = target.as_ref().and_then(|a| a.as_slice());
-            let loss = t.step(x.as_slice().unwrap_or(&[]), tg, mask);
-            (t.seq.state.z.to_vec(), t.seq.state.y.to_vec(), loss)
-        })?;
-        shared::step_result(py, Some(z), y, with_target.then_some(loss))
+        shared::step(py, self, x, target, mask)
     }
 
     /// Train on one sequence; returns the mean loss per counted step.

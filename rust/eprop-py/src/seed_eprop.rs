@@ -9,11 +9,11 @@ use eprop_core::models::seed_eprop::{SeedEpropConfig, SeedEpropNet};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::convert::{field, integer, real, size, vector};
+use crate::convert::{field, integer, real, size};
 use crate::errors::to_py;
 use crate::shared::{
-    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, step_result,
-    trainer_methods, Obj, PyTrainer,
+    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Obj,
+    PyTrainer,
 };
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -28,8 +28,6 @@ use eprop_core::state::Stateful;
 #[pyclass(frozen, subclass, module = "eprop._core", name = "EpropTrainer")]
 pub struct PyEpropTrainer {
     inner: Mutex<Trainer<SeedEpropNet>>,
-    /// (n_inputs, n_neurons, n_outputs), fixed at construction.
-    dims: (usize, usize, usize),
     /// (n_inputs, n_outputs)
     widths: (usize, usize),
 }
@@ -55,34 +53,14 @@ impl PyEpropTrainer {
     #[new]
     fn new(config_obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let cfg = config(config_obj)?;
-        let dims = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
-        Ok(PyEpropTrainer { inner: Mutex::new(Trainer::new(SeedEpropNet::new(cfg))), dims, widths: (dims.0, dims.2) })
+        let widths = (cfg.n_inputs, cfg.n_outputs);
+        Ok(PyEpropTrainer { inner: Mutex::new(Trainer::new(SeedEpropNet::new(cfg))), widths })
     }
 
     /// Checks a configuration (the messages of the constructor).
     #[staticmethod]
     fn _validate(config_obj: &Bound<'_, PyAny>) -> PyResult<()> {
         config(config_obj).map(|_| ())
-    }
-
-    /// Process one timestep. `x` (n_inputs,), optional `target` (n_outputs,);
-    /// with a target the weights learn. Returns a dict with `spikes`
-    /// (n_neurons,), `output` (n_outputs,) and, with a target, `loss`.
-    #[pyo3(signature = (x, target=None))]
-    fn step<'py>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyAny>,
-        target: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let x = vector("x", x, self.dims.0)?;
-        let target = target.map(|t| vector("target", t, self.dims.2)).transpose()?;
-        let with_target = target.is_some();
-        let (z, out, loss) = self.with_inner(py, move |t| {
-            let loss = t.step(x.as_slice().unwrap_or(&[]), target.as_ref().and_then(|a| a.as_slice()), true);
-            (t.seq.state.z.to_vec(), t.output().to_vec(), loss)
-        })?;
-        step_result(py, Some(z), out, with_target.then_some(loss))
     }
 }
 

@@ -17,8 +17,8 @@ use pyo3::types::{PyDict, PyString};
 use crate::convert::{self, field, integer, real, size, state_to_dict, vector};
 use crate::errors::{locked, locked_try, to_py};
 use crate::shared::{
-    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, step_result,
-    trainer_methods, Obj, PyTrainer,
+    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Obj,
+    PyTrainer,
 };
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -256,27 +256,6 @@ impl PyOnlineTrainer {
     #[getter]
     fn n_layers(&self) -> usize {
         self.sizes.len() - 1
-    }
-
-    /// Forward one timestep through all layers; with a `target` (n_output,)
-    /// every layer learns. Returns a dict with `output` (last layer's spikes)
-    /// and, with a target, `loss`.
-    #[pyo3(signature = (x, target=None))]
-    fn step<'py>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyAny>,
-        target: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let (ni, no) = self.widths();
-        let x = vector("x", x, ni)?;
-        let target = target.map(|t| vector("target", t, no)).transpose()?;
-        let with_target = target.is_some();
-        let (out, loss) = self.with_inner(py, move |t| {
-            let loss = t.step(x.as_slice().unwrap_or(&[]), target.as_ref().and_then(|a| a.as_slice()), true);
-            (t.output().to_vec(), loss)
-        })?;
-        step_result(py, None, out, with_target.then_some(loss))
     }
 }
 

@@ -110,20 +110,28 @@ pub fn train_sequence<P: PyTrainer>(
     stream::train_sequence(py, p.inner(), p.widths(), c, reset)
 }
 
-/// What `step` returns: `spikes` (when given), `output` and, with a target, `loss`.
-pub fn step_result<'py>(
+/// One step with input `x` and, to learn, a `target` (its error counted when
+/// `mask`). Returns a dict with `spikes` (models with a recurrent layer),
+/// `output` and, with a target, `loss`.
+pub fn step<'py, P: PyTrainer>(
     py: Python<'py>,
-    spikes: Option<Vec<f64>>,
-    output: Vec<f64>,
-    loss: Option<f64>,
+    p: &P,
+    x: Array1<f64>,
+    target: Option<Array1<f64>>,
+    mask: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let with_target = target.is_some();
+    let (z, out, loss) = p.with_inner(py, move |t| {
+        let loss = t.step(x.as_slice().unwrap_or(&[]), target.as_ref().and_then(|a| a.as_slice()), mask);
+        (t.model.spikes(&t.seq).map(<[f64]>::to_vec), t.output().to_vec(), loss)
+    })?;
     let d = PyDict::new(py);
-    if let Some(z) = spikes {
+    if let Some(z) = z {
         d.set_item("spikes", PyArray::from_vec(py, z))?;
     }
-    d.set_item("output", PyArray::from_vec(py, output))?;
-    if let Some(l) = loss {
-        d.set_item("loss", l)?;
+    d.set_item("output", PyArray::from_vec(py, out))?;
+    if with_target {
+        d.set_item("loss", loss)?;
     }
     Ok(d)
 }
@@ -357,6 +365,23 @@ macro_rules! seed_train_methods {
             /// bitwise that of one call). The loop runs in Rust with the GIL
             /// released; a float64 array (or `numpy.memmap`) is read in
             /// blocks, not copied whole.
+            /// Process one timestep. `x` (n_inputs,), optional `target`
+            /// (n_outputs,); with a target the weights learn. Returns a dict
+            /// with `output` (n_outputs,), for `EpropTrainer` also `spikes`
+            /// (n_neurons,), and with a target `loss`.
+            #[pyo3(signature = (x, target=None))]
+            fn step<'py>(
+                &self,
+                py: Python<'py>,
+                x: &Obj<'py>,
+                target: Option<&Obj<'py>>,
+            ) -> PyResult<Bound<'py, PyDict>> {
+                let (ni, no) = self.widths();
+                let x = $crate::convert::vector("x", x, ni)?;
+                let target = target.map(|t| $crate::convert::vector("target", t, no)).transpose()?;
+                $crate::shared::step(py, self, x, target, true)
+            }
+
             #[pyo3(signature = (inputs, targets, *, reset=true))]
             fn train_sequence(
                 &self,

@@ -890,6 +890,10 @@ impl Model for RsnnNet {
         flat(&seq.state.y)
     }
 
+    fn spikes<'s>(&self, seq: &'s RsnnSeq) -> Option<&'s [f64]> {
+        Some(flat(&seq.state.z))
+    }
+
     /// Zeroes the dynamic state; pending gradient sums (including the
     /// regularization of the steps so far) are kept for the next update.
     fn reset(&mut self, seq: &mut RsnnSeq) {

@@ -355,6 +355,10 @@ impl Model for SeedEpropNet {
         &seq.scratch.output
     }
 
+    fn spikes<'s>(&self, seq: &'s SeedEpropSeq) -> Option<&'s [f64]> {
+        Some(flat(&seq.state.z))
+    }
+
     fn reset(&mut self, seq: &mut SeedEpropSeq) {
         seq.reset();
     }
