@@ -234,6 +234,20 @@ impl StateDict {
         Ok(())
     }
 
+    /// Every entry of `ours` (a [`Stateful::config`]) but the `free` ones has
+    /// the same value in this state: sizes, floats (bitwise) and texts.
+    pub fn check_same_config(&self, ours: &StateDict, free: &[&str]) -> Result<()> {
+        for (k, v) in ours.entries().iter().filter(|(k, _)| !free.contains(&k.as_str())) {
+            match v {
+                Value::Int(n) => self.check_size(k, *n as usize)?,
+                Value::Float(f) => self.check_same_float(k, *f)?,
+                Value::Text(s) => self.check_same_text(k, s)?,
+                _ => unreachable!("a configuration holds sizes, floats and texts"),
+            }
+        }
+        Ok(())
+    }
+
     /// A fixed text hyperparameter stored in the state equals this network's.
     pub fn check_same_text(&self, key: &str, ours: &str) -> Result<()> {
         let got = match self.get(key)? {

@@ -1134,35 +1134,8 @@ impl Stateful for Trainer<RsnnNet> {
     /// is taken from the state.
     fn load_state(&mut self, d: &StateDict) -> Result<()> {
         d.check_header(Self::CLASS, Self::VERSION)?;
+        d.check_same_config(&self.config(), &["lr", "seed"])?;
         let c = self.model.cfg.clone();
-        for (k, v) in [
-            ("n_inputs", c.n_inputs),
-            ("n_neurons", c.n_neurons),
-            ("n_outputs", c.n_outputs),
-            ("n_adaptive", c.n_adaptive),
-        ] {
-            d.check_size(k, v)?;
-        }
-        for (k, v) in [
-            ("tau_mem", c.tau_mem),
-            ("tau_adapt", c.tau_adapt),
-            ("beta", c.beta),
-            ("threshold", c.threshold),
-            ("refractory", c.refractory),
-            ("dt", c.dt),
-            ("tau_out", c.tau_out),
-            ("feedback_decay", c.feedback_decay),
-            ("surrogate_height", c.surrogate_height),
-            ("reg_rate", c.reg_rate),
-            ("target_rate", c.target_rate),
-            ("tau_reg", c.tau_reg),
-        ] {
-            d.check_same_float(k, v)?;
-        }
-        d.check_same_text("loss", c.loss.name())?;
-        d.check_same_text("feedback", c.feedback.name())?;
-        d.check_same_text("optimizer", c.optimizer.name())?;
-        d.check_same_text("update", &c.update.name())?;
         let lr = check::non_negative("lr", d.float("lr")?)?;
         let (ni, n, no, na) = (c.n_inputs, c.n_neurons, c.n_outputs, c.n_adaptive);
         let mut w_rec = d.matrix("W_rec", n, n)?;
