@@ -272,7 +272,9 @@ class RecurrentNetwork(_Public, _Streams, _core.RecurrentNetwork):
     updates (the regularizer counts once per tau_reg there); optimizer
     ``"adam"`` or ``"sgd"`` with lr; update ``"sequence"`` (apply once per
     sequence, batch or stream; also what ``None`` gives), ``"step"`` (every
-    step) or an int k (every k steps).
+    step) or an int k (every k steps); with Adam, ``lr`` is the size of each
+    update, so frequent updates (``"step"``) need a smaller ``lr`` than the
+    default.
 
     The objective is the loss summed over time (mean over a batch's
     sequences); reported losses are means per counted step. Predictions run
