@@ -789,12 +789,20 @@ impl RsnnNet {
     /// Applies the mean of the gradient sums of `seqs` with the optimizer,
     /// then zeroes the sums.
     pub fn apply(&mut self, seqs: &mut [RsnnSeq]) {
-        if seqs.is_empty() {
-            return;
+        match seqs {
+            [] => return,
+            // one sequence (every online update): its sums are the mean, bitwise
+            // (`batch_mean` copies and divides by 1), without a copy
+            [one] => {
+                zero_diagonal(&mut one.state.grads.w_rec);
+                self.apply_gradient(&one.state.grads);
+            }
+            _ => {
+                let refs: Vec<&RsnnSeq> = seqs.iter().collect();
+                let mean = Grads::mean_of(&self.cfg, &refs);
+                self.apply_gradient(&mean);
+            }
         }
-        let refs: Vec<&RsnnSeq> = seqs.iter().collect();
-        let mean = Grads::mean_of(&self.cfg, &refs);
-        self.apply_gradient(&mean);
         for sq in seqs.iter_mut() {
             sq.clear_grads();
         }
