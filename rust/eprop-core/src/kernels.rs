@@ -234,26 +234,26 @@ pub(crate) fn elig_rows_imp(
         match (adaptive, learn) {
             (false, false) => {
                 for (e, &p) in eb.iter_mut().zip(pre) {
-                    *e = kappa * *e + gain * (pj * p);
+                    *e = flush(kappa * *e + gain * (pj * p));
                 }
             }
             (false, true) => {
                 for ((e, gi), &p) in eb.iter_mut().zip(g.iter_mut()).zip(pre) {
                     let ei = pj * p;
-                    let nb = kappa * *e + gain * ei;
+                    let nb = flush(kappa * *e + gain * ei);
                     *e = nb;
                     *gi += lj * nb + rj * ei;
                 }
             }
             (true, false) => {
                 for ((e, &p), &ea) in eb.iter_mut().zip(pre).zip(eps_row) {
-                    *e = kappa * *e + gain * (pj * (p - b * ea));
+                    *e = flush(kappa * *e + gain * (pj * (p - b * ea)));
                 }
             }
             (true, true) => {
                 for (((e, gi), &p), &ea) in eb.iter_mut().zip(g.iter_mut()).zip(pre).zip(eps_row) {
                     let ei = pj * (p - b * ea);
-                    let nb = kappa * *e + gain * ei;
+                    let nb = flush(kappa * *e + gain * ei);
                     *e = nb;
                     *gi += lj * nb + rj * ei;
                 }
@@ -607,7 +607,7 @@ mod tests {
                         let b = if j >= first_ad { beta * eps[(j - first_ad) * cols + i] } else { 0.0 };
                         let e = psi[j] * (pre[i] - b);
                         let e = if j >= first_ad { e } else { psi[j] * pre[i] };
-                        let nb = kappa * eb_w[j * cols + i] + gain * e;
+                        let nb = flush(kappa * eb_w[j * cols + i] + gain * e);
                         eb_w[j * cols + i] = nb;
                         if accumulate && (signal[j] != 0.0 || reg[j] != 0.0) {
                             g_w[j * cols + i] += signal[j] * nb + reg[j] * e;

@@ -88,10 +88,10 @@ pub fn canonical_update(c: &Canonical, s: CanonicalState<'_>, current: &[f64], r
     for j in 0..n {
         let z_prev = s.z[j];
         if j >= c.first_adaptive {
-            s.a[j] = c.rho * s.a[j] + z_prev;
+            s.a[j] = crate::kernels::flush(c.rho * s.a[j] + z_prev);
         }
         let a_thr = c.threshold + c.beta * s.a[j];
-        s.v[j] = c.alpha * s.v[j] + (current[j] + rec_current[j]) - c.threshold * z_prev;
+        s.v[j] = crate::kernels::flush(c.alpha * s.v[j] + (current[j] + rec_current[j]) - c.threshold * z_prev);
         if s.refractory[j] > 0 {
             s.refractory[j] -= 1;
             s.z[j] = 0.0;

@@ -59,13 +59,18 @@
 //!
 //! Prediction (`predict_*`, `evaluate`) runs the forward dynamics only: the
 //! eligibility traces are not advanced, and restart from zero afterwards.
+//!
+//! Every decaying quantity (membrane, adaptation, traces, eligibilities,
+//! running rate) is set to zero once it falls below the smallest normal
+//! double ([`crate::kernels::flush`]): silent neurons would otherwise leave
+//! subnormal values that slow every later step of a stream down.
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewD, IxDyn};
 
 use crate::check;
 use crate::driver::{run_fixed, Described, FixedWeights, Model, Trainer, Update};
 use crate::error::{EpropError, Result};
-use crate::kernels::{batch_mean, elig_rows, flat, flat_mut, matvec, nonzeros, Change, MeanInto};
+use crate::kernels::{batch_mean, elig_rows, flat, flat_mut, flush, matvec, nonzeros, Change, MeanInto};
 use crate::neuron::{canonical_update, decay, Canonical, CanonicalState};
 use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, OptimState, Optimizer};
 use crate::readout::{error, feedback_signal, transposed_signal, Loss};
@@ -606,7 +611,7 @@ impl RsnnNet {
             for (row, &pj) in eps.chunks_exact_mut(cols).zip(&psi_prev[first_ad..]) {
                 let c = rho - beta * pj;
                 for (e, &zb) in row.iter_mut().zip(pre) {
-                    *e = pj * zb + c * *e;
+                    *e = flush(pj * zb + c * *e);
                 }
             }
         }
@@ -622,10 +627,10 @@ impl RsnnNet {
         let st = &mut seq.state;
         let sc = &mut seq.scratch;
         for (zb, &xi) in flat_mut(&mut st.zbar_in).iter_mut().zip(x) {
-            *zb = alpha * *zb + xi;
+            *zb = flush(alpha * *zb + xi);
         }
         for (zb, &zi) in flat_mut(&mut st.zbar_rec).iter_mut().zip(flat(&st.z)) {
-            *zb = alpha * *zb + zi;
+            *zb = flush(alpha * *zb + zi);
         }
         let sparse_in = nonzeros(x, &mut sc.idx_in);
         let sparse_rec = nonzeros(flat(&st.z), &mut sc.idx_rec);
@@ -647,7 +652,7 @@ impl RsnnNet {
         // Readout: zhat is the spike train low-pass filtered with unit gain.
         let gain = 1.0 - kappa;
         for (zh, &zj) in flat_mut(&mut st.zhat).iter_mut().zip(flat(&st.z)) {
-            *zh = kappa * *zh + gain * zj;
+            *zh = flush(kappa * *zh + gain * zj);
         }
         let zhat = flat(&st.zhat);
         for ((yk, row), &bk) in flat_mut(&mut st.y).iter_mut().zip(flat(&p.w_out).chunks_exact(n)).zip(flat(&p.b_out)) {
@@ -667,7 +672,7 @@ impl RsnnNet {
         if online_reg {
             let w = 1.0 / (st.steps as f64).min(cfg.reg_window());
             for (r, &zj) in flat_mut(&mut st.rate).iter_mut().zip(z) {
-                *r += w * (zj - *r);
+                *r = flush(*r + w * (zj - *r));
             }
         } else {
             for (c, &zj) in flat_mut(&mut st.spike_count).iter_mut().zip(z) {
