@@ -247,7 +247,7 @@ class RecurrentNetwork(_Public, _Streams, _core.RecurrentNetwork):
     _native = _core.RecurrentNetwork
     __signature__ = inspect.signature(RecurrentNetworkConfig)
     _REPR_CURRENT = True
-    _REPR_DEFAULTS: ClassVar[dict[str, Any]] = {}
+    _REPR_DEFAULTS: ClassVar[dict[str, Any]] = {"kernel": "dense"}
     __doc__ = """A recurrent spiking network trained with canonical e-prop (Bellec et al.
     2020, Nat. Commun. 11:3625).
 
@@ -275,6 +275,18 @@ class RecurrentNetwork(_Public, _Streams, _core.RecurrentNetwork):
     step) or an int k (every k steps); with Adam, ``lr`` is the size of each
     update, so frequent updates (``"step"``) need a smaller ``lr`` than the
     default.
+
+    ``kernel`` chooses how eligibility traces are computed: ``"dense"`` (the
+    reference: every synapse at every step), ``"event"`` (event-driven and
+    exact: a synapse is touched only when its presynaptic input or neuron is
+    active, each neuron keeping running sums; the same results to ~1e-12
+    relative, not bitwise) or ``"auto"`` (event-driven for the calls whose
+    inputs are at most 20% non-zero and whose updates are at least 16 steps
+    apart, dense otherwise). The event kernel pays off on sparse inputs and
+    updates far apart; it runs densely for single ``step()`` calls and for
+    ``update="step"`` (a per-step update touches every weight anyway), and
+    settles every synapse at each update and at the end of each call, so a
+    sequence split into chunks differs from one call in the last bits.
 
     The objective is the loss summed over time (mean over a batch's
     sequences); reported losses are means per counted step. Predictions run

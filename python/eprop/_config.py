@@ -98,6 +98,7 @@ class RecurrentNetworkConfig:
     lr: float = 1e-3
     update: str | int | None = None
     seed: int = 0
+    kernel: str = "dense"
 
     def __post_init__(self) -> None:
         _core.RecurrentNetwork._validate(self)

@@ -116,6 +116,12 @@ pub trait FixedWeights: Send + Sync {
     fn accumulate(&self, seq: &mut Self::Seq, acc: &mut Self::Acc);
     /// Called once at the end of each sequence (before its last update).
     fn finish_seq(&self, _seq: &mut Self::Seq, _acc: &mut Self::Acc) {}
+    /// Called before a run of steps of `seq` over `inputs` (T, n_inputs),
+    /// so that the model can choose its kernel for the run.
+    fn begin_rows(&self, _seq: &mut Self::Seq, _inputs: ArrayView2<f64>) {}
+    /// Called after a run of steps: every array of `seq` must then hold its
+    /// plain value.
+    fn end_rows(&self, _seq: &mut Self::Seq) {}
     /// One step without learning of a batch sequence; writes the output.
     fn predict(&self, seq: &mut Self::Seq, x: &[f64], out: &mut [f64]);
 }
@@ -250,6 +256,7 @@ pub fn train_rows<M: Model>(
 ) {
     let mut x = vec![0.0; t.model.n_inputs()];
     let mut y = vec![0.0; t.model.n_outputs()];
+    t.model.begin_rows(&mut t.seq, inputs);
     for (s, (xr, yr)) in inputs.outer_iter().zip(targets.outer_iter()).enumerate() {
         copy_row(&mut x, xr);
         copy_row(&mut y, yr);
@@ -257,6 +264,7 @@ pub fn train_rows<M: Model>(
         sum.total += t.model.step(&mut t.seq, &x, Some(&y), learn);
         sum.counted += usize::from(learn);
     }
+    t.model.end_rows(&mut t.seq);
 }
 
 /// Runs every row without learning, writing outputs to `out` (T, n_outputs).
@@ -420,10 +428,12 @@ pub fn run_fixed<M: FixedWeights>(
             let mut seq = model.new_seq();
             let mut acc = model.new_acc();
             let mut io = Io::new(model.n_inputs(), model.n_outputs());
+            model.begin_rows(&mut seq, inputs.index_axis(Axis(0), k));
             for step in 0..t {
                 io.run(model, &mut seq, &inputs, &targets, mask, k, step);
                 model.accumulate(&mut seq, &mut acc);
             }
+            model.end_rows(&mut seq);
             model.finish_seq(&mut seq, &mut acc);
             (seq, acc, io.sum)
         })
@@ -468,6 +478,9 @@ pub fn train_batch<M: Model>(
     let mut io: Vec<Io> = (0..b).map(|_| Io::new(model.n_inputs(), model.n_outputs())).collect();
     if let Update::Every(every) = update {
         let mut accs: Vec<M::Acc> = (0..b).map(|_| model.new_acc()).collect();
+        for (k, seq) in seqs.iter_mut().enumerate() {
+            model.begin_rows(seq, inputs.index_axis(Axis(0), k));
+        }
         for step in 0..t {
             let last = step + 1 == t;
             let m: &M = model;
@@ -476,6 +489,7 @@ pub fn train_batch<M: Model>(
                     io.run(m, seq, &inputs, &targets, mask, k, step);
                     m.accumulate(seq, acc);
                     if last {
+                        m.end_rows(seq);
                         m.finish_seq(seq, acc);
                     }
                 },

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`check`] | validation of everything that comes from outside |
 //! | [`kernels`] | every hot loop (portable and AVX2 builds) |
+//! | [`event`] | event-driven exact canonical e-prop (running sums per neuron) |
 //! | [`neuron`] | neuron dynamics: the seed's LIF, canonical LIF/ALIF |
 //! | [`readout`] | losses, errors, learning signals, evaluation |
 //! | [`optim`] | SGD, Adam, no self-connections, Kolen-Pollack |
@@ -23,6 +24,7 @@
 pub mod check;
 pub mod driver;
 pub mod error;
+pub mod event;
 pub mod kernels;
 pub mod models;
 pub mod neuron;

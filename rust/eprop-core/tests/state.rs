@@ -4,6 +4,7 @@
 //! nothing.
 
 use eprop_core::driver::{self, Model, Trainer, Update};
+use eprop_core::event::Kernel;
 use eprop_core::models::rsnn::{Feedback, RsnnConfig, RsnnNet, RsnnSpec};
 use eprop_core::models::seed_eprop::{SeedEpropConfig, SeedEpropNet};
 use eprop_core::models::seed_online::{SeedOnline, SeedOnlineConfig};
@@ -104,7 +105,7 @@ fn seed_online_state_round_trip() {
 
 #[test]
 fn rsnn_state_round_trip() {
-    let make = |seed, update| {
+    let make = |seed, (update, kernel)| {
         let spec = RsnnSpec {
             sizes: (5, 10, 3, 4),
             tau_mem: 20.0,
@@ -125,10 +126,13 @@ fn rsnn_state_round_trip() {
             lr: 1e-3,
             update,
             seed,
+            kernel,
         };
         Trainer::new(RsnnNet::new(RsnnConfig::new(&spec).unwrap()))
     };
     for update in [Update::Sequence, Update::Step, Update::every(7).unwrap()] {
-        round_trip(make(3, update), make(4, update), (5, 3));
+        for kernel in [Kernel::Dense, Kernel::Event] {
+            round_trip(make(3, (update, kernel)), make(4, (update, kernel)), (5, 3));
+        }
     }
 }

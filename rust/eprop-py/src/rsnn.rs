@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use eprop_core::check;
 use eprop_core::driver::{Trainer, Update};
+use eprop_core::event::Kernel;
 use eprop_core::models::rsnn::{self, Feedback, Grads, Rsnn, RsnnConfig, RsnnNet, RsnnSpec, PARAM_NAMES};
 use eprop_core::optim::Optimizer;
 use eprop_core::pool::run_in_pool;
@@ -63,6 +64,7 @@ fn config(c: &Bound<'_, PyAny>) -> PyResult<RsnnConfig> {
         lr: field(c, "lr", real)?,
         update: convert::schedule(&c.getattr("update")?)?,
         seed: field(c, "seed", integer)?,
+        kernel: Kernel::parse(&field(c, "kernel", text)?).map_err(to_py)?,
     };
     RsnnConfig::new(&spec).map_err(to_py)
 }
@@ -325,6 +327,7 @@ config_getters!(
     optimizer,
     seed,
     lr,
+    kernel,
 );
 
 float_setters!(PyRecurrentNetwork, { lr / set_lr => non_negative });

@@ -70,6 +70,7 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewD, IxDyn};
 use crate::check;
 use crate::driver::{run_fixed, Described, FixedWeights, Model, Trainer, Update};
 use crate::error::{EpropError, Result};
+use crate::event::{Kernel, Lazy, Synapses, AUTO_MAX_ACTIVITY, AUTO_MIN_PERIOD};
 use crate::kernels::{batch_mean, elig_rows, flat, flat_mut, flush, matvec, nonzeros, Change, MeanInto};
 use crate::neuron::{canonical_update, decay, Canonical, CanonicalState};
 use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, OptimState, Optimizer};
@@ -138,6 +139,8 @@ pub struct RsnnConfig {
     pub update: Update,
     /// Seed of the initial weights and the feedback matrix.
     pub seed: u32,
+    /// Eligibility kernel (dense reference or event-driven).
+    pub kernel: Kernel,
 }
 
 /// The values an [`RsnnConfig`] is made from, as a user gives them.
@@ -163,6 +166,7 @@ pub struct RsnnSpec {
     pub lr: f64,
     pub update: Update,
     pub seed: i128,
+    pub kernel: Kernel,
 }
 
 impl RsnnConfig {
@@ -214,6 +218,7 @@ impl RsnnConfig {
             lr: check::non_negative("lr", s.lr)?,
             update: s.update,
             seed: check::seed(s.seed)?,
+            kernel: s.kernel,
         };
         if cfg.tau_reg < cfg.dt {
             return Err(EpropError::param("tau_reg", format!("a value >= dt={}", cfg.dt), cfg.tau_reg));
@@ -429,6 +434,11 @@ pub struct RsnnSeq {
     /// Whether the eligibility traces hold anything (false after a reset or
     /// a prediction, until the next step that tracks them).
     pub tracking: bool,
+    /// Running sums of the event-driven kernel (None: dense only).
+    lazy: Option<Lazy>,
+    /// Whether the event-driven kernel runs (only inside a call that runs
+    /// steps: outside one, every array holds its plain value).
+    event: bool,
 }
 
 impl RsnnSeq {
@@ -468,12 +478,64 @@ impl RsnnSeq {
                 idx_rec: Vec::with_capacity(n),
             },
             tracking: false,
+            lazy: match cfg.kernel {
+                Kernel::Dense => None,
+                _ => Lazy::new(ni, n, cfg.first_adaptive(), (cfg.alpha(), cfg.kappa(), cfg.rho(), cfg.beta)),
+            },
+            event: false,
+        }
+    }
+
+    /// The synapse arrays of the inputs and of the recurrent weights, and
+    /// the event-driven sums.
+    #[allow(clippy::type_complexity)]
+    fn split(&mut self) -> (Option<&mut Lazy>, Synapses<'_>, Synapses<'_>, [&[f64]; 4]) {
+        let st = &mut self.state;
+        let (ni, n) = (st.zbar_in.len(), st.zbar_rec.len());
+        let inp = Synapses {
+            ebar: flat_mut(&mut st.ebar_in),
+            grad: flat_mut(&mut st.grads.w_in),
+            esum: flat_mut(&mut st.e_sum_in),
+            eps: flat_mut(&mut st.eps_a_in),
+            cols: ni,
+        };
+        let rec = Synapses {
+            ebar: flat_mut(&mut st.ebar_rec),
+            grad: flat_mut(&mut st.grads.w_rec),
+            esum: flat_mut(&mut st.e_sum_rec),
+            eps: flat_mut(&mut st.eps_a_rec),
+            cols: n,
+        };
+        let read = [flat(&st.zbar_in), flat(&st.zbar_rec), flat(&st.psi), flat(&st.z)];
+        (self.lazy.as_mut(), inp, rec, read)
+    }
+
+    /// Writes the plain value of every eligibility and gradient sum (a no-op
+    /// unless the event-driven kernel runs) and moves its origin to now.
+    pub fn settle(&mut self) {
+        if !self.event {
+            return;
+        }
+        if let (Some(lz), inp, rec, [zi, zr, ..]) = self.split() {
+            lz.settle(inp, rec, zi, zr);
+        }
+    }
+
+    /// Starts (`on`) or ends the event-driven kernel; ending it settles.
+    pub fn set_event(&mut self, on: bool) {
+        self.settle();
+        self.event = on && self.lazy.is_some();
+        if self.event {
+            if let (Some(lz), _, _, [zi, zr, ..]) = self.split() {
+                lz.restart(zi, zr);
+            }
         }
     }
 
     /// Zeroes the dynamics and eligibilities (gradient sums are kept; fold
     /// a pending sequence regularization first, see [`RsnnNet::fold_regularization`]).
     pub fn reset_dynamics(&mut self) {
+        self.settle();
         self.clear_eligibility();
         let st = &mut self.state;
         for a in
@@ -482,11 +544,13 @@ impl RsnnSeq {
             a.fill(0.0);
         }
         st.refractory.fill(0);
+        self.restart_event();
     }
 
     /// Zeroes the eligibility traces and the rate statistics of the
     /// regularization (and the step count since reset).
     pub fn clear_eligibility(&mut self) {
+        self.settle();
         let st = &mut self.state;
         for a in [
             &mut st.eps_a_in,
@@ -502,10 +566,22 @@ impl RsnnSeq {
         st.rate.fill(0.0);
         st.steps = 0;
         self.tracking = false;
+        self.restart_event();
+    }
+
+    /// Moves the event-driven origin to now without settling (the arrays
+    /// hold plain values already).
+    fn restart_event(&mut self) {
+        if self.event {
+            if let (Some(lz), _, _, [zi, zr, ..]) = self.split() {
+                lz.restart(zi, zr);
+            }
+        }
     }
 
     /// Zeroes the gradient sums.
     pub fn clear_grads(&mut self) {
+        self.settle();
         let st = &mut self.state;
         for p in st.grads.parts_mut() {
             p.fill(0.0);
@@ -542,6 +618,7 @@ impl RsnnSeq {
             + 8 * (sc.current.capacity() + sc.rec_current.capacity() + sc.err.capacity())
             + 8 * (sc.signal.capacity() + sc.reg_signal.capacity())
             + std::mem::size_of::<usize>() * (sc.idx_in.capacity() + sc.idx_rec.capacity())
+            + self.lazy.as_ref().map_or(0, Lazy::bytes)
     }
 }
 
@@ -566,7 +643,10 @@ impl RsnnNet {
     /// instead of at the end of the sequence. Returns the loss of the step
     /// (0 when not learning). The weights are not changed.
     pub fn run_step(&self, seq: &mut RsnnSeq, x: &[f64], target: Option<&[f64]>, learn: bool, online_reg: bool) -> f64 {
-        self.adapt_eligibility(seq);
+        let event = seq.event && self.begin_event_step(seq, x);
+        if !event {
+            self.adapt_eligibility(seq);
+        }
         self.forward(seq, x);
         self.update_rate(seq, online_reg);
         let loss = match target.filter(|_| learn) {
@@ -577,7 +657,15 @@ impl RsnnNet {
             }
         };
         self.learning_signal(seq, target, learn, online_reg);
-        self.eligibility(seq, target.is_some(), online_reg);
+        if event {
+            let sum_e = self.cfg.reg_rate > 0.0 && target.is_some() && !online_reg;
+            let lz = seq.lazy.as_mut().expect("event kernel has its sums");
+            lz.end_step(flat(&seq.state.psi), &seq.scratch.signal, &seq.scratch.reg_signal, sum_e);
+        } else {
+            self.eligibility(seq, target.is_some(), online_reg);
+            // a dense step inside an event-driven call: the origin moves past it
+            seq.restart_event();
+        }
         if learn && target.is_some() {
             self.readout_gradients(seq);
         }
@@ -586,6 +674,37 @@ impl RsnnNet {
         }
         seq.tracking = true;
         loss
+    }
+
+    /// Start of an event-driven step: moves the origin first when it is too
+    /// far back, then advances the running sums and applies this step's
+    /// events. Returns false when the step must run densely (the arrays then
+    /// hold plain values).
+    fn begin_event_step(&self, seq: &mut RsnnSeq, x: &[f64]) -> bool {
+        let fits = |seq: &RsnnSeq| seq.lazy.as_ref().is_some_and(|lz| lz.fits(flat(&seq.state.psi)));
+        if !fits(seq) {
+            seq.settle();
+            if !fits(seq) {
+                return false;
+            }
+        }
+        let (lz, inp, rec, [_, _, psi, z]) = seq.split();
+        lz.expect("checked by fits").begin_step(psi, x, z, inp, rec);
+        true
+    }
+
+    /// Whether a call on `inputs` (T, n_inputs) runs the event-driven kernel.
+    pub fn event_for(&self, inputs: ArrayView2<f64>) -> bool {
+        let cfg = &self.cfg;
+        match cfg.kernel {
+            Kernel::Dense => false,
+            Kernel::Event => cfg.update != Update::Step,
+            Kernel::Auto => {
+                let period = cfg.update.period().unwrap_or(usize::MAX).min(inputs.nrows());
+                let active = inputs.iter().filter(|v| **v != 0.0).count() as f64;
+                period >= AUTO_MIN_PERIOD && active <= AUTO_MAX_ACTIVITY * inputs.len() as f64
+            }
+        }
     }
 
     /// The forward dynamics alone (prediction): membranes, adaptation, spikes,
@@ -757,6 +876,7 @@ impl RsnnNet {
     /// Adds the end-of-sequence rate regularization gradient
     /// `reg (f_j - f0) mean_t e_ji(t)` to the gradient sums.
     pub fn finish_sequence(&self, seq: &mut RsnnSeq) {
+        seq.settle();
         let cfg = &self.cfg;
         let st = &mut seq.state;
         if cfg.reg_rate <= 0.0 || st.steps == 0 {
@@ -794,6 +914,9 @@ impl RsnnNet {
     /// Applies the mean of the gradient sums of `seqs` with the optimizer,
     /// then zeroes the sums.
     pub fn apply(&mut self, seqs: &mut [RsnnSeq]) {
+        for sq in seqs.iter_mut() {
+            sq.settle();
+        }
         match seqs {
             [] => return,
             // one sequence (every online update): its sums are the mean, bitwise
@@ -864,6 +987,12 @@ impl FixedWeights for RsnnNet {
     }
     fn fixed_step(&self, seq: &mut RsnnSeq, x: &[f64], target: &[f64], learn: bool) -> f64 {
         self.run_step(seq, x, Some(target), learn, self.cfg.online())
+    }
+    fn begin_rows(&self, seq: &mut RsnnSeq, inputs: ArrayView2<f64>) {
+        seq.set_event(self.event_for(inputs));
+    }
+    fn end_rows(&self, seq: &mut RsnnSeq) {
+        seq.set_event(false);
     }
     fn accumulate(&self, _seq: &mut RsnnSeq, _acc: &mut ()) {}
     fn finish_seq(&self, seq: &mut RsnnSeq, _acc: &mut ()) {
@@ -958,6 +1087,12 @@ impl FixedWeights for SequenceForm<'_> {
     fn fixed_step(&self, seq: &mut RsnnSeq, x: &[f64], target: &[f64], learn: bool) -> f64 {
         self.0.run_step(seq, x, Some(target), learn, false)
     }
+    fn begin_rows(&self, seq: &mut RsnnSeq, inputs: ArrayView2<f64>) {
+        self.0.begin_rows(seq, inputs);
+    }
+    fn end_rows(&self, seq: &mut RsnnSeq) {
+        seq.set_event(false);
+    }
     fn accumulate(&self, _seq: &mut RsnnSeq, _acc: &mut ()) {}
     fn finish_seq(&self, seq: &mut RsnnSeq, _acc: &mut ()) {
         self.0.finish_sequence(seq);
@@ -1046,6 +1181,7 @@ impl Stateful for Trainer<RsnnNet> {
         d.put_text("optimizer", c.optimizer.name());
         d.put_text("update", &c.update.name());
         d.put_int("seed", c.seed as i64);
+        d.put_text("kernel", c.kernel.name());
         d
     }
 
@@ -1139,6 +1275,10 @@ impl Stateful for Trainer<RsnnNet> {
             Err(_) => out.put_text("update", update),
         }
         out.put_int("seed", d.int("seed")?);
+        // the kernel does not change what the state means (files written
+        // before it existed ran the dense one)
+        let kernel = if d.contains("kernel") { d.text("kernel")? } else { "dense" };
+        out.put_text("kernel", Kernel::parse(kernel)?.name());
         Ok(out)
     }
 
@@ -1147,7 +1287,7 @@ impl Stateful for Trainer<RsnnNet> {
     /// is taken from the state.
     fn load_state(&mut self, d: &StateDict) -> Result<()> {
         d.check_header(Self::CLASS, Self::VERSION)?;
-        d.check_same_config(&self.config(), &["lr", "seed"])?;
+        d.check_same_config(&self.config(), &["lr", "seed", "kernel"])?;
         let c = self.model.cfg.clone();
         let lr = check::non_negative("lr", d.float("lr")?)?;
         let (ni, n, no, na) = (c.n_inputs, c.n_neurons, c.n_outputs, c.n_adaptive);
@@ -1243,6 +1383,7 @@ mod tests {
             lr: 0.01,
             update,
             seed: 3,
+            kernel: Kernel::Dense,
         })
         .unwrap()
     }

@@ -1,0 +1,227 @@
+"""The event-driven kernel of RecurrentNetwork (kernel="event") against the
+dense reference (kernel="dense"): equal within 1e-10 relative in float64 on
+random networks, inputs, masks and schedules, crossing many moves of its
+origin; deterministic; chosen by kernel="auto" only when it gains."""
+
+import numpy as np
+import pytest
+from common import import_eprop
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+eprop = import_eprop()
+
+TOL = 1e-10
+
+
+# Arrays of one kind (the same quantity for the inputs and for the recurrent
+# synapses) share a scale.
+KIND = {
+    k: g
+    for g in (("_ebar_in", "_ebar_rec"), ("_eps_a_in", "_eps_a_rec"), ("_e_sum_in", "_e_sum_rec"))
+    + (("grad.W_in", "grad.W_rec"), ("W_in", "W_rec"))
+    for k in g
+}
+
+
+def close(a, b, what, scales=None):
+    """max |a - b| <= TOL scale over every float array of two dicts, the
+    scale of an array being the largest magnitude it or an array of its kind
+    had (``scales``: over the run that led to ``b``; else at the end). The
+    value at the end alone would not do: a quantity that is zero, or shrank
+    by cancellation, is the difference of terms of its kind's magnitude, and
+    keeps their rounding error in any evaluation order."""
+    assert a.keys() == b.keys()
+    scales = dict(scales or {})
+    for k, v in b.items():
+        if isinstance(v, np.ndarray) and v.dtype == np.float64:
+            scales[k] = max(scales.get(k, 0.0), float(np.abs(v).max(initial=0.0)))
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(y, np.ndarray) and y.dtype == np.float64:
+            scale = max(scales[m] for m in KIND.get(k, (k,)))
+            err = np.abs(x - y).max(initial=0.0)
+            assert err <= TOL * scale, f"{what}: {k}: max diff {err:.3g}, scale {scale:.3g}"
+        elif isinstance(y, float):
+            assert abs(x - y) <= TOL * max(abs(y), 1e-300), f"{what}: {k}: {x} vs {y}"
+        elif not isinstance(y, np.ndarray):
+            assert x == y or k == "kernel", f"{what}: {k}: {x} vs {y}"
+
+
+@st.composite
+def cases(draw):
+    ni = draw(st.integers(1, 12))
+    n = draw(st.integers(1, 12))
+    loss = draw(st.sampled_from(["mse", "cross_entropy"]))
+    no = draw(st.integers(2 if loss == "cross_entropy" else 1, 3))
+    kw = dict(
+        n_adaptive=draw(st.integers(0, n)),
+        tau_mem=draw(st.sampled_from([2.0, 20.0, 50.0])),
+        tau_out=draw(st.sampled_from([3.0, 20.0])),
+        tau_adapt=draw(st.sampled_from([30.0, 2000.0])),
+        beta=draw(st.sampled_from([None, 0.5, 5.0])),
+        threshold=draw(st.sampled_from([0.05, 0.6])),
+        refractory=draw(st.sampled_from([0.0, 3.0])),
+        loss=loss,
+        feedback=draw(st.sampled_from(["symmetric", "random", "adaptive"])),
+        reg_rate=draw(st.sampled_from([0.0, 0.5])),
+        update=draw(st.sampled_from(["sequence", 7, 60])),
+        optimizer="sgd",
+        seed=draw(st.integers(0, 1000)),
+    )
+    # Online schedules update the weights many times in one call; each update
+    # feeds its last-bit differences back into the dynamics, and a network
+    # amplifies them whatever the kernel (see test_online_updates_...). Here
+    # they run with lr = 0 (their settling, clearing and Kolen-Pollack decay
+    # still run); update="sequence" learns.
+    kw["lr"] = 1e-3 if kw["update"] == "sequence" else 0.0
+    T = draw(st.integers(1, 700))
+    p = draw(st.sampled_from([0.02, 0.2, 0.6]))
+    masked = draw(st.booleans())
+    data_seed = draw(st.integers(0, 1000))
+    return (ni, n, no), kw, T, p, masked, data_seed
+
+
+def data(sizes, loss, T, p, masked, seed, lead=()):
+    ni, _, no = sizes
+    rng = np.random.default_rng(seed)
+    x = (rng.random((*lead, T, ni)) < p) * rng.uniform(0.5, 1.5, (*lead, T, ni))
+    if loss == "cross_entropy":
+        y = np.eye(no)[rng.integers(0, no, (*lead, T))]
+    else:
+        y = rng.normal(size=(*lead, T, no))
+    mask = rng.random((*lead, T)) < 0.7 if masked else None
+    return x, y, mask
+
+
+def pair(sizes, kw):
+    return [eprop.RecurrentNetwork(*sizes, kernel=k, **kw) for k in ("dense", "event")]
+
+
+def run_with_scales(net, x, y, mask, scales):
+    """Steps `net` through a sequence one call per step, recording the
+    largest magnitude of every state array; returns the loss sum."""
+    total = 0.0
+    for t in range(len(x)):
+        out = net.step(x[t], y[t], mask=True if mask is None else bool(mask[t]))
+        total += out["loss"] if mask is None or mask[t] else 0.0
+        for k, v in net.state_dict().items():
+            if isinstance(v, np.ndarray) and v.dtype == np.float64:
+                scales[k] = max(scales.get(k, 0.0), float(np.abs(v).max(initial=0.0)))
+    return total
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_event_equals_dense_on_sequences_and_streams(case):
+    sizes, kw, T, p, masked, seed = case
+    x, y, mask = data(sizes, kw["loss"], T, p, masked, seed)
+    dense, event = pair(sizes, kw)
+    losses = [net.train_sequence(x, y, mask=mask) for net in (dense, event)]
+    assert abs(losses[0] - losses[1]) <= TOL * abs(losses[0])
+    # the dense run again, step by step, for the scale of every array
+    stepped, scales = eprop.RecurrentNetwork(*sizes, kernel="dense", **kw), {}
+    run_with_scales(stepped, x, y, mask, scales)
+    stepped.apply_updates()
+    close(event.state_dict(), dense.state_dict(), "train_sequence", scales)
+    # the same again as a stream of uneven chunks (state carried across calls)
+    cuts = sorted({0, T, *np.random.default_rng(seed).integers(0, T, 3).tolist()})
+    chunks = [(x[a:b], y[a:b]) + ((mask[a:b],) if masked else ()) for a, b in zip(cuts, cuts[1:]) if b > a]
+    for net in (dense, event):
+        net.train_stream(chunks, reset=False)
+    run_with_scales(stepped, x, y, mask, scales)
+    close(event.state_dict(), dense.state_dict(), "train_stream", scales)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.integers(1, 4))
+def test_event_equals_dense_on_batches_and_gradients(case, B):
+    sizes, kw, T, p, masked, seed = case
+    kw["optimizer"] = "adam"  # gradients do not depend on the optimizer
+    x, y, mask = data(sizes, kw["loss"], T, p, masked, seed, lead=(B,))
+    dense, event = pair(sizes, kw)
+    g = [net.gradients(x, y, mask=mask, n_threads=2) for net in (dense, event)]
+    close(g[1], g[0], "gradients")
+    kw["optimizer"] = "sgd"
+    dense, event = pair(sizes, kw)
+    for net in (dense, event):
+        net.train_batch(x, y, mask=mask, n_threads=2)
+    close(event.state_dict(), dense.state_dict(), "train_batch")
+
+
+@pytest.mark.parametrize("update", [7, 60])
+@pytest.mark.parametrize("n_adaptive", [0, 4])
+def test_online_updates_learning_for_a_few_updates(update, n_adaptive):
+    rng = np.random.default_rng(update + n_adaptive)
+    x = (rng.random((3 * update, 6)) < 0.1).astype(float)
+    y = rng.normal(size=(3 * update, 2))
+    kw = dict(n_adaptive=n_adaptive, update=update, optimizer="sgd", lr=1e-3, reg_rate=0.5, seed=3)
+    dense, event = pair((6, 8, 2), kw)
+    for net in (dense, event):
+        net.train_sequence(x, y)
+    w0 = eprop.RecurrentNetwork(6, 8, 2, **kw).W_in
+    assert np.abs(dense.W_in - w0).max() > 1e-6, "vacuous: the weights did not move"
+    close(event.state_dict(), dense.state_dict(), "three online updates")
+
+
+def test_event_is_deterministic_and_thread_count_invariant():
+    rng = np.random.default_rng(4)
+    x = (rng.random((5, 400, 20)) < 0.05).astype(float)
+    y = rng.normal(size=(5, 400, 2))
+    outs = []
+    for threads in (1, 2, 3):
+        net = eprop.RecurrentNetwork(20, 30, 2, n_adaptive=10, reg_rate=0.3, kernel="event", seed=1)
+        net.train_batch(x, y, n_threads=threads)
+        net.train_sequence(x[0], y[0])
+        outs.append(net.state_dict())
+    for o in outs[1:]:
+        for k, v in outs[0].items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(v, o[k]), k
+
+
+def test_long_stream_stays_exact():
+    # 20,000 steps (hundreds of origin moves) at tau 20: still within TOL
+    rng = np.random.default_rng(6)
+    x = (rng.random((20_000, 10)) < 0.05).astype(float)
+    y = np.sin(np.arange(20_000) / 50.0)[:, None]
+    kw = dict(n_adaptive=5, reg_rate=0.3, update=5000, optimizer="sgd", lr=1e-4, seed=2)
+    dense, event = pair((10, 15, 1), kw)
+    for net in (dense, event):
+        net.train_sequence(x, y)
+    close(event.state_dict(), dense.state_dict(), "stream of 20k steps")
+
+
+def test_auto_runs_event_only_on_sparse_inputs():
+    rng = np.random.default_rng(8)
+    kw = dict(n_adaptive=3, optimizer="sgd", seed=5)
+    for p, same_as in ((0.05, "event"), (0.5, "dense")):
+        x = (rng.random((300, 8)) < p).astype(float)
+        y = rng.normal(size=(300, 1))
+        states = {}
+        for kernel in ("auto", "dense", "event"):
+            net = eprop.RecurrentNetwork(8, 10, 1, kernel=kernel, **kw)
+            net.train_sequence(x, y)
+            states[kernel] = net.state_dict()
+        # the two kernels differ in the last bits, so this tells which one ran
+        differ = any(not np.array_equal(v, states["event"][k]) for k, v in states["dense"].items() if k != "kernel")
+        assert differ, "vacuous: dense and event bitwise equal"
+        for k, v in states[same_as].items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(v, states["auto"][k]), (p, k)
+
+
+def test_kernel_is_checked_recorded_and_free_across_checkpoints(tmp_path):
+    with pytest.raises(ValueError, match=r"kernel.*'dense', 'event' or 'auto'.*'sparse'"):
+        eprop.RecurrentNetwork(3, 4, 1, kernel="sparse")
+    net = eprop.RecurrentNetwork(3, 4, 1, kernel="event", seed=1)
+    assert net.kernel == "event" and net.config.kernel == "event"
+    net.train_sequence(np.eye(3)[np.arange(50) % 3], np.zeros((50, 1)))
+    net.save(tmp_path / "a.npz")
+    back = eprop.RecurrentNetwork.load(tmp_path / "a.npz")
+    assert back.kernel == "event"
+    other = eprop.RecurrentNetwork(3, 4, 1, kernel="dense", seed=1)
+    other.load_state_dict(net.state_dict())  # the state means the same under any kernel
+    for k, v in net.state_dict().items():
+        if isinstance(v, np.ndarray):
+            assert np.array_equal(v, other.state_dict()[k]), k
