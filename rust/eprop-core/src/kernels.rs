@@ -203,6 +203,30 @@ simd_dispatch! {
     pub fn matvec / matvec_avx2(w: &[f64], x: &[f64], idx: &[usize], sparse: bool, out: &mut [f64]) => matvec_imp
 }
 
+#[inline(always)]
+pub(crate) fn matvec_cols_imp(wt: &[f64], x: &[f64], idx: &[usize], out: &mut [f64]) {
+    let n = out.len();
+    out.iter_mut().for_each(|o| *o = 0.0);
+    if n == 0 {
+        return;
+    }
+    for &i in idx {
+        let xi = x[i];
+        for (o, &w) in out.iter_mut().zip(&wt[i * n..(i + 1) * n]) {
+            *o += w * xi;
+        }
+    }
+}
+
+simd_dispatch! {
+    /// `out = W x` from the transpose `wt` of a row-major `W` (row i of `wt`
+    /// is column i of `W`), reading only the columns `idx` (the non-zeros of
+    /// `x`, from [`nonzeros`]). Each `out[j]` adds the same terms in the same
+    /// order as the sparse [`matvec`], so the two are bitwise equal; this one
+    /// reads contiguous memory.
+    pub fn matvec_cols / matvec_cols_avx2(wt: &[f64], x: &[f64], idx: &[usize], out: &mut [f64]) => matvec_cols_imp
+}
+
 /// Canonical e-prop eligibility for one presynaptic population (inputs or
 /// recurrent), row j:
 /// `e = psi_j (pre - beta eps_a_j)` (the eps term for ALIF rows only),
@@ -502,6 +526,25 @@ mod tests {
                 let mut idx = Vec::new();
                 let sparse = nonzeros(&x, &mut idx);
                 let want: Vec<f64> = (0..rows).map(|j| plain_dot(&w[j * cols..(j + 1) * cols], &x)).collect();
+                if sparse {
+                    // the transposed kernel: bitwise the sparse one
+                    let mut wt = vec![0.0; rows * cols];
+                    for j in 0..rows {
+                        for i in 0..cols {
+                            wt[i * rows + j] = w[j * cols + i];
+                        }
+                    }
+                    let mut want_sparse = vec![f64::NAN; rows];
+                    matvec_imp(&w, &x, &idx, true, &mut want_sparse);
+                    let mut out = vec![f64::NAN; rows];
+                    matvec_cols_imp(&wt, &x, &idx, &mut out);
+                    same(&out, &want_sparse, "matvec_cols vs sparse matvec");
+                    if avx2() {
+                        // SAFETY: avx2() checked the CPU.
+                        unsafe { matvec_cols_avx2(&wt, &x, &idx, &mut out) };
+                        same(&out, &want_sparse, "matvec_cols avx2");
+                    }
+                }
                 for use_sparse in [false, sparse] {
                     let mut out = vec![f64::NAN; rows];
                     matvec_imp(&w, &x, &idx, use_sparse, &mut out);

@@ -71,7 +71,7 @@ use crate::check;
 use crate::driver::{run_fixed, Described, FixedWeights, Model, Trainer, Update};
 use crate::error::{EpropError, Result};
 use crate::event::{Kernel, Lazy, Synapses, AUTO_MAX_ACTIVITY, AUTO_MIN_PERIOD};
-use crate::kernels::{batch_mean, elig_rows, flat, flat_mut, flush, matvec, nonzeros, Change, MeanInto};
+use crate::kernels::{batch_mean, elig_rows, flat, flat_mut, flush, matvec, matvec_cols, nonzeros, Change, MeanInto};
 use crate::neuron::{canonical_update, decay, Canonical, CanonicalState};
 use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, OptimState, Optimizer};
 use crate::readout::{error, feedback_signal, transposed_signal, Loss};
@@ -294,6 +294,11 @@ pub struct Params {
     /// B (n_neurons, n_outputs) for random and adaptive feedback; for
     /// symmetric feedback W_out^T is used and this is ignored.
     pub feedback: Array2<f64>,
+    /// W_in^T and W_rec^T, equal to the transposes after [`Params::sync`]
+    /// (called wherever the weights change): the forward pass reads the
+    /// columns of the active inputs and neurons as contiguous rows.
+    w_in_t: Array2<f64>,
+    w_rec_t: Array2<f64>,
 }
 
 /// Gradients (or accumulated gradients) of every trained parameter.
@@ -363,16 +368,36 @@ impl Params {
         zero_diagonal(&mut w_rec);
         let w_out = rng.normal_matrix(no, n, 1.0 / (n as f64).sqrt());
         let feedback = rng.normal_matrix(n, no, 1.0 / (n as f64).sqrt());
-        Params { w_in, w_rec, w_out, b_out: Array1::zeros(no), feedback }
+        Params::from_parts(w_in, w_rec, w_out, Array1::zeros(no), feedback)
+    }
+
+    /// Parameters from their arrays (W_rec's diagonal is zeroed).
+    pub fn from_parts(
+        w_in: Array2<f64>,
+        mut w_rec: Array2<f64>,
+        w_out: Array2<f64>,
+        b_out: Array1<f64>,
+        feedback: Array2<f64>,
+    ) -> Self {
+        zero_diagonal(&mut w_rec);
+        let (w_in_t, w_rec_t) =
+            (w_in.t().as_standard_layout().into_owned(), w_rec.t().as_standard_layout().into_owned());
+        Params { w_in, w_rec, w_out, b_out, feedback, w_in_t, w_rec_t }
+    }
+
+    /// Makes the transposes equal to W_in and W_rec again.
+    pub fn sync(&mut self) {
+        self.w_in_t.assign(&self.w_in.t());
+        self.w_rec_t.assign(&self.w_rec.t());
     }
 
     fn parts_mut(&mut self) -> [&mut [f64]; 4] {
         [flat_mut(&mut self.w_in), flat_mut(&mut self.w_rec), flat_mut(&mut self.w_out), flat_mut(&mut self.b_out)]
     }
 
-    /// Bytes of weights and feedback matrix.
+    /// Bytes of weights (and their transposes) and feedback matrix.
     pub fn bytes(&self) -> usize {
-        8 * (self.w_in.len() + self.w_rec.len() + self.w_out.len() + self.b_out.len() + self.feedback.len())
+        8 * (2 * self.w_in.len() + 2 * self.w_rec.len() + self.w_out.len() + self.b_out.len() + self.feedback.len())
     }
 }
 
@@ -753,8 +778,18 @@ impl RsnnNet {
         }
         let sparse_in = nonzeros(x, &mut sc.idx_in);
         let sparse_rec = nonzeros(flat(&st.z), &mut sc.idx_rec);
-        matvec(flat(&p.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
-        matvec(flat(&p.w_rec), flat(&st.z), &sc.idx_rec, sparse_rec, &mut sc.rec_current);
+        // sparse: the columns of the active units (bitwise the sparse row
+        // products); otherwise row products with four partial sums
+        if sparse_in {
+            matvec_cols(flat(&p.w_in_t), x, &sc.idx_in, &mut sc.current);
+        } else {
+            matvec(flat(&p.w_in), x, &sc.idx_in, false, &mut sc.current);
+        }
+        if sparse_rec {
+            matvec_cols(flat(&p.w_rec_t), flat(&st.z), &sc.idx_rec, &mut sc.rec_current);
+        } else {
+            matvec(flat(&p.w_rec), flat(&st.z), &sc.idx_rec, false, &mut sc.rec_current);
+        }
         canonical_update(
             &cfg.neuron(),
             CanonicalState {
@@ -948,6 +983,7 @@ impl RsnnNet {
             g.parts().into(),
         );
         zero_diagonal(&mut self.params.w_rec);
+        self.params.sync();
         if let Some(old) = old_w_out {
             kolen_pollack(
                 flat_mut(&mut self.params.w_out),
@@ -1239,8 +1275,11 @@ impl Stateful for Trainer<RsnnNet> {
     fn set_array(&mut self, name: &str, a: ndarray::ArrayD<f64>) -> Result<()> {
         let p = &mut self.model.params;
         match name {
-            "W_in" => check::replace(name, &mut p.w_in, a),
-            "W_rec" => check::replace(name, &mut p.w_rec, a).map(|_| zero_diagonal(&mut p.w_rec)),
+            "W_in" => check::replace(name, &mut p.w_in, a).map(|_| p.sync()),
+            "W_rec" => check::replace(name, &mut p.w_rec, a).map(|_| {
+                zero_diagonal(&mut p.w_rec);
+                p.sync()
+            }),
             "W_out" => check::replace(name, &mut p.w_out, a),
             "b_out" => check::replace(name, &mut p.b_out, a),
             "feedback_matrix" => check::replace(name, &mut p.feedback, a),
@@ -1291,15 +1330,13 @@ impl Stateful for Trainer<RsnnNet> {
         let c = self.model.cfg.clone();
         let lr = check::non_negative("lr", d.float("lr")?)?;
         let (ni, n, no, na) = (c.n_inputs, c.n_neurons, c.n_outputs, c.n_adaptive);
-        let mut w_rec = d.matrix("W_rec", n, n)?;
-        zero_diagonal(&mut w_rec);
-        let params = Params {
-            w_in: d.matrix("W_in", n, ni)?,
-            w_rec,
-            w_out: d.matrix("W_out", no, n)?,
-            b_out: d.vector("b_out", no)?,
-            feedback: d.matrix("feedback_matrix", n, no)?,
-        };
+        let params = Params::from_parts(
+            d.matrix("W_in", n, ni)?,
+            d.matrix("W_rec", n, n)?,
+            d.matrix("W_out", no, n)?,
+            d.vector("b_out", no)?,
+            d.matrix("feedback_matrix", n, no)?,
+        );
         let mut optim = OptimState::new(c.optimizer, &Grads::zeros(&c).parts().map(<[f64]>::len));
         optim.t = d.count("optimizer_t")?;
         let shapes = grad_shapes(&c);
@@ -1398,6 +1435,7 @@ mod tests {
         net.params.w_in = arr(1, n, ni) * 0.1;
         net.params.w_rec = arr(2, n, n) * 0.1;
         net.params.w_rec.diag_mut().fill(0.0);
+        net.params.sync();
         net.params.w_out = arr(3, no, n);
         net.params.b_out = vec1(4, no, 0.0);
         net.params.feedback = arr(5, n, no);
