@@ -39,7 +39,7 @@
 //! rho - beta psi would shrink P by more than LIMIT at once (only with a
 //! very large beta) runs densely.
 
-use crate::kernels::flush;
+use crate::kernels::{axpy, flush, transpose};
 
 /// Largest power (alpha^-s, kappa^-s, 1/P) allowed before the origin moves.
 pub const LIMIT: f64 = 64.0;
@@ -58,7 +58,71 @@ pub struct Synapses<'a> {
     pub cols: usize,
 }
 
-/// Running sums of the event-driven path (see the module documentation).
+/// The encoded values of one population, transposed (row i: the synapses of
+/// presynaptic unit i), so that an event updates contiguous memory.
+#[derive(Clone, Debug, PartialEq)]
+struct Columns {
+    cols: usize,
+    /// X, Y, W (cols, n) and B (cols, n_adaptive).
+    x: Vec<f64>,
+    y: Vec<f64>,
+    w: Vec<f64>,
+    b: Vec<f64>,
+    /// A_i.
+    a: Vec<f64>,
+    /// Active units of this step and their increments.
+    events: Vec<(usize, f64)>,
+}
+
+impl Columns {
+    fn new(cols: usize, n: usize, na: usize, keep_esum: bool) -> Self {
+        Columns {
+            cols,
+            x: vec![0.0; cols * n],
+            y: vec![0.0; cols * n],
+            w: vec![0.0; if keep_esum { cols * n } else { 0 }],
+            b: vec![0.0; cols * na],
+            a: vec![0.0; cols],
+            events: Vec::with_capacity(cols),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        8 * (self.x.len() + self.y.len() + self.w.len() + self.b.len() + self.a.len()) + 16 * self.events.capacity()
+    }
+
+    /// The plain values of `syn` (and `zbar` as A), transposed in.
+    fn load(&mut self, syn: &Synapses<'_>, zbar: &[f64], n: usize, fa: usize) {
+        let cols = self.cols;
+        transpose(syn.ebar, &mut self.x, n, cols);
+        transpose(syn.grad, &mut self.y, n, cols);
+        if !self.w.is_empty() {
+            transpose(syn.esum, &mut self.w, n, cols);
+        }
+        transpose(syn.eps, &mut self.b, n - fa, cols);
+        self.a.copy_from_slice(zbar);
+    }
+
+    /// The values transposed back out to `syn`.
+    fn store(&self, syn: Synapses<'_>, n: usize, fa: usize) {
+        let cols = self.cols;
+        transpose(&self.x, syn.ebar, cols, n);
+        transpose(&self.y, syn.grad, cols, n);
+        if !self.w.is_empty() {
+            transpose(&self.w, syn.esum, cols, n);
+        }
+        transpose(&self.b, syn.eps, cols, n - fa);
+    }
+
+    /// The non-zero values of `pre` as events of increment `pre_i * scale`.
+    fn collect(&mut self, pre: &[f64], scale: f64) {
+        self.events.clear();
+        self.events.extend(pre.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, &v)| (i, v * scale)));
+    }
+}
+
+/// Running sums of the event-driven path (see the module documentation),
+/// and the encoded synapse values it works on during a call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lazy {
     alpha: f64,
@@ -67,9 +131,12 @@ pub struct Lazy {
     beta: f64,
     first_adaptive: usize,
     /// Steps since the origin.
-    pub span: u32,
+    span: u32,
     /// Steps after which the origin must move.
-    pub max_span: u32,
+    max_span: u32,
+    /// Whether `inp` and `rec` hold the encoded values (false: the plain
+    /// arrays of the sequence are current and must be loaded first).
+    loaded: bool,
     p: Vec<f64>,
     d: Vec<f64>,
     f1: Vec<f64>,
@@ -81,26 +148,24 @@ pub struct Lazy {
     r2: Vec<f64>,
     s1: Vec<f64>,
     s2: Vec<f64>,
-    a_in: Vec<f64>,
-    a_rec: Vec<f64>,
-    /// Per-row coefficients of an event (X, Y, W, B), and the active
-    /// columns of this step with their increments.
+    /// Per-row coefficients of an event: X, Y, W and B.
     cx: Vec<f64>,
     cy: Vec<f64>,
     cw: Vec<f64>,
-    ev_in: Vec<(usize, f64)>,
-    ev_rec: Vec<(usize, f64)>,
+    cb: Vec<f64>,
+    inp: Columns,
+    rec: Columns,
 }
 
 impl Lazy {
     /// Buffers for `n` neurons (the last `n - first_adaptive` ALIF) and
-    /// `n_in` inputs; None when a decay per step is so fast that the origin
-    /// would have to move more often than every [`MIN_SPAN`] steps.
+    /// `n_in` inputs (`keep_esum`: the sums of e are kept); None when a decay
+    /// per step is so fast that the origin would have to move more often
+    /// than every [`MIN_SPAN`] steps.
     pub fn new(
-        n_in: usize,
-        n: usize,
-        first_adaptive: usize,
+        (n_in, n, first_adaptive): (usize, usize, usize),
         (alpha, kappa, rho, beta): (f64, f64, f64, f64),
+        keep_esum: bool,
     ) -> Option<Self> {
         let fastest = alpha.min(kappa);
         if fastest <= 0.0 || !fastest.is_finite() {
@@ -112,6 +177,7 @@ impl Lazy {
             return None;
         }
         let z = || vec![0.0; n];
+        let na = n - first_adaptive;
         Some(Lazy {
             alpha,
             kappa,
@@ -120,6 +186,7 @@ impl Lazy {
             first_adaptive,
             span: 0,
             max_span,
+            loaded: false,
             p: vec![1.0; n],
             d: z(),
             f1: z(),
@@ -131,26 +198,27 @@ impl Lazy {
             r2: z(),
             s1: z(),
             s2: z(),
-            a_in: vec![0.0; n_in],
-            a_rec: z(),
             cx: z(),
             cy: z(),
             cw: z(),
-            ev_in: Vec::with_capacity(n_in),
-            ev_rec: Vec::with_capacity(n),
+            cb: z(),
+            inp: Columns::new(n_in, n, na, keep_esum),
+            rec: Columns::new(n, n, na, keep_esum),
         })
     }
 
     /// Bytes of the buffers.
     pub fn bytes(&self) -> usize {
-        8 * (17 * self.p.len() + self.a_in.len())
-            + 16 * (self.ev_in.capacity() + self.ev_rec.capacity())
-            + std::mem::size_of::<Self>()
+        8 * 15 * self.p.len() + self.inp.bytes() + self.rec.bytes() + std::mem::size_of::<Self>()
     }
 
-    /// Moves the origin to now: the synapse arrays hold plain values and
-    /// `zbar_in`, `zbar_rec` are the presynaptic traces of this step.
-    pub fn restart(&mut self, zbar_in: &[f64], zbar_rec: &[f64]) {
+    /// Whether the encoded values are loaded.
+    pub fn loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Zero running sums: the origin is now.
+    fn reset_sums(&mut self) {
         self.span = 0;
         self.p.fill(1.0);
         for v in [
@@ -167,8 +235,16 @@ impl Lazy {
         ] {
             v.fill(0.0);
         }
-        self.a_in.copy_from_slice(zbar_in);
-        self.a_rec.copy_from_slice(zbar_rec);
+    }
+
+    /// Loads the plain values of both populations (`zbar_in`, `zbar_rec`:
+    /// the presynaptic traces now) with the origin at now.
+    pub fn load(&mut self, inp: &Synapses<'_>, rec: &Synapses<'_>, zbar_in: &[f64], zbar_rec: &[f64]) {
+        let (n, fa) = (self.p.len(), self.first_adaptive);
+        self.inp.load(inp, zbar_in, n, fa);
+        self.rec.load(rec, zbar_rec, n, fa);
+        self.reset_sums();
+        self.loaded = true;
     }
 
     /// Whether the next step, whose ALIF factors are `rho - beta psi_prev`,
@@ -184,11 +260,40 @@ impl Lazy {
         })
     }
 
+    /// Moves the origin to now, in place: the encoded values become the
+    /// plain ones (`zbar_in`, `zbar_rec`: the presynaptic traces now).
+    pub fn renormalize(&mut self, zbar_in: &[f64], zbar_rec: &[f64]) {
+        if self.span > 0 {
+            let mut inp = std::mem::replace(&mut self.inp, Columns::new(0, 0, 0, false));
+            let mut rec = std::mem::replace(&mut self.rec, Columns::new(0, 0, 0, false));
+            self.materialize(&mut inp);
+            self.materialize(&mut rec);
+            self.inp = inp;
+            self.rec = rec;
+        }
+        self.inp.a.copy_from_slice(zbar_in);
+        self.rec.a.copy_from_slice(zbar_rec);
+        self.reset_sums();
+    }
+
+    /// Writes the plain values back to the sequence's arrays; afterwards
+    /// they are current and the encoded values must be loaded again.
+    pub fn settle(&mut self, inp: Synapses<'_>, rec: Synapses<'_>, zbar_in: &[f64], zbar_rec: &[f64]) {
+        if !self.loaded {
+            return;
+        }
+        self.renormalize(zbar_in, zbar_rec);
+        let (n, fa) = (self.p.len(), self.first_adaptive);
+        self.inp.store(inp, n, fa);
+        self.rec.store(rec, n, fa);
+        self.loaded = false;
+    }
+
     /// Start of a step with an event-driven eligibility: advances P and D
     /// with `psi_prev` (psi of the previous step), then applies the events
     /// of this step: inputs `x` that are not zero, neurons that spiked at
-    /// the previous step (`z_prev`). Requires [`Self::fits`].
-    pub fn begin_step(&mut self, psi_prev: &[f64], x: &[f64], z_prev: &[f64], inp: Synapses<'_>, rec: Synapses<'_>) {
+    /// the previous step (`z_prev`). Requires [`Self::loaded`] and [`Self::fits`].
+    pub fn begin_step(&mut self, psi_prev: &[f64], x: &[f64], z_prev: &[f64]) {
         self.span += 1;
         let s = self.span as i32;
         let fa = self.first_adaptive;
@@ -198,11 +303,9 @@ impl Lazy {
             *d += ps * a_prev / *p;
         }
         let inv = self.alpha.powi(-s);
-        self.ev_in.clear();
-        self.ev_in.extend(x.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, &v)| (i, v * inv)));
-        self.ev_rec.clear();
-        self.ev_rec.extend(z_prev.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, &v)| (i, v * inv)));
-        if self.ev_in.is_empty() && self.ev_rec.is_empty() {
+        self.inp.collect(x, inv);
+        self.rec.collect(z_prev, inv);
+        if self.inp.events.is_empty() && self.rec.events.is_empty() {
             return;
         }
         let g = 1.0 - self.kappa;
@@ -212,51 +315,11 @@ impl Lazy {
             self.cx[j] = -g * phi;
             self.cy[j] = -(g * (self.g1[j] + dj * self.g2[j] - phi * self.k[j]) + self.r1[j] + dj * self.r2[j]);
             self.cw[j] = -(self.s1[j] + dj * self.s2[j]);
+            self.cb[j] = -dj;
         }
-        let ev_in = std::mem::take(&mut self.ev_in);
-        let ev_rec = std::mem::take(&mut self.ev_rec);
-        self.apply_events(&ev_in, inp);
-        self.apply_events(&ev_rec, rec);
-        for &(i, dl) in &ev_in {
-            self.a_in[i] += dl;
-        }
-        for &(i, dl) in &ev_rec {
-            self.a_rec[i] += dl;
-        }
-        self.ev_in = ev_in;
-        self.ev_rec = ev_rec;
-    }
-
-    /// The rank-one updates of the active columns (see the module documentation).
-    fn apply_events(&self, events: &[(usize, f64)], syn: Synapses<'_>) {
-        let cols = syn.cols;
-        if events.is_empty() || cols == 0 {
-            return;
-        }
-        let fa = self.first_adaptive;
-        let keep_esum = !syn.esum.is_empty();
-        for j in 0..self.p.len() {
-            let (cx, cy, cw) = (self.cx[j], self.cy[j], self.cw[j]);
-            let row = j * cols..(j + 1) * cols;
-            let (xr, yr) = (&mut syn.ebar[row.clone()], &mut syn.grad[row.clone()]);
-            for &(i, dl) in events {
-                xr[i] += dl * cx;
-                yr[i] += dl * cy;
-            }
-            if keep_esum {
-                let wr = &mut syn.esum[row];
-                for &(i, dl) in events {
-                    wr[i] += dl * cw;
-                }
-            }
-            if j >= fa {
-                let cb = -self.d[j];
-                let br = &mut syn.eps[(j - fa) * cols..(j - fa + 1) * cols];
-                for &(i, dl) in events {
-                    br[i] += dl * cb;
-                }
-            }
-        }
+        let c = (&self.cx[..], &self.cy[..], &self.cw[..], &self.cb[fa..]);
+        apply_events(&mut self.inp, c);
+        apply_events(&mut self.rec, c);
     }
 
     /// End of a step: adds the step's terms to the running sums, given the
@@ -293,62 +356,68 @@ impl Lazy {
         }
     }
 
-    /// Writes the plain values of every synapse of `syn` (presynaptic
-    /// coefficients `a`) at the current step.
-    fn materialize(&self, a: &[f64], syn: Synapses<'_>) {
-        let cols = syn.cols;
-        if cols == 0 {
+    /// Turns the encoded values of `c` into plain values at the current step.
+    fn materialize(&self, c: &mut Columns) {
+        let n = self.p.len();
+        if c.cols == 0 || n == 0 {
             return;
         }
         let g = 1.0 - self.kappa;
         let kp = self.kappa.powi(self.span as i32);
         let fa = self.first_adaptive;
-        let keep_esum = !syn.esum.is_empty();
-        for j in 0..self.p.len() {
-            let row = j * cols..(j + 1) * cols;
-            let (f1, f2, k, g1, g2, r1, r2, s1, s2) = (
-                self.f1[j], self.f2[j], self.k[j], self.g1[j], self.g2[j], self.r1[j], self.r2[j], self.s1[j],
-                self.s2[j],
-            );
-            let xr = &mut syn.ebar[row.clone()];
-            let yr = &mut syn.grad[row.clone()];
-            if j < fa {
-                for ((x, y), &ai) in xr.iter_mut().zip(yr.iter_mut()).zip(a) {
-                    *y += *x * k + g * (ai * g1) + ai * r1;
-                    *x = flush(kp * (*x + g * (ai * f1)));
+        let na = n - fa;
+        let keep_esum = !c.w.is_empty();
+        for i in 0..c.cols {
+            let ai = c.a[i];
+            let row = i * n..(i + 1) * n;
+            let (xr, yr) = (&mut c.x[row.clone()], &mut c.y[row.clone()]);
+            let br = &mut c.b[i * na..(i + 1) * na];
+            // LIF rows
+            let lif = (&self.f1[..fa], &self.k[..fa], &self.g1[..fa], &self.r1[..fa]);
+            for ((x, y), (((&f1, &k), &g1), &r1)) in
+                xr[..fa].iter_mut().zip(yr[..fa].iter_mut()).zip(lif.0.iter().zip(lif.1).zip(lif.2).zip(lif.3))
+            {
+                *y += *x * k + g * (ai * g1) + ai * r1;
+                *x = flush(kp * (*x + g * (ai * f1)));
+            }
+            // ALIF rows
+            let (f1, f2, k) = (&self.f1[fa..], &self.f2[fa..], &self.k[fa..]);
+            let (g1, g2, r1, r2) = (&self.g1[fa..], &self.g2[fa..], &self.r1[fa..], &self.r2[fa..]);
+            for m in 0..na {
+                let (x, y, b) = (&mut xr[fa + m], &mut yr[fa + m], br[m]);
+                *y += *x * k[m] + g * (ai * g1[m] - b * g2[m]) + ai * r1[m] - b * r2[m];
+                *x = flush(kp * (*x + g * (ai * f1[m] - b * f2[m])));
+            }
+            if keep_esum {
+                let wr = &mut c.w[row];
+                for (w, &s1) in wr[..fa].iter_mut().zip(&self.s1[..fa]) {
+                    *w += ai * s1;
                 }
-                if keep_esum {
-                    for (w, &ai) in syn.esum[row].iter_mut().zip(a) {
-                        *w += ai * s1;
-                    }
+                for m in 0..na {
+                    wr[fa + m] += ai * self.s1[fa + m] - br[m] * self.s2[fa + m];
                 }
-            } else {
-                let (p, d) = (self.p[j], self.d[j]);
-                let br = &mut syn.eps[(j - fa) * cols..(j - fa + 1) * cols];
-                for (((x, y), b), &ai) in xr.iter_mut().zip(yr.iter_mut()).zip(br.iter()).zip(a) {
-                    *y += *x * k + g * (ai * g1 - *b * g2) + ai * r1 - *b * r2;
-                    *x = flush(kp * (*x + g * (ai * f1 - *b * f2)));
-                }
-                if keep_esum {
-                    for ((w, &b), &ai) in syn.esum[row].iter_mut().zip(br.iter()).zip(a) {
-                        *w += ai * s1 - b * s2;
-                    }
-                }
-                for (b, &ai) in br.iter_mut().zip(a) {
-                    *b = flush(p * (ai * d + *b));
-                }
+            }
+            for m in 0..na {
+                br[m] = flush(self.p[fa + m] * (ai * self.d[fa + m] + br[m]));
             }
         }
     }
+}
 
-    /// Writes the plain values of every synapse and moves the origin to now
-    /// (`zbar_in`, `zbar_rec`: the presynaptic traces of this step).
-    pub fn settle(&mut self, inp: Synapses<'_>, rec: Synapses<'_>, zbar_in: &[f64], zbar_rec: &[f64]) {
-        if self.span > 0 {
-            self.materialize(&self.a_in, inp);
-            self.materialize(&self.a_rec, rec);
+/// The rank-one updates of the active columns of `c` (see the module
+/// documentation), coefficients `(cx, cy, cw, cb)` per row (cb: ALIF rows).
+fn apply_events(c: &mut Columns, (cx, cy, cw, cb): (&[f64], &[f64], &[f64], &[f64])) {
+    let n = cx.len();
+    let na = cb.len();
+    let keep_esum = !c.w.is_empty();
+    for &(i, dl) in &c.events {
+        axpy(&mut c.x[i * n..(i + 1) * n], dl, cx);
+        axpy(&mut c.y[i * n..(i + 1) * n], dl, cy);
+        if keep_esum {
+            axpy(&mut c.w[i * n..(i + 1) * n], dl, cw);
         }
-        self.restart(zbar_in, zbar_rec);
+        axpy(&mut c.b[i * na..(i + 1) * na], dl, cb);
+        c.a[i] += dl;
     }
 }
 

@@ -227,6 +227,37 @@ simd_dispatch! {
     pub fn matvec_cols / matvec_cols_avx2(wt: &[f64], x: &[f64], idx: &[usize], out: &mut [f64]) => matvec_cols_imp
 }
 
+#[inline(always)]
+pub(crate) fn axpy_imp(y: &mut [f64], a: f64, x: &[f64]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+simd_dispatch! {
+    /// `y += a x`, element by element.
+    pub fn axpy / axpy_avx2(y: &mut [f64], a: f64, x: &[f64]) => axpy_imp
+}
+
+/// `dst` (cols, rows) = the transpose of the row-major `src` (rows, cols),
+/// in cache-sized blocks.
+pub fn transpose(src: &[f64], dst: &mut [f64], rows: usize, cols: usize) {
+    const B: usize = 16;
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: buffers too small");
+    for r0 in (0..rows).step_by(B) {
+        let r1 = (r0 + B).min(rows);
+        for c0 in (0..cols).step_by(B) {
+            let c1 = (c0 + B).min(cols);
+            for r in r0..r1 {
+                let row = &src[r * cols + c0..r * cols + c1];
+                for (c, &v) in (c0..c1).zip(row) {
+                    dst[c * rows + r] = v;
+                }
+            }
+        }
+    }
+}
+
 /// Canonical e-prop eligibility for one presynaptic population (inputs or
 /// recurrent), row j:
 /// `e = psi_j (pre - beta eps_a_j)` (the eps term for ALIF rows only),

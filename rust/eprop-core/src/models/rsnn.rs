@@ -71,7 +71,9 @@ use crate::check;
 use crate::driver::{run_fixed, Described, FixedWeights, Model, Trainer, Update};
 use crate::error::{EpropError, Result};
 use crate::event::{Kernel, Lazy, Synapses, AUTO_MAX_ACTIVITY, AUTO_MIN_PERIOD};
-use crate::kernels::{batch_mean, elig_rows, flat, flat_mut, flush, matvec, matvec_cols, nonzeros, Change, MeanInto};
+use crate::kernels::{
+    batch_mean, elig_rows, flat, flat_mut, flush, matvec, matvec_cols, nonzeros, transpose, Change, MeanInto,
+};
 use crate::neuron::{canonical_update, decay, Canonical, CanonicalState};
 use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, OptimState, Optimizer};
 use crate::readout::{error, feedback_signal, transposed_signal, Loss};
@@ -387,8 +389,9 @@ impl Params {
 
     /// Makes the transposes equal to W_in and W_rec again.
     pub fn sync(&mut self) {
-        self.w_in_t.assign(&self.w_in.t());
-        self.w_rec_t.assign(&self.w_rec.t());
+        let (n, ni) = self.w_in.dim();
+        transpose(flat(&self.w_in), flat_mut(&mut self.w_in_t), n, ni);
+        transpose(flat(&self.w_rec), flat_mut(&mut self.w_rec_t), n, n);
     }
 
     fn parts_mut(&mut self) -> [&mut [f64]; 4] {
@@ -505,7 +508,11 @@ impl RsnnSeq {
             tracking: false,
             lazy: match cfg.kernel {
                 Kernel::Dense => None,
-                _ => Lazy::new(ni, n, cfg.first_adaptive(), (cfg.alpha(), cfg.kappa(), cfg.rho(), cfg.beta)),
+                _ => Lazy::new(
+                    (ni, n, cfg.first_adaptive()),
+                    (cfg.alpha(), cfg.kappa(), cfg.rho(), cfg.beta),
+                    cfg.reg_rate > 0.0,
+                ),
             },
             event: false,
         }
@@ -550,11 +557,6 @@ impl RsnnSeq {
     pub fn set_event(&mut self, on: bool) {
         self.settle();
         self.event = on && self.lazy.is_some();
-        if self.event {
-            if let (Some(lz), _, _, [zi, zr, ..]) = self.split() {
-                lz.restart(zi, zr);
-            }
-        }
     }
 
     /// Zeroes the dynamics and eligibilities (gradient sums are kept; fold
@@ -569,7 +571,6 @@ impl RsnnSeq {
             a.fill(0.0);
         }
         st.refractory.fill(0);
-        self.restart_event();
     }
 
     /// Zeroes the eligibility traces and the rate statistics of the
@@ -591,17 +592,6 @@ impl RsnnSeq {
         st.rate.fill(0.0);
         st.steps = 0;
         self.tracking = false;
-        self.restart_event();
-    }
-
-    /// Moves the event-driven origin to now without settling (the arrays
-    /// hold plain values already).
-    fn restart_event(&mut self) {
-        if self.event {
-            if let (Some(lz), _, _, [zi, zr, ..]) = self.split() {
-                lz.restart(zi, zr);
-            }
-        }
     }
 
     /// Zeroes the gradient sums.
@@ -688,8 +678,6 @@ impl RsnnNet {
             lz.end_step(flat(&seq.state.psi), &seq.scratch.signal, &seq.scratch.reg_signal, sum_e);
         } else {
             self.eligibility(seq, target.is_some(), online_reg);
-            // a dense step inside an event-driven call: the origin moves past it
-            seq.restart_event();
         }
         if learn && target.is_some() {
             self.readout_gradients(seq);
@@ -706,15 +694,24 @@ impl RsnnNet {
     /// events. Returns false when the step must run densely (the arrays then
     /// hold plain values).
     fn begin_event_step(&self, seq: &mut RsnnSeq, x: &[f64]) -> bool {
-        let fits = |seq: &RsnnSeq| seq.lazy.as_ref().is_some_and(|lz| lz.fits(flat(&seq.state.psi)));
-        if !fits(seq) {
+        let st = &seq.state;
+        let Some(lz) = seq.lazy.as_mut() else { return false };
+        let psi = flat(&st.psi);
+        if lz.loaded() && !lz.fits(psi) {
+            lz.renormalize(flat(&st.zbar_in), flat(&st.zbar_rec));
+        }
+        if !lz.fits(psi) {
             seq.settle();
-            if !fits(seq) {
-                return false;
+            return false;
+        }
+        if !lz.loaded() {
+            if let (Some(lz), inp, rec, [zi, zr, ..]) = seq.split() {
+                lz.load(&inp, &rec, zi, zr);
             }
         }
-        let (lz, inp, rec, [_, _, psi, z]) = seq.split();
-        lz.expect("checked by fits").begin_step(psi, x, z, inp, rec);
+        if let (Some(lz), _, _, [_, _, psi, z]) = seq.split() {
+            lz.begin_step(psi, x, z);
+        }
         true
     }
 
