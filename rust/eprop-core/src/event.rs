@@ -397,8 +397,8 @@ impl Lazy {
                     wr[fa + m] += ai * self.s1[fa + m] - br[m] * self.s2[fa + m];
                 }
             }
-            for m in 0..na {
-                br[m] = flush(self.p[fa + m] * (ai * self.d[fa + m] + br[m]));
+            for ((b, &p), &d) in br.iter_mut().zip(&self.p[fa..]).zip(&self.d[fa..]) {
+                *b = flush(p * (ai * d + *b));
             }
         }
     }
