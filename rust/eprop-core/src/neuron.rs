@@ -85,25 +85,31 @@ pub struct CanonicalState<'a> {
 /// currents (see the module documentation).
 pub fn canonical_update(c: &Canonical, s: CanonicalState<'_>, current: &[f64], rec_current: &[f64]) {
     let n = s.v.len();
-    for j in 0..n {
-        let z_prev = s.z[j];
-        if j >= c.first_adaptive {
-            s.a[j] = crate::kernels::flush(c.rho * s.a[j] + z_prev);
-        }
-        let a_thr = c.threshold + c.beta * s.a[j];
-        s.v[j] = crate::kernels::flush(c.alpha * s.v[j] + (current[j] + rec_current[j]) - c.threshold * z_prev);
-        if s.refractory[j] > 0 {
-            s.refractory[j] -= 1;
-            s.z[j] = 0.0;
-            s.psi[j] = 0.0;
+    let fa = c.first_adaptive.min(n);
+    for (a, &z_prev) in s.a[fa..n].iter_mut().zip(&s.z[fa..n]) {
+        *a = crate::kernels::flush(c.rho * *a + z_prev);
+    }
+    // branch-free, so that the loop vectorizes (the same IEEE operations as
+    // the equations above, in the same order)
+    let scale = c.gamma / c.threshold;
+    let it = s.v.iter_mut().zip(s.a.iter()).zip(s.z.iter_mut()).zip(s.psi.iter_mut()).zip(s.refractory.iter_mut());
+    for (((((v, &a), z), psi), refr), (&cur, &rec)) in it.zip(current.iter().zip(rec_current)) {
+        let z_prev = *z;
+        let a_thr = c.threshold + c.beta * a;
+        *v = crate::kernels::flush(c.alpha * *v + (cur + rec) - c.threshold * z_prev);
+        let d = *v - a_thr;
+        let blocked = *refr > 0;
+        let spike = !blocked && d >= 0.0;
+        *z = if spike { 1.0 } else { 0.0 };
+        let p = scale * (1.0 - d.abs() / c.threshold).max(0.0);
+        *psi = if blocked { 0.0 } else { p };
+        *refr = if blocked {
+            *refr - 1
+        } else if spike {
+            c.blocked_after_spike
         } else {
-            let d = s.v[j] - a_thr;
-            s.z[j] = if d >= 0.0 { 1.0 } else { 0.0 };
-            s.psi[j] = c.gamma / c.threshold * (1.0 - d.abs() / c.threshold).max(0.0);
-            if s.z[j] > 0.0 {
-                s.refractory[j] = c.blocked_after_spike;
-            }
-        }
+            0
+        };
     }
 }
 
