@@ -194,8 +194,14 @@ def test_long_stream_stays_exact():
 
 def test_auto_runs_event_only_on_sparse_inputs():
     rng = np.random.default_rng(8)
-    kw = dict(n_adaptive=3, optimizer="sgd", seed=5)
-    for p, same_as in ((0.05, "event"), (0.5, "dense")):
+    cases = (
+        (0.05, "sequence", "event"),
+        (0.4, 40, "event"),
+        (0.8, "sequence", "dense"),  # inputs too dense
+        (0.05, 16, "dense"),  # updates too close
+    )
+    for p, update, same_as in cases:
+        kw = dict(n_adaptive=3, optimizer="sgd", seed=5, update=update)
         x = (rng.random((300, 8)) < p).astype(float)
         y = rng.normal(size=(300, 1))
         states = {}
@@ -208,7 +214,7 @@ def test_auto_runs_event_only_on_sparse_inputs():
         assert differ, "vacuous: dense and event bitwise equal"
         for k, v in states[same_as].items():
             if isinstance(v, np.ndarray):
-                assert np.array_equal(v, states["auto"][k]), (p, k)
+                assert np.array_equal(v, states["auto"][k]), (p, update, k)
 
 
 def test_kernel_is_checked_recorded_and_free_across_checkpoints(tmp_path):

@@ -281,7 +281,7 @@ class RecurrentNetwork(_Public, _Streams, _core.RecurrentNetwork):
     exact: a synapse is touched only when its presynaptic input or neuron is
     active, each neuron keeping running sums; the same results to ~1e-12
     relative, not bitwise) or ``"auto"`` (event-driven for the calls whose
-    inputs are at most 20% non-zero and whose updates are at least 16 steps
+    inputs are at most 50% non-zero and whose updates are at least 32 steps
     apart, dense otherwise). The event kernel pays off on sparse inputs and
     updates far apart; it runs densely for single ``step()`` calls and for
     ``update="step"`` (a per-step update touches every weight anyway), and

@@ -452,9 +452,14 @@ impl Kernel {
 }
 
 /// Largest fraction of non-zero inputs for which `kernel="auto"` runs the
-/// event-driven path (measured on the inputs of each call).
-pub const AUTO_MAX_ACTIVITY: f64 = 0.2;
+/// event-driven path (measured on the inputs of each call). Measured on one
+/// core (`bench/event_kernel.py`, recurrent activity 5-10%): event/dense
+/// 1.3x at (100, 100, 1) and 2.5x at (200, 1024, 10) with half the inputs
+/// active, 1.0x and 2.7x at 80%.
+pub const AUTO_MAX_ACTIVITY: f64 = 0.5;
 
 /// Fewest steps between weight updates for `kernel="auto"` to run the
-/// event-driven path (each update settles every synapse).
-pub const AUTO_MIN_PERIOD: usize = 16;
+/// event-driven path (each update settles every synapse and reloads them).
+/// Measured at 5% input activity: event/dense 0.8x / 0.6x every 8 steps,
+/// 1.2x / 0.8x every 16, 1.5x / 1.6x every 32 at (100, 100, 1) / (200, 1024, 10).
+pub const AUTO_MIN_PERIOD: usize = 32;
