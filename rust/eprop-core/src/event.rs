@@ -308,15 +308,12 @@ impl Lazy {
         if self.inp.events.is_empty() && self.rec.events.is_empty() {
             return;
         }
-        let g = 1.0 - self.kappa;
-        for j in 0..self.p.len() {
-            let dj = self.d[j];
-            let phi = self.f1[j] + dj * self.f2[j];
-            self.cx[j] = -g * phi;
-            self.cy[j] = -(g * (self.g1[j] + dj * self.g2[j] - phi * self.k[j]) + self.r1[j] + dj * self.r2[j]);
-            self.cw[j] = -(self.s1[j] + dj * self.s2[j]);
-            self.cb[j] = -dj;
-        }
+        coefficients(
+            (&self.d, &self.f1, &self.f2, &self.k, &self.g1, &self.g2),
+            (&self.r1, &self.r2, &self.s1, &self.s2),
+            1.0 - self.kappa,
+            (&mut self.cx, &mut self.cy, &mut self.cw, &mut self.cb),
+        );
         let c = (&self.cx[..], &self.cy[..], &self.cw[..], &self.cb[fa..]);
         apply_events(&mut self.inp, c);
         apply_events(&mut self.rec, c);
@@ -329,30 +326,16 @@ impl Lazy {
         let s = self.span as i32;
         let (ap, kp, kn) = (self.alpha.powi(s), self.kappa.powi(s), self.kappa.powi(-s));
         let fa = self.first_adaptive;
-        for j in 0..self.p.len() {
-            let (f1, f2) = if j >= fa {
-                let bp = self.beta * psi[j] * self.p[j];
-                (psi[j] * ap - bp * self.d[j], bp)
-            } else {
-                (psi[j] * ap, 0.0)
-            };
-            self.f1[j] += kn * f1;
-            self.f2[j] += kn * f2;
-            let lk = kp * signal[j];
-            if lk != 0.0 {
-                self.k[j] += lk;
-                self.g1[j] += lk * self.f1[j];
-                self.g2[j] += lk * self.f2[j];
-            }
-            let r = reg[j];
-            if r != 0.0 {
-                self.r1[j] += r * f1;
-                self.r2[j] += r * f2;
-            }
-            if sum_e {
-                self.s1[j] += f1;
-                self.s2[j] += f2;
-            }
+        // LIF rows are ALIF rows with beta = 0 (then f2 = 0, and P, D unused)
+        for (r, beta) in [(0..fa, 0.0), (fa..self.p.len(), self.beta)] {
+            add_step(
+                (&psi[r.clone()], &signal[r.clone()], &reg[r.clone()], &self.p[r.clone()], &self.d[r.clone()]),
+                (&mut self.f1[r.clone()], &mut self.f2[r.clone()], &mut self.k[r.clone()]),
+                (&mut self.g1[r.clone()], &mut self.g2[r.clone()], &mut self.r1[r.clone()], &mut self.r2[r.clone()]),
+                (&mut self.s1[r.clone()], &mut self.s2[r]),
+                (ap, kp, kn, beta),
+                sum_e,
+            );
         }
     }
 
@@ -402,6 +385,88 @@ impl Lazy {
             }
         }
     }
+}
+
+type Rows<'a> = &'a [f64];
+type RowsMut<'a> = &'a mut [f64];
+
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn coefficients_imp(
+    (d, f1, f2, k, g1, g2): (Rows, Rows, Rows, Rows, Rows, Rows),
+    (r1, r2, s1, s2): (Rows, Rows, Rows, Rows),
+    g: f64,
+    (cx, cy, cw, cb): (RowsMut, RowsMut, RowsMut, RowsMut),
+) {
+    let n = cx.len();
+    // equal lengths up front, so that the loop runs without bounds checks and vectorizes
+    let (d, f1, f2, k, g1, g2) = (&d[..n], &f1[..n], &f2[..n], &k[..n], &g1[..n], &g2[..n]);
+    let (r1, r2, s1, s2) = (&r1[..n], &r2[..n], &s1[..n], &s2[..n]);
+    let (cy, cw, cb) = (&mut cy[..n], &mut cw[..n], &mut cb[..n]);
+    for j in 0..n {
+        let dj = d[j];
+        let phi = f1[j] + dj * f2[j];
+        cx[j] = -g * phi;
+        cy[j] = -(g * (g1[j] + dj * g2[j] - phi * k[j]) + r1[j] + dj * r2[j]);
+        cw[j] = -(s1[j] + dj * s2[j]);
+        cb[j] = -dj;
+    }
+}
+
+crate::kernels::simd_dispatch! {
+    /// Per-row coefficients of an event (see the module documentation).
+    pub fn coefficients / coefficients_avx2(
+        a: (Rows, Rows, Rows, Rows, Rows, Rows),
+        b: (Rows, Rows, Rows, Rows),
+        g: f64,
+        out: (RowsMut, RowsMut, RowsMut, RowsMut),
+    ) => coefficients_imp
+}
+
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn add_step_imp(
+    (psi, signal, reg, p, d): (Rows, Rows, Rows, Rows, Rows),
+    (f1, f2, k): (RowsMut, RowsMut, RowsMut),
+    (g1, g2, r1, r2): (RowsMut, RowsMut, RowsMut, RowsMut),
+    (s1, s2): (RowsMut, RowsMut),
+    (ap, kp, kn, beta): (f64, f64, f64, f64),
+    sum_e: bool,
+) {
+    let n = psi.len();
+    let (signal, reg, p, d) = (&signal[..n], &reg[..n], &p[..n], &d[..n]);
+    let (f1, f2, k) = (&mut f1[..n], &mut f2[..n], &mut k[..n]);
+    let (g1, g2, r1, r2) = (&mut g1[..n], &mut g2[..n], &mut r1[..n], &mut r2[..n]);
+    let (s1, s2) = (&mut s1[..n], &mut s2[..n]);
+    for j in 0..n {
+        let bp = beta * psi[j] * p[j];
+        let (e1, e2) = (psi[j] * ap - bp * d[j], bp);
+        f1[j] += kn * e1;
+        f2[j] += kn * e2;
+        let lk = kp * signal[j];
+        k[j] += lk;
+        g1[j] += lk * f1[j];
+        g2[j] += lk * f2[j];
+        r1[j] += reg[j] * e1;
+        r2[j] += reg[j] * e2;
+        if sum_e {
+            s1[j] += e1;
+            s2[j] += e2;
+        }
+    }
+}
+
+crate::kernels::simd_dispatch! {
+    /// Adds one step's terms to the running sums of a range of rows of
+    /// equal beta (see [`Lazy::end_step`]).
+    pub fn add_step / add_step_avx2(
+        a: (Rows, Rows, Rows, Rows, Rows),
+        b: (RowsMut, RowsMut, RowsMut),
+        c: (RowsMut, RowsMut, RowsMut, RowsMut),
+        e: (RowsMut, RowsMut),
+        consts: (f64, f64, f64, f64),
+        sum_e: bool,
+    ) => add_step_imp
 }
 
 /// The rank-one updates of the active columns of `c` (see the module

@@ -46,6 +46,8 @@ macro_rules! simd_dispatch {
     };
 }
 
+pub(crate) use simd_dispatch;
+
 /// Contiguous data of an owned array. Every array the core owns is built in
 /// standard (row-major) layout, so these never fail.
 pub fn flat<D: ndarray::Dimension>(a: &ndarray::Array<f64, D>) -> &[f64] {

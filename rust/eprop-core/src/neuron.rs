@@ -81,9 +81,8 @@ pub struct CanonicalState<'a> {
     pub refractory: &'a mut [u32],
 }
 
-/// One canonical LIF/ALIF step of a layer given its input and recurrent
-/// currents (see the module documentation).
-pub fn canonical_update(c: &Canonical, s: CanonicalState<'_>, current: &[f64], rec_current: &[f64]) {
+#[inline(always)]
+pub(crate) fn canonical_update_imp(c: &Canonical, s: CanonicalState<'_>, current: &[f64], rec_current: &[f64]) {
     let n = s.v.len();
     let fa = c.first_adaptive.min(n);
     for (a, &z_prev) in s.a[fa..n].iter_mut().zip(&s.z[fa..n]) {
@@ -111,6 +110,17 @@ pub fn canonical_update(c: &Canonical, s: CanonicalState<'_>, current: &[f64], r
             0
         };
     }
+}
+
+crate::kernels::simd_dispatch! {
+    /// One canonical LIF/ALIF step of a layer given its input and recurrent
+    /// currents (see the module documentation).
+    pub fn canonical_update / canonical_update_avx2(
+        c: &Canonical,
+        s: CanonicalState<'_>,
+        current: &[f64],
+        rec_current: &[f64],
+    ) => canonical_update_imp
 }
 
 #[cfg(test)]
