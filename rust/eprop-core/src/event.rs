@@ -528,3 +528,54 @@ pub const AUTO_MAX_ACTIVITY: f64 = 0.5;
 /// Measured at 5% input activity: event/dense 0.8x / 0.6x every 8 steps,
 /// 1.2x / 0.8x every 16, 1.5x / 1.6x every 32 at (100, 100, 1) / (200, 1024, 10).
 pub const AUTO_MIN_PERIOD: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{avx2, same, values};
+
+    #[test]
+    fn row_kernels_same_on_both_builds() {
+        if !avx2() {
+            return;
+        }
+        for n in [1usize, 3, 7, 33] {
+            let v = |seed: u32| values(seed, n, 0.2);
+            let rows: Vec<Vec<f64>> = (0..10).map(|k| v(900 + k)).collect();
+            let outs = || -> Vec<Vec<f64>> { (0..4).map(|k| v(950 + k)).collect() };
+            let (mut a, mut b) = (outs(), outs());
+            let r = |k: usize| &rows[k][..];
+            for (o, use_avx) in [(&mut a, false), (&mut b, true)] {
+                let [cx, cy, cw, cb] = o.as_mut_slice() else { unreachable!() };
+                let args = ((r(0), r(1), r(2), r(3), r(4), r(5)), (r(6), r(7), r(8), r(9)), 0.3);
+                if use_avx {
+                    // SAFETY: avx2() checked the CPU.
+                    unsafe { coefficients_avx2(args.0, args.1, args.2, (cx, cy, cw, cb)) };
+                } else {
+                    coefficients_imp(args.0, args.1, args.2, (cx, cy, cw, cb));
+                }
+            }
+            for (x, y) in a.iter().zip(&b) {
+                same(x, y, "coefficients");
+            }
+            for sum_e in [false, true] {
+                let sums = || -> Vec<Vec<f64>> { (0..9).map(|k| v(970 + k)).collect() };
+                let (mut a, mut b) = (sums(), sums());
+                for (o, use_avx) in [(&mut a, false), (&mut b, true)] {
+                    let [f1, f2, k, g1, g2, r1, r2, s1, s2] = o.as_mut_slice() else { unreachable!() };
+                    let inp = (r(0), r(1), r(2), r(3), r(4));
+                    let c = (0.9, 0.8, 1.2, 0.4);
+                    if use_avx {
+                        // SAFETY: avx2() checked the CPU.
+                        unsafe { add_step_avx2(inp, (f1, f2, k), (g1, g2, r1, r2), (s1, s2), c, sum_e) };
+                    } else {
+                        add_step_imp(inp, (f1, f2, k), (g1, g2, r1, r2), (s1, s2), c, sum_e);
+                    }
+                }
+                for (x, y) in a.iter().zip(&b) {
+                    same(x, y, "add_step");
+                }
+            }
+        }
+    }
+}

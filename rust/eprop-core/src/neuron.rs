@@ -142,6 +142,54 @@ mod tests {
     }
 
     #[test]
+    fn canonical_update_same_on_both_builds() {
+        use crate::kernels::testing::{avx2, same, values};
+        if !avx2() {
+            return;
+        }
+        for n in [1usize, 5, 17, 64] {
+            let c = Canonical {
+                alpha: 0.9,
+                rho: 0.99,
+                threshold: 0.3,
+                beta: 0.2,
+                gamma: 0.3,
+                first_adaptive: n / 2,
+                blocked_after_spike: 2,
+            };
+            let cur = values(1, n, 0.3);
+            let rec = values(2, n, 0.3);
+            let start = (values(3, n, 0.0), values(4, n, 0.0).iter().map(|v| v.abs()).collect::<Vec<_>>());
+            let z0: Vec<f64> = values(5, n, 0.0).iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect();
+            let r0: Vec<u32> = (0..n as u32).map(|j| j % 3).collect();
+            let mut outs = Vec::new();
+            let mut spikes = 0.0;
+            for use_avx in [false, true] {
+                let (mut v, mut a, mut z, mut psi, mut r) =
+                    (start.0.clone(), start.1.clone(), z0.clone(), vec![0.0; n], r0.clone());
+                for _ in 0..5 {
+                    let s = CanonicalState { v: &mut v, a: &mut a, z: &mut z, psi: &mut psi, refractory: &mut r };
+                    if use_avx {
+                        // SAFETY: avx2() checked the CPU.
+                        unsafe { canonical_update_avx2(&c, s, &cur, &rec) };
+                    } else {
+                        canonical_update_imp(&c, s, &cur, &rec);
+                    }
+                    spikes += z.iter().sum::<f64>();
+                }
+                outs.push((v, a, z, psi, r));
+            }
+            let (p, q) = (&outs[0], &outs[1]);
+            same(&p.0, &q.0, "v");
+            same(&p.1, &q.1, "a");
+            same(&p.2, &q.2, "z");
+            same(&p.3, &q.3, "psi");
+            assert_eq!(p.4, q.4, "refractory");
+            assert!(n < 10 || (spikes > 0.0 && spikes < 10.0 * n as f64), "vacuous spikes: {spikes} at n={n}");
+        }
+    }
+
+    #[test]
     fn canonical_refractory_interval() {
         let c = Canonical {
             alpha: 0.9,
