@@ -80,6 +80,10 @@ use crate::readout::{error, feedback_signal, transposed_signal, Loss};
 use crate::rng::LegacyRng;
 use crate::state::{named, not_settable, StateDict, Stateful};
 
+/// Fewest steps between online updates for the forward pass to keep the
+/// transposed weights up to date (see [`Params`]).
+const TRANSPOSE_MIN_PERIOD: usize = 32;
+
 /// Matrix B that carries the output error to the neurons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feedback {
@@ -296,11 +300,13 @@ pub struct Params {
     /// B (n_neurons, n_outputs) for random and adaptive feedback; for
     /// symmetric feedback W_out^T is used and this is ignored.
     pub feedback: Array2<f64>,
-    /// W_in^T and W_rec^T, equal to the transposes after [`Params::sync`]
-    /// (called wherever the weights change): the forward pass reads the
-    /// columns of the active inputs and neurons as contiguous rows.
+    /// W_in^T and W_rec^T when `transposed` (made equal by [`Params::sync`],
+    /// wherever the weights change, except by frequent online updates, which
+    /// only clear the flag): the forward pass then reads the columns of the
+    /// active inputs and neurons as contiguous rows.
     w_in_t: Array2<f64>,
     w_rec_t: Array2<f64>,
+    transposed: bool,
 }
 
 /// Gradients (or accumulated gradients) of every trained parameter.
@@ -384,11 +390,12 @@ impl Params {
         zero_diagonal(&mut w_rec);
         let (w_in_t, w_rec_t) =
             (w_in.t().as_standard_layout().into_owned(), w_rec.t().as_standard_layout().into_owned());
-        Params { w_in, w_rec, w_out, b_out, feedback, w_in_t, w_rec_t }
+        Params { w_in, w_rec, w_out, b_out, feedback, w_in_t, w_rec_t, transposed: true }
     }
 
     /// Makes the transposes equal to W_in and W_rec again.
     pub fn sync(&mut self) {
+        self.transposed = true;
         let (n, ni) = self.w_in.dim();
         transpose(flat(&self.w_in), flat_mut(&mut self.w_in_t), n, ni);
         transpose(flat(&self.w_rec), flat_mut(&mut self.w_rec_t), n, n);
@@ -777,15 +784,15 @@ impl RsnnNet {
         let sparse_rec = nonzeros(flat(&st.z), &mut sc.idx_rec);
         // sparse: the columns of the active units (bitwise the sparse row
         // products); otherwise row products with four partial sums
-        if sparse_in {
+        if sparse_in && p.transposed {
             matvec_cols(flat(&p.w_in_t), x, &sc.idx_in, &mut sc.current);
         } else {
-            matvec(flat(&p.w_in), x, &sc.idx_in, false, &mut sc.current);
+            matvec(flat(&p.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
         }
-        if sparse_rec {
+        if sparse_rec && p.transposed {
             matvec_cols(flat(&p.w_rec_t), flat(&st.z), &sc.idx_rec, &mut sc.rec_current);
         } else {
-            matvec(flat(&p.w_rec), flat(&st.z), &sc.idx_rec, false, &mut sc.rec_current);
+            matvec(flat(&p.w_rec), flat(&st.z), &sc.idx_rec, sparse_rec, &mut sc.rec_current);
         }
         canonical_update(
             &cfg.neuron(),
@@ -980,7 +987,12 @@ impl RsnnNet {
             g.parts().into(),
         );
         zero_diagonal(&mut self.params.w_rec);
-        self.params.sync();
+        // a transpose costs about one weight update: worth it only when the
+        // weights then stay fixed for a while
+        match self.cfg.update.period() {
+            Some(k) if k < TRANSPOSE_MIN_PERIOD => self.params.transposed = false,
+            _ => self.params.sync(),
+        }
         if let Some(old) = old_w_out {
             kolen_pollack(
                 flat_mut(&mut self.params.w_out),
@@ -1054,6 +1066,9 @@ impl Model for RsnnNet {
     /// (and the rate statistics of the regularization) restart from zero
     /// after one. Pending gradient sums are kept.
     fn infer(&mut self, seq: &mut RsnnSeq, x: &[f64]) {
+        if !self.params.transposed {
+            self.params.sync();
+        }
         if seq.tracking {
             self.fold_regularization(seq);
             seq.clear_eligibility();
