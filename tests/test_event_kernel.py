@@ -231,3 +231,26 @@ def test_kernel_is_checked_recorded_and_free_across_checkpoints(tmp_path):
     for k, v in net.state_dict().items():
         if isinstance(v, np.ndarray):
             assert np.array_equal(v, other.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("update", ["step", 5, 40, "sequence"])
+def test_forward_reads_current_weights_after_every_kind_of_change(update):
+    # the forward pass reads kept transposes of W_in / W_rec: after online
+    # updates, setters and loads, predictions must equal those of a network
+    # built from the same state
+    rng = np.random.default_rng(3)
+    x = (rng.random((200, 6)) < 0.1).astype(float)
+    y = rng.normal(size=(200, 2))
+    net = eprop.RecurrentNetwork(6, 9, 2, n_adaptive=3, update=update, optimizer="sgd", lr=0.05, seed=4)
+    w0 = net.W_in
+    net.train_sequence(x, y)
+    assert np.abs(net.W_in - w0).max() > 1e-6, "vacuous: weights did not move"
+    for change in ("trained", "setter"):
+        if change == "setter":
+            net.W_rec = rng.normal(size=(9, 9)) * 0.5
+            net.W_in = rng.normal(size=(9, 6))
+        fresh = eprop.RecurrentNetwork.from_state_dict(net.state_dict())
+        b = fresh.predict_batch(x[None], n_threads=1)
+        a = net.predict_batch(x[None], n_threads=1)
+        assert np.array_equal(a, b), change
+        assert np.array_equal(net.predict_sequence(x), fresh.predict_sequence(x)), change
