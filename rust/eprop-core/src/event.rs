@@ -42,7 +42,7 @@
 use crate::kernels::{axpy, flush, transpose};
 
 /// Largest power (alpha^-s, kappa^-s, 1/P) allowed before the origin moves.
-pub const LIMIT: f64 = 64.0;
+pub const LIMIT: f64 = 1024.0;
 
 /// Fewest steps between forced settles for the event path to be used at all.
 pub const MIN_SPAN: u32 = 4;
