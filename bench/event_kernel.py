@@ -29,9 +29,8 @@ import time
 os.environ["RAYON_NUM_THREADS"] = "1"
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
-import numpy as np  # noqa: E402
-
 import eprop  # noqa: E402
+import numpy as np  # noqa: E402
 
 CASES = [
     ("(100, 100, 1) LIF", (100, 100, 1), {}),
@@ -81,12 +80,12 @@ def main() -> int:
             for k in ("dense", "event") if r % 2 == 0 else ("event", "dense"):
                 net = nets[k]
 
-                def run(net=net, k=k):
-                    net.load_state_dict(start[k])
+                def run(net=net, s=start[k], x=x, y=y):
+                    net.load_state_dict(s)
                     net.train_sequence(x, y)
 
                 times[k].append(best(run, args.reps))
-            times["predict"].append(best(lambda: nets["dense"].predict_sequence(x), args.reps))
+            times["predict"].append(best(lambda net=nets["dense"], x=x: net.predict_sequence(x), args.reps))
         # exactness: the gradients of one sequence from the same start
         g = {}
         for k in ("dense", "event"):

@@ -23,9 +23,8 @@ import time
 
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-
 import eprop  # noqa: E402
+import numpy as np  # noqa: E402
 
 CHUNK = 10_000
 TRACES = ("_zbar_in", "_zbar_rec", "_zhat", "_eps_a_in", "_eps_a_rec", "_ebar_in", "_ebar_rec")
