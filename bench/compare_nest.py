@@ -267,7 +267,9 @@ def run_nest(
 
 
 # --------------------------------------------------------------------------- eprop
-def eprop_network(task: dict[str, np.ndarray], optimizer: str, lr: float, feedback: str, init: str):
+def eprop_network(
+    task: dict[str, np.ndarray], optimizer: str, lr: float, feedback: str, init: str, kernel: str = "dense"
+):
     """eprop's network for the task (see the module docs)."""
     import eprop
 
@@ -288,6 +290,7 @@ def eprop_network(task: dict[str, np.ndarray], optimizer: str, lr: float, feedba
         optimizer=optimizer,
         lr=lr,
         seed=1,
+        kernel=kernel,
     )
     if init == "nest":
         # NEST's initial weights in eprop's units: v_eprop = v_nest / zeta, so W_in and
@@ -313,10 +316,11 @@ def run_eprop(
     feedback: str,
     init: str,
     learn_bias: bool = False,
+    kernel: str = "dense",
 ) -> dict:
     import eprop
 
-    net = eprop_network(task, optimizer, lr, feedback, init)
+    net = eprop_network(task, optimizer, lr, feedback, init, kernel)
     inputs, targets = sequence(task)
     no_bias = np.zeros(N_OUT)
     losses = np.empty(iterations)
@@ -332,7 +336,7 @@ def run_eprop(
     y = net.predict_sequence(inputs)
     frozen = float(0.5 * np.sum((y - targets) ** 2))
     return {
-        "library": f"eprop {eprop.__version__}",
+        "library": f"eprop {eprop.__version__}" + ("" if kernel == "dense" else f" ({kernel})"),
         "optimizer": f"{'Adam' if optimizer == 'adam' else 'SGD'} lr={lr:g}" + (", bias learns" if learn_bias else ""),
         "iterations": iterations,
         "wall_s": elapsed,
@@ -411,6 +415,12 @@ def main() -> int:
         help="NEST's e-prop synapse model (its example uses the first)",
     )
     ap.add_argument("--skip-nest", action="store_true", help="run eprop only")
+    ap.add_argument(
+        "--kernel",
+        default="dense",
+        choices=("dense", "event", "auto"),
+        help="eprop's eligibility kernel; 'event' adds rows with the event-driven kernel",
+    )
     ap.add_argument("--json", help="write the results (with loss curves) to this file")
     args = ap.parse_args()
 
@@ -444,6 +454,10 @@ def main() -> int:
     rows.append(run_eprop(task, args.iterations, "adam", ADAM_LR, args.feedback, args.init))
     print("eprop (SGD) ...", flush=True)
     rows.append(run_eprop(task, args.iterations, "sgd", sgd_lr, args.feedback, args.init))
+    if args.kernel != "dense":
+        for opt, lr in (("adam", ADAM_LR), ("sgd", sgd_lr)):
+            print(f"eprop ({opt}, kernel={args.kernel}) ...", flush=True)
+            rows.append(run_eprop(task, args.iterations, opt, lr, args.feedback, args.init, kernel=args.kernel))
     if args.learn_bias:
         print("eprop (Adam, readout bias learning) ...", flush=True)
         rows.append(run_eprop(task, args.iterations, "adam", ADAM_LR, args.feedback, args.init, learn_bias=True))
