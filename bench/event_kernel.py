@@ -24,13 +24,13 @@ import json
 import os
 import statistics
 import sys
-import time
 
 os.environ["RAYON_NUM_THREADS"] = "1"
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import eprop  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import best_of  # noqa: E402
 
 CASES = [
     ("(100, 100, 1) LIF", (100, 100, 1), {}),
@@ -50,15 +50,6 @@ def task(sizes, steps, p, seed=0):
         for period in (1000, 500, 333, 200):
             y[:, k] += rng.uniform(0.5, 2) * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
     return x, y / np.abs(y).max()
-
-
-def best(f, reps):
-    out = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        out = min(out, time.perf_counter() - t0)
-    return out
 
 
 def main() -> int:
@@ -84,8 +75,8 @@ def main() -> int:
                     net.load_state_dict(s)
                     net.train_sequence(x, y)
 
-                times[k].append(best(run, args.reps))
-            times["predict"].append(best(lambda net=nets["dense"], x=x: net.predict_sequence(x), args.reps))
+                times[k].append(best_of(args.reps, run))
+            times["predict"].append(best_of(args.reps, lambda net=nets["dense"], x=x: net.predict_sequence(x)))
         # exactness: the gradients of one sequence from the same start
         g = {}
         for k in ("dense", "event"):

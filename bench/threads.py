@@ -18,22 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-import time
 
 import eprop
 import numpy as np
+from _timing import best_of
 
 SHAPE = (40, 100, 3)
 B, T = 8, 1000
-
-
-def best_of(repeats: int, fn) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
