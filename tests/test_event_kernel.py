@@ -254,3 +254,24 @@ def test_forward_reads_current_weights_after_every_kind_of_change(update):
         a = net.predict_batch(x[None], n_threads=1)
         assert np.array_equal(a, b), change
         assert np.array_equal(net.predict_sequence(x), fresh.predict_sequence(x)), change
+
+
+def test_event_runs_densely_where_it_cannot_gain():
+    # a decay of e^-10 per step would move the origin every step: dense,
+    # bitwise; so are single steps and update="step"
+    rng = np.random.default_rng(9)
+    x = (rng.random((120, 5)) < 0.1).astype(float)
+    y = rng.normal(size=(120, 1))
+    for kw, how in ((dict(tau_out=0.1), "sequence"), (dict(update="step", optimizer="sgd"), "sequence"), ({}, "step")):
+        nets = [eprop.RecurrentNetwork(5, 7, 1, n_adaptive=2, kernel=k, seed=2, **kw) for k in ("dense", "event")]
+        for net in nets:
+            if how == "sequence":
+                net.train_sequence(x, y)
+            else:
+                for t in range(len(x)):
+                    net.step(x[t], y[t])
+                net.apply_updates()
+        a, b = (n.state_dict() for n in nets)
+        for k, v in a.items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(v, b[k]), (kw, how, k)
