@@ -77,8 +77,9 @@ def test_eprop_state_dict_contents():
     for n in EPROP_ARRAYS:
         assert isinstance(d[n], np.ndarray) and d[n].dtype == np.float64, n
         assert d[n].tobytes() == getattr(t, n).tobytes(), n
-    expected = {"format_version", "class", "n_inputs", "n_neurons", "n_outputs", "seed", *EPROP_HYPER, *EPROP_ARRAYS}
-    assert set(d) == expected
+    assert d["kernel"] == "dense"
+    expected = {"format_version", "class", "n_inputs", "n_neurons", "n_outputs", "seed", "kernel"}
+    assert set(d) == expected | set(EPROP_HYPER) | set(EPROP_ARRAYS)
     # fresh arrays: writing to them does not touch the trainer
     before = snapshot(t)
     d["W_in"][...] = 0.0
@@ -162,7 +163,8 @@ def test_online_layers_stay_live_after_load_state_dict():
 def _keys_read_by_load(kind, d):
     """Keys load_state_dict must insist on (everything but those it documents
     as fixed at construction)."""
-    ignored = {"seed"}
+    # the kernel is optional: files written before it existed ran the dense one
+    ignored = {"seed", "kernel"}
     if kind == "online":
         ignored |= {"tau_mem", "threshold", "lr"}
     return [k for k in d if k not in ignored]
@@ -222,6 +224,9 @@ def _corruptions(kind):
         if kind == "eprop":
             cases.append(("n_outputs", lambda d: d.__setitem__("n_outputs", 4)))
         cases.append(("n_inputs float", lambda d: d.__setitem__("n_inputs", 5.5)))
+    if "kernel" in d0:
+        cases.append(("kernel unknown", lambda d: d.__setitem__("kernel", "sparse")))
+        cases.append(("kernel not text", lambda d: d.__setitem__("kernel", 3)))
     for k in _keys_read_by_load(kind, d0):
         cases.append((f"missing {k}", lambda d, k=k: d.pop(k)))
     return cases
@@ -266,6 +271,10 @@ def test_from_state_dict_requires_every_key(kind):
     for k in d0:
         d = dict(d0)
         del d[k]
+        if k == "kernel":
+            # optional: states written before the kernel existed ran the dense one
+            assert type(warm(kind)).from_state_dict(d).kernel == "dense"
+            continue
         with pytest.raises(ValueError, match=k.replace(".", r"\.")):
             type(warm(kind)).from_state_dict(d)
 

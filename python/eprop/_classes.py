@@ -42,7 +42,7 @@ class _Public:
     #: repr shows the current values (True) or the values as given while they hold
     _REPR_CURRENT: ClassVar[bool] = False
     #: fields left out of the repr when they have these values
-    _REPR_DEFAULTS: ClassVar[dict[str, Any]] = {"seed": 42}
+    _REPR_DEFAULTS: ClassVar[dict[str, Any]] = {"seed": 42, "kernel": "dense"}
     #: fields never in the repr
     _REPR_OMIT: ClassVar[tuple[str, ...]] = ()
 

@@ -31,6 +31,7 @@ class EpropTrainerConfig:
     dt: float = 1.0
     _: KW_ONLY
     seed: int = 42
+    kernel: str = "dense"
 
     def __post_init__(self) -> None:
         _core.EpropTrainer._validate(self)

@@ -153,6 +153,16 @@ pub trait Model: FixedWeights {
     /// End of a training call (a sequence or a whole stream): models that
     /// accumulate gradients over a sequence apply them here.
     fn end_of_call(&mut self, _seq: &mut Self::Seq) {}
+    /// Before a run of training steps of the trainer's own sequence over
+    /// `inputs` (T, n_inputs); by default [`FixedWeights::begin_rows`].
+    fn begin_own_rows(&mut self, seq: &mut Self::Seq, inputs: ArrayView2<f64>) {
+        self.begin_rows(seq, inputs);
+    }
+    /// After that run: every array must then hold its plain value; by
+    /// default [`FixedWeights::end_rows`].
+    fn end_own_rows(&mut self, seq: &mut Self::Seq) {
+        self.end_rows(seq);
+    }
 
     // ----- batch updates
 
@@ -256,7 +266,7 @@ pub fn train_rows<M: Model>(
 ) {
     let mut x = vec![0.0; t.model.n_inputs()];
     let mut y = vec![0.0; t.model.n_outputs()];
-    t.model.begin_rows(&mut t.seq, inputs);
+    t.model.begin_own_rows(&mut t.seq, inputs);
     for (s, (xr, yr)) in inputs.outer_iter().zip(targets.outer_iter()).enumerate() {
         copy_row(&mut x, xr);
         copy_row(&mut y, yr);
@@ -264,7 +274,7 @@ pub fn train_rows<M: Model>(
         sum.total += t.model.step(&mut t.seq, &x, Some(&y), learn);
         sum.counted += usize::from(learn);
     }
-    t.model.end_rows(&mut t.seq);
+    t.model.end_own_rows(&mut t.seq);
 }
 
 /// Runs every row without learning, writing outputs to `out` (T, n_outputs).

@@ -44,6 +44,11 @@ use crate::kernels::{axpy, flush, transpose};
 /// Largest power (alpha^-s, kappa^-s, 1/P) allowed before the origin moves.
 pub const LIMIT: f64 = 1024.0;
 
+/// [`LIMIT`] of the seed rule's event-driven form: its doubly filtered
+/// traces (gain ~ 1 / (1 - kappa)^2) and per-step weight changes make the
+/// encoded weights the difference of larger terms, so the origin moves sooner.
+pub const SEED_LIMIT: f64 = 8.0;
+
 /// Fewest steps between forced settles for the event path to be used at all.
 pub const MIN_SPAN: u32 = 4;
 
@@ -507,6 +512,16 @@ impl Kernel {
         }
     }
 
+    /// The kernel a state dict records; files written before the kernel
+    /// existed ran the dense one.
+    pub fn of_state(d: &crate::state::StateDict) -> crate::Result<Self> {
+        if d.contains("kernel") {
+            Kernel::parse(d.text("kernel")?)
+        } else {
+            Ok(Kernel::Dense)
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Dense => "dense",
@@ -574,6 +589,233 @@ mod tests {
                 }
                 for (x, y) in a.iter().zip(&b) {
                     same(x, y, "add_step");
+                }
+            }
+        }
+    }
+}
+
+/// Event-driven exact form of the seed rule (`EpropTrainer`). Between two
+/// events of presynaptic unit i (value zero) its traces only decay, so with
+/// times counted from the origin
+/// ```text
+/// trace_ji(t) = kappa^t Q_ji,   e_ji(t) = kappa^t (P_ji + t Q_ji),
+/// W_ji(t)     = What_ji - lr (P_ji K_j(t) + Q_ji M_j(t)),
+/// K_j = sum_s kappa^s L_j(s),   M_j = sum_s s kappa^s L_j(s)
+/// ```
+/// (L the learning signal of each step). The forward pass reads only the
+/// columns of active units, exactly the ones an event settles: at an event
+/// the column's plain values are computed, used, updated by the dense rule
+/// and encoded again. The W_rec diagonal is kept at zero where it is read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedLazy {
+    kappa: f64,
+    lr: f64,
+    span: u32,
+    max_span: u32,
+    loaded: bool,
+    k: Vec<f64>,
+    m: Vec<f64>,
+    inp: SeedColumns,
+    rec: SeedColumns,
+}
+
+/// What, P and Q of one population, transposed (row i: presynaptic unit i).
+#[derive(Clone, Debug, PartialEq)]
+struct SeedColumns {
+    cols: usize,
+    w: Vec<f64>,
+    p: Vec<f64>,
+    q: Vec<f64>,
+    events: Vec<(usize, f64)>,
+    /// Whether unit i's own row is the zero diagonal (recurrent weights).
+    diagonal: bool,
+}
+
+impl SeedColumns {
+    fn new(cols: usize, n: usize, diagonal: bool) -> Self {
+        let z = || vec![0.0; cols * n];
+        SeedColumns { cols, w: z(), p: z(), q: z(), events: Vec::with_capacity(cols), diagonal }
+    }
+
+    fn bytes(&self) -> usize {
+        8 * 3 * self.w.len() + 16 * self.events.capacity()
+    }
+}
+
+impl SeedLazy {
+    /// Buffers for `n` neurons and `n_in` inputs; None when the trace decay
+    /// per step is too fast for the event-driven form to gain.
+    pub fn new(n_in: usize, n: usize, kappa: f64) -> Option<Self> {
+        if kappa <= 0.0 || !kappa.is_finite() {
+            return None;
+        }
+        let per_step = -kappa.ln();
+        let max_span = if per_step <= 0.0 { u32::MAX } else { (SEED_LIMIT.ln() / per_step).floor().min(1e9) as u32 };
+        if max_span < MIN_SPAN {
+            return None;
+        }
+        Some(SeedLazy {
+            kappa,
+            lr: 0.0,
+            span: 0,
+            max_span,
+            loaded: false,
+            k: vec![0.0; n],
+            m: vec![0.0; n],
+            inp: SeedColumns::new(n_in, n, false),
+            rec: SeedColumns::new(n, n, true),
+        })
+    }
+
+    pub fn bytes(&self) -> usize {
+        16 * self.k.len() + self.inp.bytes() + self.rec.bytes() + std::mem::size_of::<Self>()
+    }
+
+    pub fn loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Whether these buffers were made for another trace decay.
+    pub fn kappa_differs(&self, kappa: f64) -> bool {
+        self.kappa != kappa
+    }
+
+    /// Loads weights, traces and eligibilities (row-major (n, cols)) of both
+    /// populations, with the origin at now; `lr` holds until [`Self::store`].
+    pub fn load(&mut self, w: [&[f64]; 2], trace: [&[f64]; 2], elig: [&[f64]; 2], lr: f64) {
+        let n = self.k.len();
+        for (c, ((w, tr), el)) in [&mut self.inp, &mut self.rec].into_iter().zip(w.iter().zip(&trace).zip(&elig)) {
+            transpose(w, &mut c.w, n, c.cols);
+            transpose(tr, &mut c.q, n, c.cols);
+            transpose(el, &mut c.p, n, c.cols);
+        }
+        self.lr = lr;
+        self.reset_sums();
+        self.loaded = true;
+    }
+
+    /// Writes the plain values back (row-major) and unloads.
+    pub fn store(&mut self, w: [&mut [f64]; 2], trace: [&mut [f64]; 2], elig: [&mut [f64]; 2]) {
+        if !self.loaded {
+            return;
+        }
+        self.renormalize();
+        let n = self.k.len();
+        let [w_in, w_rec] = w;
+        let [tr_in, tr_rec] = trace;
+        let [el_in, el_rec] = elig;
+        for (c, (w, (tr, el))) in [(&self.inp, (w_in, (tr_in, el_in))), (&self.rec, (w_rec, (tr_rec, el_rec)))] {
+            transpose(&c.w, w, c.cols, n);
+            transpose(&c.q, tr, c.cols, n);
+            transpose(&c.p, el, c.cols, n);
+        }
+        self.loaded = false;
+    }
+
+    fn reset_sums(&mut self) {
+        self.span = 0;
+        self.k.fill(0.0);
+        self.m.fill(0.0);
+    }
+
+    /// Plain values of every synapse at the current step; the origin moves to it.
+    fn renormalize(&mut self) {
+        if self.span > 0 {
+            let s = self.span as f64;
+            let kp = self.kappa.powi(self.span as i32);
+            let n = self.k.len();
+            for c in [&mut self.inp, &mut self.rec] {
+                for i in 0..c.cols {
+                    let r = i * n..(i + 1) * n;
+                    let (w, p, q) = (&mut c.w[r.clone()], &mut c.p[r.clone()], &mut c.q[r]);
+                    for ((((w, p), q), &k), &m) in
+                        w.iter_mut().zip(p.iter_mut()).zip(q.iter_mut()).zip(&self.k).zip(&self.m)
+                    {
+                        *w -= self.lr * (*p * k + *q * m);
+                        let tr = flush(kp * *q);
+                        *p = flush(kp * (*p + s * *q));
+                        *q = tr;
+                    }
+                    if c.diagonal {
+                        w[i] = 0.0;
+                    }
+                }
+            }
+        }
+        self.reset_sums();
+    }
+
+    /// Start of a step: settles the columns of the active inputs `x` and
+    /// of the neurons that spiked (`z_prev`) to their plain values of the
+    /// previous step, and writes the input and recurrent currents (which
+    /// read only those columns). Moves the origin first when due.
+    pub fn begin_step(&mut self, x: &[f64], z_prev: &[f64], current: &mut [f64], rec_current: &mut [f64]) {
+        if self.span >= self.max_span {
+            self.renormalize();
+        }
+        let t = self.span as f64;
+        let kp = self.kappa.powi(self.span as i32);
+        self.span += 1;
+        let n = self.k.len();
+        let lr = self.lr;
+        for ((c, pre), out) in [&mut self.inp, &mut self.rec].into_iter().zip([x, z_prev]).zip([current, rec_current]) {
+            c.events.clear();
+            c.events.extend(pre.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, &v)| (i, v)));
+            out.fill(0.0);
+            for &(i, v) in &c.events {
+                let r = i * n..(i + 1) * n;
+                let (w, p, q) = (&mut c.w[r.clone()], &mut c.p[r.clone()], &mut c.q[r]);
+                for (((w, p), q), (&k, &m)) in
+                    w.iter_mut().zip(p.iter_mut()).zip(q.iter_mut()).zip(self.k.iter().zip(&self.m))
+                {
+                    *w -= lr * (*p * k + *q * m);
+                    let tr = kp * *q;
+                    *p = kp * (*p + t * *q);
+                    *q = tr;
+                }
+                if c.diagonal {
+                    w[i] = 0.0;
+                }
+                for (o, &wj) in out.iter_mut().zip(w.iter()) {
+                    *o += wj * v;
+                }
+            }
+        }
+    }
+
+    /// End of a step: adds the learning signal to the sums, then applies the
+    /// dense rule to the settled columns (`psi` of this step) and encodes
+    /// them again.
+    pub fn end_step(&mut self, psi: &[f64], signal: &[f64]) {
+        let s = self.span as f64;
+        let kp = self.kappa.powi(self.span as i32);
+        let kn = 1.0 / kp;
+        for ((k, m), &l) in self.k.iter_mut().zip(self.m.iter_mut()).zip(signal) {
+            let lk = kp * l;
+            *k += lk;
+            *m += s * lk;
+        }
+        let (n, kappa, lr) = (self.k.len(), self.kappa, self.lr);
+        for c in [&mut self.inp, &mut self.rec] {
+            for &(i, v) in &c.events {
+                let r = i * n..(i + 1) * n;
+                let (w, p, q) = (&mut c.w[r.clone()], &mut c.p[r.clone()], &mut c.q[r]);
+                let rows = psi.iter().zip(signal).zip(self.k.iter().zip(&self.m));
+                for (((w, p), q), ((&ps, &l), (&k, &m))) in w.iter_mut().zip(p.iter_mut()).zip(q.iter_mut()).zip(rows) {
+                    let tr = flush(kappa * *q + ps * v);
+                    let e = flush(kappa * *p + tr);
+                    let wn = *w - lr * (l * e);
+                    let qn = kn * tr;
+                    let pn = kn * e - s * qn;
+                    *q = qn;
+                    *p = pn;
+                    *w = wn + lr * (pn * k + qn * m);
+                }
+                if c.diagonal {
+                    // What for the diagonal: W_ii = 0 now
+                    let (k, m) = (self.k[i], self.m[i]);
+                    w[i] = lr * (p[i] * k + q[i] * m);
                 }
             }
         }

@@ -5,11 +5,12 @@
 use std::sync::Mutex;
 
 use eprop_core::driver::Trainer;
+use eprop_core::event::Kernel;
 use eprop_core::models::seed_eprop::{SeedEpropConfig, SeedEpropNet};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::convert::{field, integer, real, size};
+use crate::convert::{field, integer, real, size, text};
 use crate::errors::to_py;
 use crate::shared::{
     array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Obj,
@@ -34,7 +35,7 @@ pub struct PyEpropTrainer {
 
 /// The core configuration of a configuration object (checked by the core).
 fn config(c: &Bound<'_, PyAny>) -> PyResult<SeedEpropConfig> {
-    SeedEpropConfig::new(
+    let mut cfg = SeedEpropConfig::new(
         (field(c, "n_inputs", size)?, field(c, "n_neurons", size)?, field(c, "n_outputs", size)?),
         field(c, "tau_mem", real)?,
         field(c, "tau_trace", real)?,
@@ -43,7 +44,9 @@ fn config(c: &Bound<'_, PyAny>) -> PyResult<SeedEpropConfig> {
         field(c, "dt", real)?,
         field(c, "seed", integer)?,
     )
-    .map_err(to_py)
+    .map_err(to_py)?;
+    cfg.kernel = Kernel::parse(&field(c, "kernel", text)?).map_err(to_py)?;
+    Ok(cfg)
 }
 
 py_trainer!(PyEpropTrainer, SeedEpropNet);
@@ -64,7 +67,7 @@ impl PyEpropTrainer {
     }
 }
 
-config_getters!(PyEpropTrainer, n_inputs, n_neurons, n_outputs, seed, tau_mem, tau_trace, threshold, lr, dt);
+config_getters!(PyEpropTrainer, n_inputs, n_neurons, n_outputs, seed, tau_mem, tau_trace, threshold, lr, dt, kernel);
 
 float_setters!(PyEpropTrainer, {
     tau_mem / set_tau_mem => positive,

@@ -1326,10 +1326,7 @@ impl Stateful for Trainer<RsnnNet> {
             Err(_) => out.put_text("update", update),
         }
         out.put_int("seed", d.int("seed")?);
-        // the kernel does not change what the state means (files written
-        // before it existed ran the dense one)
-        let kernel = if d.contains("kernel") { d.text("kernel")? } else { "dense" };
-        out.put_text("kernel", Kernel::parse(kernel)?.name());
+        out.put_text("kernel", Kernel::of_state(d)?.name());
         Ok(out)
     }
 
@@ -1338,7 +1335,9 @@ impl Stateful for Trainer<RsnnNet> {
     /// is taken from the state.
     fn load_state(&mut self, d: &StateDict) -> Result<()> {
         d.check_header(Self::CLASS, Self::VERSION)?;
+        // the kernel does not change what the state means: any loads
         d.check_same_config(&self.config(), &["lr", "seed", "kernel"])?;
+        Kernel::of_state(d)?;
         let c = self.model.cfg.clone();
         let lr = check::non_negative("lr", d.float("lr")?)?;
         let (ni, n, no, na) = (c.n_inputs, c.n_neurons, c.n_outputs, c.n_adaptive);

@@ -21,6 +21,7 @@ use ndarray::{Array1, Array2, ArrayD, ArrayViewD};
 use crate::check;
 use crate::driver::{Described, FixedWeights, Model, Trainer};
 use crate::error::Result;
+use crate::event::{Kernel, SeedLazy, AUTO_MAX_ACTIVITY};
 use crate::kernels::{
     add_scaled_rows, batch_mean, flat, flat_mut, matvec, nonzeros, trace_elig_learn_rows, trace_elig_rows, Change,
     MeanInto,
@@ -44,6 +45,8 @@ pub struct SeedEpropConfig {
     pub dt: f64,
     /// Seed of the initial weights (`RandomState(seed)`).
     pub seed: u32,
+    /// Eligibility kernel for training calls (`Kernel::Dense` from [`Self::new`]).
+    pub kernel: Kernel,
 }
 
 impl SeedEpropConfig {
@@ -68,6 +71,7 @@ impl SeedEpropConfig {
             lr: check::non_negative("lr", lr)?,
             dt: check::positive("dt", dt)?,
             seed: check::seed(seed)?,
+            kernel: Kernel::Dense,
         };
         let (ni, nr, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
         // weights, one sequence state, step buffers
@@ -178,12 +182,15 @@ impl SeedEpropSeq {
 }
 
 /// The weights of the seed e-prop network and its hyperparameters.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct SeedEpropNet {
     pub cfg: SeedEpropConfig,
     pub w_in: Array2<f64>,
     pub w_rec: Array2<f64>,
     pub w_out: Array2<f64>,
+    /// The event-driven form, loaded only inside a training call of the
+    /// trainer's own sequence (outside one, the arrays hold plain values).
+    lazy: Option<Box<SeedLazy>>,
 }
 
 impl SeedEpropNet {
@@ -197,7 +204,40 @@ impl SeedEpropNet {
         let mut w_rec = rng.normal_matrix(nr, nr, (2.0 / nr as f64).sqrt());
         zero_diagonal(&mut w_rec);
         let w_out = rng.normal_matrix(no, nr, (2.0 / nr as f64).sqrt());
-        SeedEpropNet { cfg, w_in, w_rec, w_out }
+        SeedEpropNet::from_parts(cfg, w_in, w_rec, w_out)
+    }
+
+    /// A network from its configuration and weights.
+    pub fn from_parts(cfg: SeedEpropConfig, w_in: Array2<f64>, w_rec: Array2<f64>, w_out: Array2<f64>) -> Self {
+        SeedEpropNet { cfg, w_in, w_rec, w_out, lazy: None }
+    }
+
+    /// Whether a training call on `inputs` (T, n_inputs) runs event-driven.
+    fn event_for(&self, inputs: ndarray::ArrayView2<f64>) -> bool {
+        match self.cfg.kernel {
+            Kernel::Dense => false,
+            Kernel::Event => true,
+            Kernel::Auto => {
+                let active = inputs.iter().filter(|v| **v != 0.0).count() as f64;
+                active <= AUTO_MAX_ACTIVITY * inputs.len() as f64
+            }
+        }
+    }
+
+    /// One training step in the event-driven form (see [`SeedLazy`]).
+    fn event_step(&mut self, seq: &mut SeedEpropSeq, x: &[f64], target: &[f64]) -> f64 {
+        let lz = self.lazy.as_mut().expect("loaded by begin_own_rows");
+        {
+            let (sc, st) = (&mut seq.scratch, &seq.state);
+            lz.begin_step(x, flat(&st.z), &mut sc.current, &mut sc.rec_current);
+        }
+        self.neurons_and_output(seq);
+        let loss = self.learning_signal(seq, target);
+        let sc = &seq.scratch;
+        self.lazy.as_mut().expect("loaded").end_step(&sc.psi, &sc.signal);
+        add_scaled_rows(flat_mut(&mut self.w_out), -self.cfg.lr, &sc.err, &sc.z_new, self.cfg.n_neurons, 0);
+        flat_mut(&mut seq.state.z).copy_from_slice(&sc.z_new);
+        loss
     }
 
     /// Bytes of the weight matrices.
@@ -222,6 +262,14 @@ impl SeedEpropNet {
         let sparse_rec = nonzeros(z_prev, &mut sc.idx_rec);
         matvec(flat(&self.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
         matvec(flat(&self.w_rec), z_prev, &sc.idx_rec, sparse_rec, &mut sc.rec_current);
+        self.neurons_and_output(seq);
+    }
+
+    /// From the input and recurrent currents in the scratch: membrane,
+    /// spikes, pseudo-derivatives and readout.
+    fn neurons_and_output(&self, seq: &mut SeedEpropSeq) {
+        let sc = &mut seq.scratch;
+        let st = &mut seq.state;
         for (c, r) in sc.current.iter_mut().zip(&sc.rec_current) {
             *c += r;
         }
@@ -261,6 +309,14 @@ impl SeedEpropNet {
         zero_diagonal(&mut self.w_rec);
         add_scaled_rows(flat_mut(&mut self.w_out), -lr, &sc.err, &sc.z_new, self.cfg.n_neurons, 0);
         flat_mut(&mut st.z).copy_from_slice(&sc.z_new);
+    }
+}
+
+/// Networks are equal when their configurations and weights are (the
+/// event-driven buffers hold nothing between calls).
+impl PartialEq for SeedEpropNet {
+    fn eq(&self, o: &Self) -> bool {
+        self.cfg == o.cfg && self.w_in == o.w_in && self.w_rec == o.w_rec && self.w_out == o.w_out
     }
 }
 
@@ -332,6 +388,9 @@ impl Model for SeedEpropNet {
     const STEP_MEAN: bool = true;
 
     fn step(&mut self, seq: &mut SeedEpropSeq, x: &[f64], target: Option<&[f64]>, _learn: bool) -> f64 {
+        if let (Some(t), true) = (target, self.lazy.as_ref().is_some_and(|l| l.loaded())) {
+            return self.event_step(seq, x, t);
+        }
         self.forward(seq, x);
         match target {
             Some(t) => {
@@ -361,6 +420,36 @@ impl Model for SeedEpropNet {
 
     fn reset(&mut self, seq: &mut SeedEpropSeq) {
         seq.reset();
+    }
+
+    fn begin_own_rows(&mut self, seq: &mut SeedEpropSeq, inputs: ndarray::ArrayView2<f64>) {
+        if !self.event_for(inputs) {
+            return;
+        }
+        let (ni, nr, kappa) = (self.cfg.n_inputs, self.cfg.n_neurons, self.cfg.kappa());
+        // (re)made when missing or when the trace decay was changed (a setter)
+        if self.lazy.as_ref().is_none_or(|l| l.kappa_differs(kappa)) {
+            self.lazy = SeedLazy::new(ni, nr, kappa).map(Box::new);
+        }
+        let Some(lz) = self.lazy.as_mut() else { return };
+        let st = &seq.state;
+        lz.load(
+            [flat(&self.w_in), flat(&self.w_rec)],
+            [flat(&st.trace_in), flat(&st.trace_rec)],
+            [flat(&st.elig_in), flat(&st.elig_rec)],
+            self.cfg.lr,
+        );
+    }
+
+    fn end_own_rows(&mut self, seq: &mut SeedEpropSeq) {
+        if let Some(lz) = self.lazy.as_mut() {
+            let st = &mut seq.state;
+            lz.store(
+                [flat_mut(&mut self.w_in), flat_mut(&mut self.w_rec)],
+                [flat_mut(&mut st.trace_in), flat_mut(&mut st.trace_rec)],
+                [flat_mut(&mut st.elig_in), flat_mut(&mut st.elig_rec)],
+            );
+        }
     }
 
     fn apply_step_mean(&mut self, seqs: &[SeedEpropSeq]) {
@@ -410,7 +499,7 @@ impl Described for Trainer<SeedEpropNet> {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.model.weight_bytes() + self.seq.bytes()
+        self.model.weight_bytes() + self.seq.bytes() + self.model.lazy.as_ref().map_or(0, |l| l.bytes())
     }
 }
 
@@ -430,6 +519,7 @@ impl Stateful for Trainer<SeedEpropNet> {
             d.put_float(k, v);
         }
         d.put_int("seed", c.seed as i64);
+        d.put_text("kernel", c.kernel.name());
         d
     }
 
@@ -461,11 +551,13 @@ impl Stateful for Trainer<SeedEpropNet> {
 
     fn config_of_state(d: &StateDict) -> Result<StateDict> {
         d.check_header(Self::CLASS, Self::VERSION)?;
-        d.subset(
+        let mut out = d.subset(
             &["n_inputs", "n_neurons", "n_outputs", "seed"],
             &["tau_mem", "tau_trace", "threshold", "lr", "dt"],
             &[],
-        )
+        )?;
+        out.put_text("kernel", Kernel::of_state(d)?.name());
+        Ok(out)
     }
 
     /// Hyperparameters come from `d` (validated); sizes must match; the seed is kept.
@@ -473,6 +565,7 @@ impl Stateful for Trainer<SeedEpropNet> {
         d.check_header(Self::CLASS, Self::VERSION)?;
         let c = &self.model.cfg;
         let (ni, nr, no) = (c.n_inputs, c.n_neurons, c.n_outputs);
+        Kernel::of_state(d)?; // a state of any kernel loads, but not a corrupt entry
         d.check_size("n_inputs", ni)?;
         d.check_size("n_neurons", nr)?;
         d.check_size("n_outputs", no)?;
@@ -487,7 +580,9 @@ impl Stateful for Trainer<SeedEpropNet> {
         )?;
         let mut w_rec = d.matrix("W_rec", nr, nr)?;
         zero_diagonal(&mut w_rec);
-        let net = SeedEpropNet { w_in: d.matrix("W_in", nr, ni)?, w_rec, w_out: d.matrix("W_out", no, nr)?, cfg };
+        let mut cfg = cfg;
+        cfg.kernel = c.kernel;
+        let net = SeedEpropNet::from_parts(cfg, d.matrix("W_in", nr, ni)?, w_rec, d.matrix("W_out", no, nr)?);
         let mut seq = SeedEpropSeq::new(&net.cfg);
         let st = &mut seq.state;
         st.v = d.vector("_v", nr)?;
