@@ -5,7 +5,8 @@ compiled here with the system ``cc`` (``-O3 -march=native``, and again with
 ``-ffast-math`` for the upper figure) and run in the same benchmark, alternating
 with eprop, one thread, several rounds (median, and the range of the ratio):
 
-* seed rule: ``EpropTrainer(ni, nr, no).train_sequence`` on 10% spike inputs
+* seed rule: ``EpropTrainer(ni, nr, no).train_sequence`` (``kernel="dense"``
+  and ``"event"``) on 10% spike inputs
   against ``seed_step.c`` (one fused pass over trace, eligibility and weights
   per step) at (4,16,2) / (40,100,3) / (100,256,10) / (200,1024,10);
 * canonical e-prop: ``RecurrentNetwork(ni, nr, no)`` (LIF, ``update="sequence"``)
@@ -78,13 +79,14 @@ def main() -> int:
     for (ni, nr, no), T in SEED_SHAPES:
         x = (rng.random((T, ni)) < 0.1).astype(np.float64)
         y = rng.random((T, no))
-        t = eprop.EpropTrainer(ni, nr, no)
-        res = {"eprop": [], "c": [], "c_fast": []}
+        nets = {k: eprop.EpropTrainer(ni, nr, no, kernel=k) for k in ("dense", "event")}
+        res = {"dense": [], "event": [], "c": [], "c_fast": []}
         for _ in range(args.rounds):
-            res["eprop"].append(timed(lambda t=t, x=x, y=y: t.train_sequence(x, y), T))
+            for k, t in nets.items():
+                res[k].append(timed(lambda t=t, x=x, y=y: t.train_sequence(x, y), T))
             res["c"].append(probe(exes["seed_step", False], [ni, nr, no, T]))
             res["c_fast"].append(probe(exes["seed_step", True], [ni, nr, no, T]))
-        rows.append(report("EpropTrainer.train_sequence", (ni, nr, no), res, ["eprop"]))
+        rows.append(report("EpropTrainer.train_sequence", (ni, nr, no), res, ["dense", "event"]))
     for (ni, nr, no), T in CANON_SHAPES:
         x = (rng.random((T, ni)) < 0.05).astype(np.float64)
         y = rng.normal(size=(T, no))

@@ -175,9 +175,17 @@ class EpropTrainer(_Public, _Streams, _core.EpropTrainer):
     variant, kept unchanged).
 
     ``EpropTrainer(n_inputs, n_neurons, n_outputs, tau_mem=20.0,
-    tau_trace=20.0, threshold=1.0, lr=0.01, dt=1.0, *, seed=42)``: sizes are
-    ints >= 1; tau_mem and tau_trace (ms, > 0); threshold (> 0); lr (>= 0);
-    dt (ms, > 0); seed 42 gives the seed package's initial weights.
+    tau_trace=20.0, threshold=1.0, lr=0.01, dt=1.0, *, seed=42,
+    kernel="dense")``: sizes are ints >= 1; tau_mem and tau_trace (ms, > 0);
+    threshold (> 0); lr (>= 0); dt (ms, > 0); seed 42 gives the seed package's
+    initial weights. ``kernel="event"`` trains ``train_sequence`` and
+    ``train_stream`` event-driven: a synapse's traces and weight are settled
+    only when its presynaptic input or neuron is active (its traces only
+    decay in between, and the weight change follows from two running sums
+    per neuron); the same numbers to ~1e-13 per step, not bitwise (this rule
+    amplifies last-bit differences over long runs at large lr, in either
+    kernel). ``"auto"``: event-driven when at most half of a call's inputs are
+    non-zero. Other methods (``step``, batches, predictions) run densely.
 
     Weights and state read as read-only NumPy copies; assign a whole array to
     change a weight matrix (shape and finiteness are checked; W_rec's diagonal
