@@ -336,3 +336,21 @@ def test_seed_rule_kernel_option():
     assert "kernel" not in repr(eprop.EpropTrainer(3, 4, 1))
     back = eprop.EpropTrainer.from_state_dict(t.state_dict())
     assert back.kernel == "event"
+
+
+def test_seed_rule_auto_runs_event_only_on_sparse_inputs():
+    rng = np.random.default_rng(12)
+    for p, same_as in ((0.05, "event"), (0.6, "dense")):
+        x = (rng.random((300, 8)) < p).astype(float)
+        y = rng.random((300, 2))
+        states = {}
+        for kernel in ("auto", "dense", "event"):
+            t = eprop.EpropTrainer(8, 12, 2, kernel=kernel)
+            t.train_sequence(x, y)
+            states[kernel] = t.state_dict()
+        assert any(
+            not np.array_equal(v, states["event"][k]) for k, v in states["dense"].items() if isinstance(v, np.ndarray)
+        ), "vacuous: dense and event bitwise equal"
+        for k, v in states[same_as].items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(v, states["auto"][k]), (p, k)

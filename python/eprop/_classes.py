@@ -184,8 +184,8 @@ class EpropTrainer(_Public, _Streams, _core.EpropTrainer):
     decay in between, and the weight change follows from two running sums
     per neuron); the same numbers to ~1e-13 per step, not bitwise (this rule
     amplifies last-bit differences over long runs at large lr, in either
-    kernel). ``"auto"``: event-driven when at most half of a call's inputs are
-    non-zero. Other methods (``step``, batches, predictions) run densely.
+    kernel). ``"auto"``: event-driven when at most a quarter of a call's
+    inputs are non-zero. Other methods (``step``, batches, predictions) run densely.
 
     Weights and state read as read-only NumPy copies; assign a whole array to
     change a weight matrix (shape and finiteness are checked; W_rec's diagonal

@@ -70,7 +70,7 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewD, IxDyn};
 use crate::check;
 use crate::driver::{run_fixed, Described, FixedWeights, Model, Trainer, Update};
 use crate::error::{EpropError, Result};
-use crate::event::{Kernel, Lazy, Synapses, AUTO_MAX_ACTIVITY, AUTO_MIN_PERIOD};
+use crate::event::{sparse_enough, Kernel, Lazy, Synapses, AUTO_MAX_ACTIVITY, AUTO_MIN_PERIOD};
 use crate::kernels::{
     batch_mean, elig_rows, flat, flat_mut, flush, matvec, matvec_cols, nonzeros, transpose, Change, MeanInto,
 };
@@ -730,8 +730,7 @@ impl RsnnNet {
             Kernel::Event => cfg.update != Update::Step,
             Kernel::Auto => {
                 let period = cfg.update.period().unwrap_or(usize::MAX).min(inputs.nrows());
-                let active = inputs.iter().filter(|v| **v != 0.0).count() as f64;
-                period >= AUTO_MIN_PERIOD && active <= AUTO_MAX_ACTIVITY * inputs.len() as f64
+                period >= AUTO_MIN_PERIOD && sparse_enough(inputs, AUTO_MAX_ACTIVITY)
             }
         }
     }

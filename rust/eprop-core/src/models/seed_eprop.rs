@@ -21,7 +21,7 @@ use ndarray::{Array1, Array2, ArrayD, ArrayViewD};
 use crate::check;
 use crate::driver::{Described, FixedWeights, Model, Trainer};
 use crate::error::Result;
-use crate::event::{Kernel, SeedLazy, AUTO_MAX_ACTIVITY};
+use crate::event::{sparse_enough, Kernel, SeedLazy, SEED_AUTO_MAX_ACTIVITY};
 use crate::kernels::{
     add_scaled_rows, batch_mean, flat, flat_mut, matvec, nonzeros, trace_elig_learn_rows, trace_elig_rows, Change,
     MeanInto,
@@ -217,10 +217,7 @@ impl SeedEpropNet {
         match self.cfg.kernel {
             Kernel::Dense => false,
             Kernel::Event => true,
-            Kernel::Auto => {
-                let active = inputs.iter().filter(|v| **v != 0.0).count() as f64;
-                active <= AUTO_MAX_ACTIVITY * inputs.len() as f64
-            }
+            Kernel::Auto => sparse_enough(inputs, SEED_AUTO_MAX_ACTIVITY),
         }
     }
 
