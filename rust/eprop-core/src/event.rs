@@ -39,7 +39,7 @@
 //! rho - beta psi would shrink P by more than LIMIT at once (only with a
 //! very large beta) runs densely.
 
-use crate::kernels::{axpy, flush, transpose};
+use crate::kernels::{axpy, flat_mut, flush, transpose};
 
 /// Largest power (alpha^-s, kappa^-s, 1/P) allowed before the origin moves.
 pub const LIMIT: f64 = 1024.0;
@@ -52,6 +52,18 @@ pub const SEED_LIMIT: f64 = 8.0;
 /// Fewest steps between forced settles for the event path to be used at all.
 pub const MIN_SPAN: u32 = 4;
 
+/// Steps after which `decay^-steps` would exceed `limit` (how far back the
+/// origin may lie); None when that is fewer than [`MIN_SPAN`] steps (or the
+/// decay is not in (0, 1]), so that the event-driven form cannot gain.
+fn span_within(decay: f64, limit: f64) -> Option<u32> {
+    if !(decay > 0.0 && decay <= 1.0) {
+        return None;
+    }
+    let per_step = -decay.ln();
+    let span = if per_step <= 0.0 { u32::MAX } else { (limit.ln() / per_step).floor().min(1e9) as u32 };
+    (span >= MIN_SPAN).then_some(span)
+}
+
 /// The four synapse arrays of one presynaptic population (inputs or
 /// recurrent), row-major (n, cols): filtered eligibility, gradient sum, sum
 /// of e (empty when not kept) and the ALIF vectors (n_adaptive, cols).
@@ -61,6 +73,19 @@ pub struct Synapses<'a> {
     pub esum: &'a mut [f64],
     pub eps: &'a mut [f64],
     pub cols: usize,
+}
+
+impl<'a> Synapses<'a> {
+    /// The arrays of one population (`esum` empty when not kept).
+    pub fn of(
+        ebar: &'a mut ndarray::Array2<f64>,
+        grad: &'a mut ndarray::Array2<f64>,
+        esum: &'a mut ndarray::Array2<f64>,
+        eps: &'a mut ndarray::Array2<f64>,
+    ) -> Self {
+        let cols = ebar.ncols();
+        Synapses { ebar: flat_mut(ebar), grad: flat_mut(grad), esum: flat_mut(esum), eps: flat_mut(eps), cols }
+    }
 }
 
 /// The encoded values of one population, transposed (row i: the synapses of
@@ -172,15 +197,7 @@ impl Lazy {
         (alpha, kappa, rho, beta): (f64, f64, f64, f64),
         keep_esum: bool,
     ) -> Option<Self> {
-        let fastest = alpha.min(kappa);
-        if fastest <= 0.0 || !fastest.is_finite() {
-            return None;
-        }
-        let per_step = -fastest.ln();
-        let max_span = if per_step <= 0.0 { u32::MAX } else { (LIMIT.ln() / per_step).floor().min(1e9) as u32 };
-        if max_span < MIN_SPAN {
-            return None;
-        }
+        let max_span = span_within(alpha.min(kappa), LIMIT)?;
         let z = || vec![0.0; n];
         let na = n - first_adaptive;
         Some(Lazy {
@@ -660,14 +677,7 @@ impl SeedLazy {
     /// Buffers for `n` neurons and `n_in` inputs; None when the trace decay
     /// per step is too fast for the event-driven form to gain.
     pub fn new(n_in: usize, n: usize, kappa: f64) -> Option<Self> {
-        if kappa <= 0.0 || !kappa.is_finite() {
-            return None;
-        }
-        let per_step = -kappa.ln();
-        let max_span = if per_step <= 0.0 { u32::MAX } else { (SEED_LIMIT.ln() / per_step).floor().min(1e9) as u32 };
-        if max_span < MIN_SPAN {
-            return None;
-        }
+        let max_span = span_within(kappa, SEED_LIMIT)?;
         Some(SeedLazy {
             kappa,
             lr: 0.0,

@@ -530,21 +530,8 @@ impl RsnnSeq {
     #[allow(clippy::type_complexity)]
     fn split(&mut self) -> (Option<&mut Lazy>, Synapses<'_>, Synapses<'_>, [&[f64]; 4]) {
         let st = &mut self.state;
-        let (ni, n) = (st.zbar_in.len(), st.zbar_rec.len());
-        let inp = Synapses {
-            ebar: flat_mut(&mut st.ebar_in),
-            grad: flat_mut(&mut st.grads.w_in),
-            esum: flat_mut(&mut st.e_sum_in),
-            eps: flat_mut(&mut st.eps_a_in),
-            cols: ni,
-        };
-        let rec = Synapses {
-            ebar: flat_mut(&mut st.ebar_rec),
-            grad: flat_mut(&mut st.grads.w_rec),
-            esum: flat_mut(&mut st.e_sum_rec),
-            eps: flat_mut(&mut st.eps_a_rec),
-            cols: n,
-        };
+        let inp = Synapses::of(&mut st.ebar_in, &mut st.grads.w_in, &mut st.e_sum_in, &mut st.eps_a_in);
+        let rec = Synapses::of(&mut st.ebar_rec, &mut st.grads.w_rec, &mut st.e_sum_rec, &mut st.eps_a_rec);
         let read = [flat(&st.zbar_in), flat(&st.zbar_rec), flat(&st.psi), flat(&st.z)];
         (self.lazy.as_mut(), inp, rec, read)
     }
@@ -680,7 +667,7 @@ impl RsnnNet {
         };
         self.learning_signal(seq, target, learn, online_reg);
         if event {
-            let sum_e = self.cfg.reg_rate > 0.0 && target.is_some() && !online_reg;
+            let sum_e = self.sums_e(target.is_some(), online_reg);
             let lz = seq.lazy.as_mut().expect("event kernel has its sums");
             lz.end_step(flat(&seq.state.psi), &seq.scratch.signal, &seq.scratch.reg_signal, sum_e);
         } else {
@@ -863,12 +850,17 @@ impl RsnnNet {
         }
     }
 
+    /// Whether a step sums its e for the end-of-sequence regularization.
+    fn sums_e(&self, with_target: bool, online_reg: bool) -> bool {
+        self.cfg.reg_rate > 0.0 && with_target && !online_reg
+    }
+
     /// Eligibility, filtered eligibility and gradient sums (one pass per row).
     fn eligibility(&self, seq: &mut RsnnSeq, accumulate: bool, online_reg: bool) {
         let cfg = &self.cfg;
         let st = &mut seq.state;
         let sc = &seq.scratch;
-        let sum_e = cfg.reg_rate > 0.0 && accumulate && !online_reg;
+        let sum_e = self.sums_e(accumulate, online_reg);
         let kappa = cfg.kappa();
         let consts = (cfg.first_adaptive(), cfg.beta, kappa, 1.0 - kappa);
         let flags = (accumulate, sum_e);
@@ -1138,7 +1130,7 @@ impl FixedWeights for SequenceForm<'_> {
         self.0.begin_rows(seq, inputs);
     }
     fn end_rows(&self, seq: &mut RsnnSeq) {
-        seq.set_event(false);
+        self.0.end_rows(seq);
     }
     fn accumulate(&self, _seq: &mut RsnnSeq, _acc: &mut ()) {}
     fn finish_seq(&self, seq: &mut RsnnSeq, _acc: &mut ()) {
