@@ -77,8 +77,8 @@ def test_eprop_state_dict_contents():
     for n in EPROP_ARRAYS:
         assert isinstance(d[n], np.ndarray) and d[n].dtype == np.float64, n
         assert d[n].tobytes() == getattr(t, n).tobytes(), n
-    assert d["kernel"] == "dense"
-    expected = {"format_version", "class", "n_inputs", "n_neurons", "n_outputs", "seed", "kernel"}
+    assert d["kernel"] == "dense" and d["dtype"] == "float64"
+    expected = {"format_version", "class", "n_inputs", "n_neurons", "n_outputs", "seed", "kernel", "dtype"}
     assert set(d) == expected | set(EPROP_HYPER) | set(EPROP_ARRAYS)
     # fresh arrays: writing to them does not touch the trainer
     before = snapshot(t)
@@ -163,8 +163,9 @@ def test_online_layers_stay_live_after_load_state_dict():
 def _keys_read_by_load(kind, d):
     """Keys load_state_dict must insist on (everything but those it documents
     as fixed at construction)."""
-    # the kernel is optional: files written before it existed ran the dense one
-    ignored = {"seed", "kernel"}
+    # the kernel and the dtype are optional: files written before they existed
+    # ran the dense kernel in float64
+    ignored = {"seed", "kernel", "dtype"}
     if kind == "online":
         ignored |= {"tau_mem", "threshold", "lr"}
     return [k for k in d if k not in ignored]
@@ -227,6 +228,11 @@ def _corruptions(kind):
     if "kernel" in d0:
         cases.append(("kernel unknown", lambda d: d.__setitem__("kernel", "sparse")))
         cases.append(("kernel not text", lambda d: d.__setitem__("kernel", 3)))
+    if "dtype" in d0:
+        cases.append(("dtype unknown", lambda d: d.__setitem__("dtype", "float16")))
+        cases.append(("dtype not text", lambda d: d.__setitem__("dtype", 32)))
+        # a state of the other float type is refused, never converted silently
+        cases.append(("dtype float32", lambda d: d.__setitem__("dtype", "float32")))
     for k in _keys_read_by_load(kind, d0):
         cases.append((f"missing {k}", lambda d, k=k: d.pop(k)))
     return cases
@@ -271,9 +277,10 @@ def test_from_state_dict_requires_every_key(kind):
     for k in d0:
         d = dict(d0)
         del d[k]
-        if k == "kernel":
-            # optional: states written before the kernel existed ran the dense one
-            assert type(warm(kind)).from_state_dict(d).kernel == "dense"
+        if k in ("kernel", "dtype"):
+            # optional: states written before these existed ran dense, in float64
+            got = type(warm(kind)).from_state_dict(d)
+            assert (got.kernel, got.dtype) == ("dense", "float64")
             continue
         with pytest.raises(ValueError, match=k.replace(".", r"\.")):
             type(warm(kind)).from_state_dict(d)

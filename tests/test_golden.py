@@ -22,13 +22,15 @@ def golden():
 
 def test_same_scenarios(replay, golden):
     # added since the recording: the states of RecurrentNetwork and
-    # EpropTrainer name their kernel (every scenario runs the dense reference)
+    # EpropTrainer name their kernel and dtype (every scenario runs the dense
+    # reference in float64)
     added = {
         k: str(v)
         for k, v in replay.items()
-        if k.startswith(("RecurrentNetwork", "EpropTrainer")) and k.endswith(".kernel")
+        if k.startswith(("RecurrentNetwork", "EpropTrainer")) and k.endswith((".kernel", ".dtype"))
     }
-    assert added and set(added.values()) == {"dense"}
+    assert added and set(added.values()) == {"dense", "float64"}
+    assert {v for k, v in added.items() if k.endswith(".dtype")} == {"float64"}
     assert sorted(k for k in replay if k not in added) == sorted(golden)
 
 

@@ -42,7 +42,7 @@ class _Public:
     #: repr shows the current values (True) or the values as given while they hold
     _REPR_CURRENT: ClassVar[bool] = False
     #: fields left out of the repr when they have these values
-    _REPR_DEFAULTS: ClassVar[dict[str, Any]] = {"seed": 42, "kernel": "dense"}
+    _REPR_DEFAULTS: ClassVar[dict[str, Any]] = {"seed": 42, "kernel": "dense", "dtype": "float64"}
     #: fields never in the repr
     _REPR_OMIT: ClassVar[tuple[str, ...]] = ()
 
@@ -176,7 +176,7 @@ class EpropTrainer(_Public, _Streams, _core.EpropTrainer):
 
     ``EpropTrainer(n_inputs, n_neurons, n_outputs, tau_mem=20.0,
     tau_trace=20.0, threshold=1.0, lr=0.01, dt=1.0, *, seed=42,
-    kernel="dense")``: sizes are ints >= 1; tau_mem and tau_trace (ms, > 0);
+    kernel="dense", dtype="float64")``: sizes are ints >= 1; tau_mem and tau_trace (ms, > 0);
     threshold (> 0); lr (>= 0); dt (ms, > 0); seed 42 gives the seed package's
     initial weights. ``kernel="event"`` trains ``train_sequence`` and
     ``train_stream`` event-driven: a synapse's traces and weight are settled
@@ -186,6 +186,9 @@ class EpropTrainer(_Public, _Streams, _core.EpropTrainer):
     amplifies last-bit differences over long runs at large lr, in either
     kernel). ``"auto"``: event-driven when at most a quarter of a call's
     inputs are non-zero. Other methods (``step``, batches, predictions) run densely.
+    ``dtype="float32"`` keeps weights and state and computes in single
+    precision (see ``RecurrentNetwork``); parity with sc-neurocore holds in
+    the default float64.
 
     Weights and state read as read-only NumPy copies; assign a whole array to
     change a weight matrix (shape and finiteness are checked; W_rec's diagonal
@@ -255,7 +258,7 @@ class RecurrentNetwork(_Public, _Streams, _core.RecurrentNetwork):
     _native = _core.RecurrentNetwork
     __signature__ = inspect.signature(RecurrentNetworkConfig)
     _REPR_CURRENT = True
-    _REPR_DEFAULTS: ClassVar[dict[str, Any]] = {"kernel": "dense"}
+    _REPR_DEFAULTS: ClassVar[dict[str, Any]] = {"kernel": "dense", "dtype": "float64"}
     __doc__ = """A recurrent spiking network trained with canonical e-prop (Bellec et al.
     2020, Nat. Commun. 11:3625).
 
@@ -295,6 +298,16 @@ class RecurrentNetwork(_Public, _Streams, _core.RecurrentNetwork):
     ``update="step"`` (a per-step update touches every weight anyway), and
     settles every synapse at each update and at the end of each call, so a
     sequence split into chunks differs from one call in the last bits.
+
+    ``dtype`` (``"float64"``, default, or ``"float32"``) is the float type of
+    the weights, the state and the arithmetic. Inputs and targets are given
+    as any numeric arrays and rounded once to it (finite values beyond
+    float32's range are refused); outputs, weights and ``state_dict`` arrays
+    come back in it; losses are Python floats. The initial weights are the
+    float64 ones rounded. A float32 network follows the float64 one to about
+    1e-6 relative over a few steps and drifts apart like any two spiking
+    networks whose last bits differ; checkpoints record the dtype, and a
+    state of the other dtype is refused, never converted silently.
 
     The objective is the loss summed over time (mean over a batch's
     sequences); reported losses are means per counted step. Predictions run

@@ -32,6 +32,7 @@ class EpropTrainerConfig:
     _: KW_ONLY
     seed: int = 42
     kernel: str = "dense"
+    dtype: str = "float64"
 
     def __post_init__(self) -> None:
         _core.EpropTrainer._validate(self)
@@ -100,6 +101,7 @@ class RecurrentNetworkConfig:
     update: str | int | None = None
     seed: int = 0
     kernel: str = "dense"
+    dtype: str = "float64"
 
     def __post_init__(self) -> None:
         _core.RecurrentNetwork._validate(self)

@@ -12,7 +12,7 @@ fn main() {
         let x = Array2::from_shape_simple_fn((t, ni), || if rng.next_f64() < 0.1 { 1.0 } else { 0.0 });
         let y = Array2::from_shape_simple_fn((t, no), || rng.next_normal());
         let cfg = SeedEpropConfig::new((ni as i64, nr as i64, no as i64), 20.0, 20.0, 1.0, 0.01, 1.0, 42).unwrap();
-        let mut tr = Trainer::new(SeedEpropNet::new(cfg));
+        let mut tr = Trainer::new(SeedEpropNet::<f64>::new(cfg));
         let start = Instant::now();
         driver::train_sequence(&mut tr, x.view(), y.view(), None, true).unwrap();
         let train = t as f64 / start.elapsed().as_secs_f64();

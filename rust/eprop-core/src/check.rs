@@ -108,7 +108,11 @@ pub fn into_vector(arg: &str, a: ArrayD<f64>, n: usize) -> Result<Array1<f64>> {
 
 /// `a` in place of `dst` (a weight array named `arg`) after checking that it
 /// has `dst`'s shape and is finite; `dst` is untouched when it does not.
-pub fn replace<D: ndarray::Dimension>(arg: &str, dst: &mut ndarray::Array<f64, D>, a: ArrayD<f64>) -> Result<()> {
+pub fn replace<F: crate::real::Real, D: ndarray::Dimension>(
+    arg: &str,
+    dst: &mut ndarray::Array<F, D>,
+    a: ArrayD<f64>,
+) -> Result<()> {
     match *dst.shape() {
         [n] => vector(arg, a.shape(), a.as_slice().unwrap_or(&[]), n)?,
         [rows, width] => {
@@ -117,7 +121,8 @@ pub fn replace<D: ndarray::Dimension>(arg: &str, dst: &mut ndarray::Array<f64, D
         }
         _ => unreachable!("weights are vectors or matrices"),
     }
-    *dst = a.into_dimensionality().expect("checked shape");
+    F::DTYPE.check_range(arg, a.iter())?;
+    *dst = a.mapv(F::of).into_dimensionality().expect("checked shape");
     Ok(())
 }
 

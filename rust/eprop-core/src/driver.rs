@@ -26,6 +26,7 @@ use rayon::prelude::*;
 
 use crate::check;
 use crate::error::{fmt_shape, EpropError, Result};
+use crate::real::Real;
 
 /// When accumulated changes are applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +94,9 @@ impl Update {
 /// What a model does on fixed weights: run sequences (each in its own
 /// state) and accumulate the changes they call for, without applying them.
 pub trait FixedWeights: Send + Sync {
+    /// The float type the model computes in (inputs and targets arrive as
+    /// `f64` and are rounded to it once, by the drivers; losses leave as `f64`).
+    type F: Real;
     /// State and step buffers of one sequence in flight.
     type Seq: Send + Sync;
     /// Summed changes of one sequence (where the model keeps them outside
@@ -111,7 +115,7 @@ pub trait FixedWeights: Send + Sync {
     fn acc_bytes(&self) -> usize;
     /// One step of one sequence on the current weights: dynamics, traces and
     /// the quantities its change is made of (kept in `seq`); returns the loss.
-    fn fixed_step(&self, seq: &mut Self::Seq, x: &[f64], target: &[f64], learn: bool) -> f64;
+    fn fixed_step(&self, seq: &mut Self::Seq, x: &[Self::F], target: &[Self::F], learn: bool) -> f64;
     /// Adds the change of the step just taken by `seq` to `acc`.
     fn accumulate(&self, seq: &mut Self::Seq, acc: &mut Self::Acc);
     /// Called once at the end of each sequence (before its last update).
@@ -123,7 +127,7 @@ pub trait FixedWeights: Send + Sync {
     /// plain value.
     fn end_rows(&self, _seq: &mut Self::Seq) {}
     /// One step without learning of a batch sequence; writes the output.
-    fn predict(&self, seq: &mut Self::Seq, x: &[f64], out: &mut [f64]);
+    fn predict(&self, seq: &mut Self::Seq, x: &[Self::F], out: &mut [Self::F]);
 }
 
 /// What a model provides to be driven over sequences, streams and batches.
@@ -138,14 +142,14 @@ pub trait Model: FixedWeights {
     /// learns by its rule (`learn` false: outside the learning window, the
     /// error does not count); without one the step runs without learning.
     /// Returns the step's loss (0 without a target).
-    fn step(&mut self, seq: &mut Self::Seq, x: &[f64], target: Option<&[f64]>, learn: bool) -> f64;
+    fn step(&mut self, seq: &mut Self::Seq, x: &[Self::F], target: Option<&[Self::F]>, learn: bool) -> f64;
     /// One step of prediction on the trainer's own sequence; the output is
     /// then [`Self::output`].
-    fn infer(&mut self, seq: &mut Self::Seq, x: &[f64]);
+    fn infer(&mut self, seq: &mut Self::Seq, x: &[Self::F]);
     /// Output of the last step.
-    fn output<'s>(&self, seq: &'s Self::Seq) -> &'s [f64];
+    fn output<'s>(&self, seq: &'s Self::Seq) -> &'s [Self::F];
     /// Spikes of the recurrent layer at the last step, for models that have one.
-    fn spikes<'s>(&self, _seq: &'s Self::Seq) -> Option<&'s [f64]> {
+    fn spikes<'s>(&self, _seq: &'s Self::Seq) -> Option<&'s [Self::F]> {
         None
     }
     /// Resets the trainer's own sequence.
@@ -207,7 +211,7 @@ impl<M: Model> Trainer<M> {
     }
 
     /// One step of the own sequence (see [`Model::step`]).
-    pub fn step(&mut self, x: &[f64], target: Option<&[f64]>, learn: bool) -> f64 {
+    pub fn step(&mut self, x: &[M::F], target: Option<&[M::F]>, learn: bool) -> f64 {
         self.model.step(&mut self.seq, x, target, learn)
     }
 
@@ -215,19 +219,20 @@ impl<M: Model> Trainer<M> {
         self.model.reset(&mut self.seq);
     }
 
-    pub fn output(&self) -> &[f64] {
+    pub fn output(&self) -> &[M::F] {
         self.model.output(&self.seq)
     }
 }
 
-/// Copies one row of a (possibly strided) view into a contiguous buffer.
+/// Copies one row of a (possibly strided) view into a contiguous buffer,
+/// rounded to the model's float type (the one rounding of the inputs).
 #[inline]
-pub fn copy_row(dst: &mut [f64], src: ArrayView1<f64>) {
+pub fn copy_row<F: Real>(dst: &mut [F], src: ArrayView1<f64>) {
     match src.as_slice() {
-        Some(s) => dst.copy_from_slice(s),
+        Some(s) => crate::real::cast_slice(s, dst),
         None => {
             for (d, &s) in dst.iter_mut().zip(src.iter()) {
-                *d = s;
+                *d = F::of(s);
             }
         }
     }
@@ -264,8 +269,8 @@ pub fn train_rows<M: Model>(
     mask: Option<ArrayView1<bool>>,
     sum: &mut LossSum,
 ) {
-    let mut x = vec![0.0; t.model.n_inputs()];
-    let mut y = vec![0.0; t.model.n_outputs()];
+    let mut x = vec![M::F::ZERO; t.model.n_inputs()];
+    let mut y = vec![M::F::ZERO; t.model.n_outputs()];
     t.model.begin_own_rows(&mut t.seq, inputs);
     for (s, (xr, yr)) in inputs.outer_iter().zip(targets.outer_iter()).enumerate() {
         copy_row(&mut x, xr);
@@ -279,12 +284,12 @@ pub fn train_rows<M: Model>(
 
 /// Runs every row without learning, writing outputs to `out` (T, n_outputs).
 pub fn predict_rows<M: Model>(t: &mut Trainer<M>, inputs: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
-    let mut x = vec![0.0; t.model.n_inputs()];
+    let mut x = vec![M::F::ZERO; t.model.n_inputs()];
     for (xr, mut orow) in inputs.outer_iter().zip(out.outer_iter_mut()) {
         copy_row(&mut x, xr);
         t.model.infer(&mut t.seq, &x);
         for (o, &v) in orow.iter_mut().zip(t.model.output(&t.seq)) {
-            *o = v;
+            *o = v.f64();
         }
     }
 }
@@ -347,7 +352,7 @@ pub fn batch_state_bytes<M: FixedWeights>(model: &M, b: usize, update: Update, s
         Update::Step if step_mean => 0,
         _ => model.acc_bytes(),
     };
-    b * (model.seq_bytes() + acc + 8 * (model.n_inputs() + model.n_outputs()))
+    b * (model.seq_bytes() + acc + M::F::BYTES * (model.n_inputs() + model.n_outputs()))
 }
 
 /// [`batch_state_bytes`] of a model's batch.
@@ -382,20 +387,20 @@ fn check_batch<M: FixedWeights>(
 }
 
 /// Per-sequence input and target buffers and loss sums of the batch driver.
-struct Io {
-    x: Vec<f64>,
-    y: Vec<f64>,
+struct Io<F: Real> {
+    x: Vec<F>,
+    y: Vec<F>,
     sum: LossSum,
 }
 
-impl Io {
+impl<F: Real> Io<F> {
     fn new(ni: usize, no: usize) -> Self {
-        Io { x: vec![0.0; ni], y: vec![0.0; no], sum: LossSum::default() }
+        Io { x: vec![F::ZERO; ni], y: vec![F::ZERO; no], sum: LossSum::default() }
     }
 
     /// Loads step `step` of sequence `k` and runs it on fixed weights.
     #[allow(clippy::too_many_arguments)]
-    fn run<M: FixedWeights>(
+    fn run<M: FixedWeights<F = F>>(
         &mut self,
         m: &M,
         seq: &mut M::Seq,
@@ -485,7 +490,7 @@ pub fn train_batch<M: Model>(
     check_batch_alloc(model, b, update, M::STEP_MEAN)?;
     let mask = mask.as_ref();
     let mut seqs: Vec<M::Seq> = (0..b).map(|_| model.new_seq()).collect();
-    let mut io: Vec<Io> = (0..b).map(|_| Io::new(model.n_inputs(), model.n_outputs())).collect();
+    let mut io: Vec<Io<M::F>> = (0..b).map(|_| Io::new(model.n_inputs(), model.n_outputs())).collect();
     if let Update::Every(every) = update {
         let mut accs: Vec<M::Acc> = (0..b).map(|_| model.new_acc()).collect();
         for (k, seq) in seqs.iter_mut().enumerate() {
@@ -536,11 +541,13 @@ pub fn predict_batch<M: FixedWeights>(model: &M, inputs: ArrayView3<f64>, mut ou
     }
     data.par_chunks_mut(width).enumerate().for_each(|(k, ob)| {
         let mut seq = model.new_seq();
-        let mut x = vec![0.0; model.n_inputs()];
+        let mut x = vec![M::F::ZERO; model.n_inputs()];
+        let mut y = vec![M::F::ZERO; model.n_outputs()];
         let xs = inputs.index_axis(Axis(0), k);
         for (step, o) in ob.chunks_exact_mut(model.n_outputs()).enumerate() {
             copy_row(&mut x, xs.index_axis(Axis(0), step));
-            model.predict(&mut seq, &x, o);
+            model.predict(&mut seq, &x, &mut y);
+            crate::real::widen_slice(&y, o);
         }
     });
     Ok(())

@@ -40,6 +40,7 @@
 //! very large beta) runs densely.
 
 use crate::kernels::{axpy, flat_mut, flush, transpose};
+use crate::real::Real;
 
 /// Largest power (alpha^-s, kappa^-s, 1/P) allowed before the origin moves.
 pub const LIMIT: f64 = 1024.0;
@@ -67,21 +68,21 @@ fn span_within(decay: f64, limit: f64) -> Option<u32> {
 /// The four synapse arrays of one presynaptic population (inputs or
 /// recurrent), row-major (n, cols): filtered eligibility, gradient sum, sum
 /// of e (empty when not kept) and the ALIF vectors (n_adaptive, cols).
-pub struct Synapses<'a> {
-    pub ebar: &'a mut [f64],
-    pub grad: &'a mut [f64],
-    pub esum: &'a mut [f64],
-    pub eps: &'a mut [f64],
+pub struct Synapses<'a, F: Real = f64> {
+    pub ebar: &'a mut [F],
+    pub grad: &'a mut [F],
+    pub esum: &'a mut [F],
+    pub eps: &'a mut [F],
     pub cols: usize,
 }
 
-impl<'a> Synapses<'a> {
+impl<'a, F: Real> Synapses<'a, F> {
     /// The arrays of one population (`esum` empty when not kept).
     pub fn of(
-        ebar: &'a mut ndarray::Array2<f64>,
-        grad: &'a mut ndarray::Array2<f64>,
-        esum: &'a mut ndarray::Array2<f64>,
-        eps: &'a mut ndarray::Array2<f64>,
+        ebar: &'a mut ndarray::Array2<F>,
+        grad: &'a mut ndarray::Array2<F>,
+        esum: &'a mut ndarray::Array2<F>,
+        eps: &'a mut ndarray::Array2<F>,
     ) -> Self {
         let cols = ebar.ncols();
         Synapses { ebar: flat_mut(ebar), grad: flat_mut(grad), esum: flat_mut(esum), eps: flat_mut(eps), cols }
@@ -91,38 +92,39 @@ impl<'a> Synapses<'a> {
 /// The encoded values of one population, transposed (row i: the synapses of
 /// presynaptic unit i), so that an event updates contiguous memory.
 #[derive(Clone, Debug, PartialEq)]
-struct Columns {
+struct Columns<F: Real = f64> {
     cols: usize,
     /// X, Y, W (cols, n) and B (cols, n_adaptive).
-    x: Vec<f64>,
-    y: Vec<f64>,
-    w: Vec<f64>,
-    b: Vec<f64>,
+    x: Vec<F>,
+    y: Vec<F>,
+    w: Vec<F>,
+    b: Vec<F>,
     /// A_i.
-    a: Vec<f64>,
+    a: Vec<F>,
     /// Active units of this step and their increments.
-    events: Vec<(usize, f64)>,
+    events: Vec<(usize, F)>,
 }
 
-impl Columns {
+impl<F: Real> Columns<F> {
     fn new(cols: usize, n: usize, na: usize, keep_esum: bool) -> Self {
         Columns {
             cols,
-            x: vec![0.0; cols * n],
-            y: vec![0.0; cols * n],
-            w: vec![0.0; if keep_esum { cols * n } else { 0 }],
-            b: vec![0.0; cols * na],
-            a: vec![0.0; cols],
+            x: vec![F::ZERO; cols * n],
+            y: vec![F::ZERO; cols * n],
+            w: vec![F::ZERO; if keep_esum { cols * n } else { 0 }],
+            b: vec![F::ZERO; cols * na],
+            a: vec![F::ZERO; cols],
             events: Vec::with_capacity(cols),
         }
     }
 
     fn bytes(&self) -> usize {
-        8 * (self.x.len() + self.y.len() + self.w.len() + self.b.len() + self.a.len()) + 16 * self.events.capacity()
+        F::BYTES * (self.x.len() + self.y.len() + self.w.len() + self.b.len() + self.a.len())
+            + 16 * self.events.capacity()
     }
 
     /// The plain values of `syn` (and `zbar` as A), transposed in.
-    fn load(&mut self, syn: &Synapses<'_>, zbar: &[f64], n: usize, fa: usize) {
+    fn load(&mut self, syn: &Synapses<'_, F>, zbar: &[F], n: usize, fa: usize) {
         let cols = self.cols;
         transpose(syn.ebar, &mut self.x, n, cols);
         transpose(syn.grad, &mut self.y, n, cols);
@@ -134,7 +136,7 @@ impl Columns {
     }
 
     /// The values transposed back out to `syn`.
-    fn store(&self, syn: Synapses<'_>, n: usize, fa: usize) {
+    fn store(&self, syn: Synapses<'_, F>, n: usize, fa: usize) {
         let cols = self.cols;
         transpose(&self.x, syn.ebar, cols, n);
         transpose(&self.y, syn.grad, cols, n);
@@ -145,20 +147,20 @@ impl Columns {
     }
 
     /// The non-zero values of `pre` as events of increment `pre_i * scale`.
-    fn collect(&mut self, pre: &[f64], scale: f64) {
+    fn collect(&mut self, pre: &[F], scale: F) {
         self.events.clear();
-        self.events.extend(pre.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, &v)| (i, v * scale)));
+        self.events.extend(pre.iter().enumerate().filter(|(_, v)| **v != F::ZERO).map(|(i, &v)| (i, v * scale)));
     }
 }
 
 /// Running sums of the event-driven path (see the module documentation),
 /// and the encoded synapse values it works on during a call.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Lazy {
-    alpha: f64,
-    kappa: f64,
-    rho: f64,
-    beta: f64,
+pub struct Lazy<F: Real = f64> {
+    alpha: F,
+    kappa: F,
+    rho: F,
+    beta: F,
     first_adaptive: usize,
     /// Steps since the origin.
     span: u32,
@@ -167,38 +169,38 @@ pub struct Lazy {
     /// Whether `inp` and `rec` hold the encoded values (false: the plain
     /// arrays of the sequence are current and must be loaded first).
     loaded: bool,
-    p: Vec<f64>,
-    d: Vec<f64>,
-    f1: Vec<f64>,
-    f2: Vec<f64>,
-    k: Vec<f64>,
-    g1: Vec<f64>,
-    g2: Vec<f64>,
-    r1: Vec<f64>,
-    r2: Vec<f64>,
-    s1: Vec<f64>,
-    s2: Vec<f64>,
+    p: Vec<F>,
+    d: Vec<F>,
+    f1: Vec<F>,
+    f2: Vec<F>,
+    k: Vec<F>,
+    g1: Vec<F>,
+    g2: Vec<F>,
+    r1: Vec<F>,
+    r2: Vec<F>,
+    s1: Vec<F>,
+    s2: Vec<F>,
     /// Per-row coefficients of an event: X, Y, W and B.
-    cx: Vec<f64>,
-    cy: Vec<f64>,
-    cw: Vec<f64>,
-    cb: Vec<f64>,
-    inp: Columns,
-    rec: Columns,
+    cx: Vec<F>,
+    cy: Vec<F>,
+    cw: Vec<F>,
+    cb: Vec<F>,
+    inp: Columns<F>,
+    rec: Columns<F>,
 }
 
-impl Lazy {
+impl<F: Real> Lazy<F> {
     /// Buffers for `n` neurons (the last `n - first_adaptive` ALIF) and
     /// `n_in` inputs (`keep_esum`: the sums of e are kept); None when a decay
     /// per step is so fast that the origin would have to move more often
     /// than every [`MIN_SPAN`] steps.
     pub fn new(
         (n_in, n, first_adaptive): (usize, usize, usize),
-        (alpha, kappa, rho, beta): (f64, f64, f64, f64),
+        (alpha, kappa, rho, beta): (F, F, F, F),
         keep_esum: bool,
     ) -> Option<Self> {
-        let max_span = span_within(alpha.min(kappa), LIMIT)?;
-        let z = || vec![0.0; n];
+        let max_span = span_within(alpha.min(kappa).f64(), LIMIT)?;
+        let z = || vec![F::ZERO; n];
         let na = n - first_adaptive;
         Some(Lazy {
             alpha,
@@ -209,7 +211,7 @@ impl Lazy {
             span: 0,
             max_span,
             loaded: false,
-            p: vec![1.0; n],
+            p: vec![F::ONE; n],
             d: z(),
             f1: z(),
             f2: z(),
@@ -231,7 +233,7 @@ impl Lazy {
 
     /// Bytes of the buffers.
     pub fn bytes(&self) -> usize {
-        8 * 15 * self.p.len() + self.inp.bytes() + self.rec.bytes() + std::mem::size_of::<Self>()
+        F::BYTES * 15 * self.p.len() + self.inp.bytes() + self.rec.bytes() + std::mem::size_of::<Self>()
     }
 
     /// Whether the encoded values are loaded.
@@ -242,7 +244,7 @@ impl Lazy {
     /// Zero running sums: the origin is now.
     fn reset_sums(&mut self) {
         self.span = 0;
-        self.p.fill(1.0);
+        self.p.fill(F::ONE);
         for v in [
             &mut self.d,
             &mut self.f1,
@@ -255,13 +257,13 @@ impl Lazy {
             &mut self.s1,
             &mut self.s2,
         ] {
-            v.fill(0.0);
+            v.fill(F::ZERO);
         }
     }
 
     /// Loads the plain values of both populations (`zbar_in`, `zbar_rec`:
     /// the presynaptic traces now) with the origin at now.
-    pub fn load(&mut self, inp: &Synapses<'_>, rec: &Synapses<'_>, zbar_in: &[f64], zbar_rec: &[f64]) {
+    pub fn load(&mut self, inp: &Synapses<'_, F>, rec: &Synapses<'_, F>, zbar_in: &[F], zbar_rec: &[F]) {
         let (n, fa) = (self.p.len(), self.first_adaptive);
         self.inp.load(inp, zbar_in, n, fa);
         self.rec.load(rec, zbar_rec, n, fa);
@@ -271,20 +273,20 @@ impl Lazy {
 
     /// Whether the next step, whose ALIF factors are `rho - beta psi_prev`,
     /// keeps every power within [`LIMIT`] of the origin.
-    pub fn fits(&self, psi_prev: &[f64]) -> bool {
+    pub fn fits(&self, psi_prev: &[F]) -> bool {
         if self.span >= self.max_span {
             return false;
         }
         let fa = self.first_adaptive;
         psi_prev[fa..].iter().zip(&self.p[fa..]).all(|(&ps, &p)| {
             let q = (p * (self.rho - self.beta * ps)).abs();
-            (1.0 / LIMIT..=LIMIT).contains(&q)
+            (F::of(1.0 / LIMIT)..=F::of(LIMIT)).contains(&q)
         })
     }
 
     /// Moves the origin to now, in place: the encoded values become the
     /// plain ones (`zbar_in`, `zbar_rec`: the presynaptic traces now).
-    pub fn renormalize(&mut self, zbar_in: &[f64], zbar_rec: &[f64]) {
+    pub fn renormalize(&mut self, zbar_in: &[F], zbar_rec: &[F]) {
         if self.span > 0 {
             let mut inp = std::mem::replace(&mut self.inp, Columns::new(0, 0, 0, false));
             let mut rec = std::mem::replace(&mut self.rec, Columns::new(0, 0, 0, false));
@@ -300,7 +302,7 @@ impl Lazy {
 
     /// Writes the plain values back to the sequence's arrays; afterwards
     /// they are current and the encoded values must be loaded again.
-    pub fn settle(&mut self, inp: Synapses<'_>, rec: Synapses<'_>, zbar_in: &[f64], zbar_rec: &[f64]) {
+    pub fn settle(&mut self, inp: Synapses<'_, F>, rec: Synapses<'_, F>, zbar_in: &[F], zbar_rec: &[F]) {
         if !self.loaded {
             return;
         }
@@ -315,7 +317,7 @@ impl Lazy {
     /// with `psi_prev` (psi of the previous step), then applies the events
     /// of this step: inputs `x` that are not zero, neurons that spiked at
     /// the previous step (`z_prev`). Requires [`Self::loaded`] and [`Self::fits`].
-    pub fn begin_step(&mut self, psi_prev: &[f64], x: &[f64], z_prev: &[f64]) {
+    pub fn begin_step(&mut self, psi_prev: &[F], x: &[F], z_prev: &[F]) {
         self.span += 1;
         let s = self.span as i32;
         let fa = self.first_adaptive;
@@ -333,7 +335,7 @@ impl Lazy {
         coefficients(
             (&self.d, &self.f1, &self.f2, &self.k, &self.g1, &self.g2),
             (&self.r1, &self.r2, &self.s1, &self.s2),
-            1.0 - self.kappa,
+            F::ONE - self.kappa,
             (&mut self.cx, &mut self.cy, &mut self.cw, &mut self.cb),
         );
         let c = (&self.cx[..], &self.cy[..], &self.cw[..], &self.cb[fa..]);
@@ -344,12 +346,12 @@ impl Lazy {
     /// End of a step: adds the step's terms to the running sums, given the
     /// new psi, the learning signal, the regularization signal and whether
     /// the step's e is summed (the sequence form of the regularization).
-    pub fn end_step(&mut self, psi: &[f64], signal: &[f64], reg: &[f64], sum_e: bool) {
+    pub fn end_step(&mut self, psi: &[F], signal: &[F], reg: &[F], sum_e: bool) {
         let s = self.span as i32;
         let (ap, kp, kn) = (self.alpha.powi(s), self.kappa.powi(s), self.kappa.powi(-s));
         let fa = self.first_adaptive;
         // LIF rows are ALIF rows with beta = 0 (then f2 = 0, and P, D unused)
-        for (r, beta) in [(0..fa, 0.0), (fa..self.p.len(), self.beta)] {
+        for (r, beta) in [(0..fa, F::ZERO), (fa..self.p.len(), self.beta)] {
             add_step(
                 (&psi[r.clone()], &signal[r.clone()], &reg[r.clone()], &self.p[r.clone()], &self.d[r.clone()]),
                 (&mut self.f1[r.clone()], &mut self.f2[r.clone()], &mut self.k[r.clone()]),
@@ -362,12 +364,12 @@ impl Lazy {
     }
 
     /// Turns the encoded values of `c` into plain values at the current step.
-    fn materialize(&self, c: &mut Columns) {
+    fn materialize(&self, c: &mut Columns<F>) {
         let n = self.p.len();
         if c.cols == 0 || n == 0 {
             return;
         }
-        let g = 1.0 - self.kappa;
+        let g = F::ONE - self.kappa;
         let kp = self.kappa.powi(self.span as i32);
         let fa = self.first_adaptive;
         let na = n - fa;
@@ -409,16 +411,16 @@ impl Lazy {
     }
 }
 
-type Rows<'a> = &'a [f64];
-type RowsMut<'a> = &'a mut [f64];
+type Rows<'a, F> = &'a [F];
+type RowsMut<'a, F> = &'a mut [F];
 
 #[inline(always)]
 #[allow(clippy::type_complexity)]
-fn coefficients_imp(
-    (d, f1, f2, k, g1, g2): (Rows, Rows, Rows, Rows, Rows, Rows),
-    (r1, r2, s1, s2): (Rows, Rows, Rows, Rows),
-    g: f64,
-    (cx, cy, cw, cb): (RowsMut, RowsMut, RowsMut, RowsMut),
+fn coefficients_imp<F: Real>(
+    (d, f1, f2, k, g1, g2): (Rows<F>, Rows<F>, Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+    (r1, r2, s1, s2): (Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+    g: F,
+    (cx, cy, cw, cb): (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
 ) {
     let n = cx.len();
     // equal lengths up front, so that the loop runs without bounds checks and vectorizes
@@ -438,21 +440,21 @@ fn coefficients_imp(
 crate::kernels::simd_dispatch! {
     /// Per-row coefficients of an event (see the module documentation).
     pub fn coefficients / coefficients_avx2(
-        a: (Rows, Rows, Rows, Rows, Rows, Rows),
-        b: (Rows, Rows, Rows, Rows),
-        g: f64,
-        out: (RowsMut, RowsMut, RowsMut, RowsMut),
+        a: (Rows<F>, Rows<F>, Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+        b: (Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+        g: F,
+        out: (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
     ) => coefficients_imp
 }
 
 #[inline(always)]
 #[allow(clippy::type_complexity)]
-fn add_step_imp(
-    (psi, signal, reg, p, d): (Rows, Rows, Rows, Rows, Rows),
-    (f1, f2, k): (RowsMut, RowsMut, RowsMut),
-    (g1, g2, r1, r2): (RowsMut, RowsMut, RowsMut, RowsMut),
-    (s1, s2): (RowsMut, RowsMut),
-    (ap, kp, kn, beta): (f64, f64, f64, f64),
+fn add_step_imp<F: Real>(
+    (psi, signal, reg, p, d): (Rows<F>, Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+    (f1, f2, k): (RowsMut<F>, RowsMut<F>, RowsMut<F>),
+    (g1, g2, r1, r2): (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
+    (s1, s2): (RowsMut<F>, RowsMut<F>),
+    (ap, kp, kn, beta): (F, F, F, F),
     sum_e: bool,
 ) {
     let n = psi.len();
@@ -482,18 +484,18 @@ crate::kernels::simd_dispatch! {
     /// Adds one step's terms to the running sums of a range of rows of
     /// equal beta (see [`Lazy::end_step`]).
     pub fn add_step / add_step_avx2(
-        a: (Rows, Rows, Rows, Rows, Rows),
-        b: (RowsMut, RowsMut, RowsMut),
-        c: (RowsMut, RowsMut, RowsMut, RowsMut),
-        e: (RowsMut, RowsMut),
-        consts: (f64, f64, f64, f64),
+        a: (Rows<F>, Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+        b: (RowsMut<F>, RowsMut<F>, RowsMut<F>),
+        c: (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
+        e: (RowsMut<F>, RowsMut<F>),
+        consts: (F, F, F, F),
         sum_e: bool,
     ) => add_step_imp
 }
 
 /// The rank-one updates of the active columns of `c` (see the module
 /// documentation), coefficients `(cx, cy, cw, cb)` per row (cb: ALIF rows).
-fn apply_events(c: &mut Columns, (cx, cy, cw, cb): (&[f64], &[f64], &[f64], &[f64])) {
+fn apply_events<F: Real>(c: &mut Columns<F>, (cx, cy, cw, cb): (&[F], &[F], &[F], &[F])) {
     let n = cx.len();
     let na = cb.len();
     let keep_esum = !c.w.is_empty();
@@ -638,61 +640,61 @@ mod tests {
 /// the column's plain values are computed, used, updated by the dense rule
 /// and encoded again. The W_rec diagonal is kept at zero where it is read.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SeedLazy {
-    kappa: f64,
-    lr: f64,
+pub struct SeedLazy<F: Real = f64> {
+    kappa: F,
+    lr: F,
     span: u32,
     max_span: u32,
     loaded: bool,
-    k: Vec<f64>,
-    m: Vec<f64>,
-    inp: SeedColumns,
-    rec: SeedColumns,
+    k: Vec<F>,
+    m: Vec<F>,
+    inp: SeedColumns<F>,
+    rec: SeedColumns<F>,
 }
 
 /// What, P and Q of one population, transposed (row i: presynaptic unit i).
 #[derive(Clone, Debug, PartialEq)]
-struct SeedColumns {
+struct SeedColumns<F: Real = f64> {
     cols: usize,
-    w: Vec<f64>,
-    p: Vec<f64>,
-    q: Vec<f64>,
-    events: Vec<(usize, f64)>,
+    w: Vec<F>,
+    p: Vec<F>,
+    q: Vec<F>,
+    events: Vec<(usize, F)>,
     /// Whether unit i's own row is the zero diagonal (recurrent weights).
     diagonal: bool,
 }
 
-impl SeedColumns {
+impl<F: Real> SeedColumns<F> {
     fn new(cols: usize, n: usize, diagonal: bool) -> Self {
-        let z = || vec![0.0; cols * n];
+        let z = || vec![F::ZERO; cols * n];
         SeedColumns { cols, w: z(), p: z(), q: z(), events: Vec::with_capacity(cols), diagonal }
     }
 
     fn bytes(&self) -> usize {
-        8 * 3 * self.w.len() + 16 * self.events.capacity()
+        F::BYTES * 3 * self.w.len() + 16 * self.events.capacity()
     }
 }
 
-impl SeedLazy {
+impl<F: Real> SeedLazy<F> {
     /// Buffers for `n` neurons and `n_in` inputs; None when the trace decay
     /// per step is too fast for the event-driven form to gain.
-    pub fn new(n_in: usize, n: usize, kappa: f64) -> Option<Self> {
-        let max_span = span_within(kappa, SEED_LIMIT)?;
+    pub fn new(n_in: usize, n: usize, kappa: F) -> Option<Self> {
+        let max_span = span_within(kappa.f64(), SEED_LIMIT)?;
         Some(SeedLazy {
             kappa,
-            lr: 0.0,
+            lr: F::ZERO,
             span: 0,
             max_span,
             loaded: false,
-            k: vec![0.0; n],
-            m: vec![0.0; n],
+            k: vec![F::ZERO; n],
+            m: vec![F::ZERO; n],
             inp: SeedColumns::new(n_in, n, false),
             rec: SeedColumns::new(n, n, true),
         })
     }
 
     pub fn bytes(&self) -> usize {
-        16 * self.k.len() + self.inp.bytes() + self.rec.bytes() + std::mem::size_of::<Self>()
+        2 * F::BYTES * self.k.len() + self.inp.bytes() + self.rec.bytes() + std::mem::size_of::<Self>()
     }
 
     pub fn loaded(&self) -> bool {
@@ -700,13 +702,13 @@ impl SeedLazy {
     }
 
     /// Whether these buffers were made for another trace decay.
-    pub fn kappa_differs(&self, kappa: f64) -> bool {
+    pub fn kappa_differs(&self, kappa: F) -> bool {
         self.kappa != kappa
     }
 
     /// Loads weights, traces and eligibilities (row-major (n, cols)) of both
     /// populations, with the origin at now; `lr` holds until [`Self::store`].
-    pub fn load(&mut self, w: [&[f64]; 2], trace: [&[f64]; 2], elig: [&[f64]; 2], lr: f64) {
+    pub fn load(&mut self, w: [&[F]; 2], trace: [&[F]; 2], elig: [&[F]; 2], lr: F) {
         let n = self.k.len();
         for (c, ((w, tr), el)) in [&mut self.inp, &mut self.rec].into_iter().zip(w.iter().zip(&trace).zip(&elig)) {
             transpose(w, &mut c.w, n, c.cols);
@@ -719,7 +721,7 @@ impl SeedLazy {
     }
 
     /// Writes the plain values back (row-major) and unloads.
-    pub fn store(&mut self, w: [&mut [f64]; 2], trace: [&mut [f64]; 2], elig: [&mut [f64]; 2]) {
+    pub fn store(&mut self, w: [&mut [F]; 2], trace: [&mut [F]; 2], elig: [&mut [F]; 2]) {
         if !self.loaded {
             return;
         }
@@ -738,14 +740,14 @@ impl SeedLazy {
 
     fn reset_sums(&mut self) {
         self.span = 0;
-        self.k.fill(0.0);
-        self.m.fill(0.0);
+        self.k.fill(F::ZERO);
+        self.m.fill(F::ZERO);
     }
 
     /// Plain values of every synapse at the current step; the origin moves to it.
     fn renormalize(&mut self) {
         if self.span > 0 {
-            let s = self.span as f64;
+            let s = F::of(self.span as f64);
             let kp = self.kappa.powi(self.span as i32);
             let n = self.k.len();
             for c in [&mut self.inp, &mut self.rec] {
@@ -761,7 +763,7 @@ impl SeedLazy {
                         *q = tr;
                     }
                     if c.diagonal {
-                        w[i] = 0.0;
+                        w[i] = F::ZERO;
                     }
                 }
             }
@@ -773,19 +775,19 @@ impl SeedLazy {
     /// of the neurons that spiked (`z_prev`) to their plain values of the
     /// previous step, and writes the input and recurrent currents (which
     /// read only those columns). Moves the origin first when due.
-    pub fn begin_step(&mut self, x: &[f64], z_prev: &[f64], current: &mut [f64], rec_current: &mut [f64]) {
+    pub fn begin_step(&mut self, x: &[F], z_prev: &[F], current: &mut [F], rec_current: &mut [F]) {
         if self.span >= self.max_span {
             self.renormalize();
         }
-        let t = self.span as f64;
+        let t = F::of(self.span as f64);
         let kp = self.kappa.powi(self.span as i32);
         self.span += 1;
         let n = self.k.len();
         let lr = self.lr;
         for ((c, pre), out) in [&mut self.inp, &mut self.rec].into_iter().zip([x, z_prev]).zip([current, rec_current]) {
             c.events.clear();
-            c.events.extend(pre.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, &v)| (i, v)));
-            out.fill(0.0);
+            c.events.extend(pre.iter().enumerate().filter(|(_, v)| **v != F::ZERO).map(|(i, &v)| (i, v)));
+            out.fill(F::ZERO);
             for &(i, v) in &c.events {
                 let r = i * n..(i + 1) * n;
                 let (w, p, q) = (&mut c.w[r.clone()], &mut c.p[r.clone()], &mut c.q[r]);
@@ -798,7 +800,7 @@ impl SeedLazy {
                     *q = tr;
                 }
                 if c.diagonal {
-                    w[i] = 0.0;
+                    w[i] = F::ZERO;
                 }
                 for (o, &wj) in out.iter_mut().zip(w.iter()) {
                     *o += wj * v;
@@ -810,10 +812,10 @@ impl SeedLazy {
     /// End of a step: adds the learning signal to the sums, then applies the
     /// dense rule to the settled columns (`psi` of this step) and encodes
     /// them again.
-    pub fn end_step(&mut self, psi: &[f64], signal: &[f64]) {
-        let s = self.span as f64;
+    pub fn end_step(&mut self, psi: &[F], signal: &[F]) {
+        let s = F::of(self.span as f64);
         let kp = self.kappa.powi(self.span as i32);
-        let kn = 1.0 / kp;
+        let kn = F::ONE / kp;
         for ((k, m), &l) in self.k.iter_mut().zip(self.m.iter_mut()).zip(signal) {
             let lk = kp * l;
             *k += lk;

@@ -17,6 +17,9 @@
 /// the same order (no FMA, no reassociation), so results are identical.
 macro_rules! simd_dispatch {
     ($(#[$m:meta])* pub fn $name:ident / $avx2:ident ($($a:ident: $t:ty),* $(,)?) => $imp:ident) => {
+        $crate::kernels::simd_dispatch! { $(#[$m])* pub fn $name / $avx2 <F> ($($a: $t),*) => $imp }
+    };
+    ($(#[$m:meta])* pub fn $name:ident / $avx2:ident <$f:ident> ($($a:ident: $t:ty),* $(,)?) => $imp:ident) => {
         /// The AVX2 build of the same function (the portable build is `
         #[doc = stringify!($imp)]
         /// `).
@@ -25,14 +28,14 @@ macro_rules! simd_dispatch {
         /// The CPU must support AVX2.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
-        #[allow(clippy::too_many_arguments)]
-        pub unsafe fn $avx2($($a: $t),*) {
+        #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+        pub unsafe fn $avx2<$f: $crate::real::Real>($($a: $t),*) {
             $imp($($a),*)
         }
 
         $(#[$m])*
-        #[allow(clippy::too_many_arguments)]
-        pub fn $name($($a: $t),*) {
+        #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+        pub fn $name<$f: $crate::real::Real>($($a: $t),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx2") {
@@ -48,14 +51,16 @@ macro_rules! simd_dispatch {
 
 pub(crate) use simd_dispatch;
 
+use crate::real::Real;
+
 /// Contiguous data of an owned array. Every array the core owns is built in
 /// standard (row-major) layout, so these never fail.
-pub fn flat<D: ndarray::Dimension>(a: &ndarray::Array<f64, D>) -> &[f64] {
+pub fn flat<F: Real, D: ndarray::Dimension>(a: &ndarray::Array<F, D>) -> &[F] {
     a.as_slice().expect("owned arrays are kept in standard layout")
 }
 
 /// Mutable contiguous data of an owned array (see [`flat`]).
-pub fn flat_mut<D: ndarray::Dimension>(a: &mut ndarray::Array<f64, D>) -> &mut [f64] {
+pub fn flat_mut<F: Real, D: ndarray::Dimension>(a: &mut ndarray::Array<F, D>) -> &mut [F] {
     a.as_slice_mut().expect("owned arrays are kept in standard layout")
 }
 
@@ -63,18 +68,18 @@ pub fn flat_mut<D: ndarray::Dimension>(a: &mut ndarray::Array<f64, D>) -> &mut [
 /// Returns true when `x` is sparse enough (at most half non-zero) for the
 /// gathered dot products to pay off.
 #[inline]
-pub fn nonzeros(x: &[f64], idx: &mut Vec<usize>) -> bool {
+pub fn nonzeros<F: Real>(x: &[F], idx: &mut Vec<usize>) -> bool {
     idx.clear();
-    idx.extend(x.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, _)| i));
+    idx.extend(x.iter().enumerate().filter(|(_, v)| **v != F::ZERO).map(|(i, _)| i));
     2 * idx.len() <= x.len()
 }
 
 /// Dot product with four partial sums (lets the compiler vectorize).
 #[inline(always)]
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+pub fn dot<F: Real>(a: &[F], b: &[F]) -> F {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f64; 4];
+    let mut acc = [F::ZERO; 4];
     let mut ca = a.chunks_exact(4);
     let mut cb = b.chunks_exact(4);
     for (x, y) in (&mut ca).zip(&mut cb) {
@@ -85,7 +90,7 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     }
     let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        s += x * y;
+        s += *x * *y;
     }
     s
 }
@@ -93,9 +98,9 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// Dot product of `row` with `x`, skipping the zeros of `x` when `sparse`
 /// (`idx` from [`nonzeros`]). Skipping a zero term leaves a finite sum unchanged.
 #[inline(always)]
-pub fn dot_maybe_sparse(row: &[f64], x: &[f64], idx: &[usize], sparse: bool) -> f64 {
+pub fn dot_maybe_sparse<F: Real>(row: &[F], x: &[F], idx: &[usize], sparse: bool) -> F {
     if sparse {
-        let mut s = 0.0;
+        let mut s = F::ZERO;
         for &i in idx {
             s += row[i] * x[i];
         }
@@ -106,10 +111,10 @@ pub fn dot_maybe_sparse(row: &[f64], x: &[f64], idx: &[usize], sparse: bool) -> 
 }
 
 #[inline(always)]
-pub(crate) fn matvec_imp(w: &[f64], x: &[f64], idx: &[usize], sparse: bool, out: &mut [f64]) {
+pub(crate) fn matvec_imp<F: Real>(w: &[F], x: &[F], idx: &[usize], sparse: bool, out: &mut [F]) {
     let cols = x.len();
     if cols == 0 {
-        out.iter_mut().for_each(|o| *o = 0.0);
+        out.iter_mut().for_each(|o| *o = F::ZERO);
         return;
     }
     for (o, row) in out.iter_mut().zip(w.chunks_exact(cols)) {
@@ -119,16 +124,16 @@ pub(crate) fn matvec_imp(w: &[f64], x: &[f64], idx: &[usize], sparse: bool, out:
 
 /// Zero for subnormal values, the value otherwise.
 #[inline(always)]
-pub fn flush(x: f64) -> f64 {
-    if x.abs() < f64::MIN_POSITIVE {
-        0.0
+pub fn flush<F: Real>(x: F) -> F {
+    if x.abs() < F::MIN_POSITIVE {
+        F::ZERO
     } else {
         x
     }
 }
 
 #[inline(always)]
-pub(crate) fn trace_rows_imp(tr: &mut [f64], pre: &[f64], psi: &[f64], decay: f64) {
+pub(crate) fn trace_rows_imp<F: Real>(tr: &mut [F], pre: &[F], psi: &[F], decay: F) {
     let cols = pre.len().max(1);
     for (row, &p) in tr.chunks_exact_mut(cols).zip(psi) {
         for (t, &x) in row.iter_mut().zip(pre) {
@@ -139,11 +144,11 @@ pub(crate) fn trace_rows_imp(tr: &mut [f64], pre: &[f64], psi: &[f64], decay: f6
 
 simd_dispatch! {
     /// Low-pass traces of a row-major matrix: `tr_ji <- decay tr_ji + psi_j pre_i`.
-    pub fn trace_rows / trace_rows_avx2(tr: &mut [f64], pre: &[f64], psi: &[f64], decay: f64) => trace_rows_imp
+    pub fn trace_rows / trace_rows_avx2(tr: &mut [F], pre: &[F], psi: &[F], decay: F) => trace_rows_imp
 }
 
 #[inline(always)]
-pub(crate) fn trace_elig_rows_imp(tr: &mut [f64], el: &mut [f64], pre: &[f64], psi: &[f64], kappa: f64) {
+pub(crate) fn trace_elig_rows_imp<F: Real>(tr: &mut [F], el: &mut [F], pre: &[F], psi: &[F], kappa: F) {
     let cols = pre.len().max(1);
     for ((tr, el), &p) in tr.chunks_exact_mut(cols).zip(el.chunks_exact_mut(cols)).zip(psi) {
         for ((t, e), &x) in tr.iter_mut().zip(el.iter_mut()).zip(pre) {
@@ -156,20 +161,20 @@ pub(crate) fn trace_elig_rows_imp(tr: &mut [f64], el: &mut [f64], pre: &[f64], p
 
 simd_dispatch! {
     /// Doubly filtered traces (seed e-prop): `tr <- k tr + psi pre; el <- k el + tr`.
-    pub fn trace_elig_rows / trace_elig_rows_avx2(tr: &mut [f64], el: &mut [f64], pre: &[f64], psi: &[f64], kappa: f64) => trace_elig_rows_imp
+    pub fn trace_elig_rows / trace_elig_rows_avx2(tr: &mut [F], el: &mut [F], pre: &[F], psi: &[F], kappa: F) => trace_elig_rows_imp
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn trace_elig_learn_rows_imp(
-    w: &mut [f64],
-    tr: &mut [f64],
-    el: &mut [f64],
-    pre: &[f64],
-    psi: &[f64],
-    signal: &[f64],
-    kappa: f64,
-    lr: f64,
+pub(crate) fn trace_elig_learn_rows_imp<F: Real>(
+    w: &mut [F],
+    tr: &mut [F],
+    el: &mut [F],
+    pre: &[F],
+    psi: &[F],
+    signal: &[F],
+    kappa: F,
+    lr: F,
 ) {
     let cols = pre.len().max(1);
     let rows = w.chunks_exact_mut(cols).zip(tr.chunks_exact_mut(cols)).zip(el.chunks_exact_mut(cols));
@@ -188,27 +193,27 @@ simd_dispatch! {
     /// Seed e-prop traces and weight change in one pass over each row j:
     /// `tr <- k tr + psi_j pre; el <- k el + tr; w <- w - lr (signal_j el)`.
     pub fn trace_elig_learn_rows / trace_elig_learn_rows_avx2(
-        w: &mut [f64],
-        tr: &mut [f64],
-        el: &mut [f64],
-        pre: &[f64],
-        psi: &[f64],
-        signal: &[f64],
-        kappa: f64,
-        lr: f64,
+        w: &mut [F],
+        tr: &mut [F],
+        el: &mut [F],
+        pre: &[F],
+        psi: &[F],
+        signal: &[F],
+        kappa: F,
+        lr: F,
     ) => trace_elig_learn_rows_imp
 }
 
 simd_dispatch! {
     /// `out = W x` for a row-major `W` with `out.len()` rows (zeros of `x`
     /// skipped when `sparse`, `idx` from [`nonzeros`]).
-    pub fn matvec / matvec_avx2(w: &[f64], x: &[f64], idx: &[usize], sparse: bool, out: &mut [f64]) => matvec_imp
+    pub fn matvec / matvec_avx2(w: &[F], x: &[F], idx: &[usize], sparse: bool, out: &mut [F]) => matvec_imp
 }
 
 #[inline(always)]
-pub(crate) fn matvec_cols_imp(wt: &[f64], x: &[f64], idx: &[usize], out: &mut [f64]) {
+pub(crate) fn matvec_cols_imp<F: Real>(wt: &[F], x: &[F], idx: &[usize], out: &mut [F]) {
     let n = out.len();
-    out.iter_mut().for_each(|o| *o = 0.0);
+    out.iter_mut().for_each(|o| *o = F::ZERO);
     if n == 0 {
         return;
     }
@@ -226,11 +231,11 @@ simd_dispatch! {
     /// `x`, from [`nonzeros`]). Each `out[j]` adds the same terms in the same
     /// order as the sparse [`matvec`], so the two are bitwise equal; this one
     /// reads contiguous memory.
-    pub fn matvec_cols / matvec_cols_avx2(wt: &[f64], x: &[f64], idx: &[usize], out: &mut [f64]) => matvec_cols_imp
+    pub fn matvec_cols / matvec_cols_avx2(wt: &[F], x: &[F], idx: &[usize], out: &mut [F]) => matvec_cols_imp
 }
 
 #[inline(always)]
-pub(crate) fn axpy_imp(y: &mut [f64], a: f64, x: &[f64]) {
+pub(crate) fn axpy_imp<F: Real>(y: &mut [F], a: F, x: &[F]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
         *yi += a * xi;
     }
@@ -238,12 +243,12 @@ pub(crate) fn axpy_imp(y: &mut [f64], a: f64, x: &[f64]) {
 
 simd_dispatch! {
     /// `y += a x`, element by element.
-    pub fn axpy / axpy_avx2(y: &mut [f64], a: f64, x: &[f64]) => axpy_imp
+    pub fn axpy / axpy_avx2(y: &mut [F], a: F, x: &[F]) => axpy_imp
 }
 
 /// `dst` (cols, rows) = the transpose of the row-major `src` (rows, cols),
 /// in cache-sized blocks.
-pub fn transpose(src: &[f64], dst: &mut [f64], rows: usize, cols: usize) {
+pub fn transpose<F: Real>(src: &[F], dst: &mut [F], rows: usize, cols: usize) {
     const B: usize = 16;
     assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: buffers too small");
     for r0 in (0..rows).step_by(B) {
@@ -267,14 +272,14 @@ pub fn transpose(src: &[f64], dst: &mut [f64], rows: usize, cols: usize) {
 /// `grad += L_j ebar + r_j e` and (end-of-sequence regularization) `esum += e`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn elig_rows_imp(
-    pre: &[f64],
-    eps: &[f64],
-    ebar: &mut [f64],
-    grad: &mut [f64],
-    esum: &mut [f64],
-    (psi, signal, reg): (&[f64], &[f64], &[f64]),
-    (first_ad, beta, kappa, gain): (usize, f64, f64, f64),
+pub(crate) fn elig_rows_imp<F: Real>(
+    pre: &[F],
+    eps: &[F],
+    ebar: &mut [F],
+    grad: &mut [F],
+    esum: &mut [F],
+    (psi, signal, reg): (&[F], &[F], &[F]),
+    (first_ad, beta, kappa, gain): (usize, F, F, F),
     (accumulate, sum_e): (bool, bool),
 ) {
     let cols = pre.len();
@@ -286,8 +291,8 @@ pub(crate) fn elig_rows_imp(
         let adaptive = j >= first_ad;
         let eps_row = if adaptive { &eps[(j - first_ad) * cols..(j - first_ad + 1) * cols] } else { pre };
         // For LIF rows eps_row is unused (multiplied by a zero beta below).
-        let b = if adaptive { beta } else { 0.0 };
-        let learn = accumulate && (lj != 0.0 || rj != 0.0);
+        let b = if adaptive { beta } else { F::ZERO };
+        let learn = accumulate && (lj != F::ZERO || rj != F::ZERO);
         match (adaptive, learn) {
             (false, false) => {
                 for (e, &p) in eb.iter_mut().zip(pre) {
@@ -334,13 +339,13 @@ pub(crate) fn elig_rows_imp(
 simd_dispatch! {
     /// Canonical e-prop eligibility rows (see [`elig_rows_imp`]).
     pub fn elig_rows / elig_rows_avx2(
-        pre: &[f64],
-        eps: &[f64],
-        ebar: &mut [f64],
-        grad: &mut [f64],
-        esum: &mut [f64],
-        rows: (&[f64], &[f64], &[f64]),
-        consts: (usize, f64, f64, f64),
+        pre: &[F],
+        eps: &[F],
+        ebar: &mut [F],
+        grad: &mut [F],
+        esum: &mut [F],
+        rows: (&[F], &[F], &[F]),
+        consts: (usize, F, F, F),
         flags: (bool, bool),
     ) => elig_rows_imp
 }
@@ -351,13 +356,13 @@ simd_dispatch! {
 /// `down`). A row of weights that must not change is passed as a copy.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn layer_learn_rows_imp(
-    w: &mut [f64],
-    tr: &mut [f64],
-    x: &[f64],
-    (psi, signal): (&[f64], &[f64]),
-    (decay, lr): (f64, f64),
-    down: &mut [f64],
+pub(crate) fn layer_learn_rows_imp<F: Real>(
+    w: &mut [F],
+    tr: &mut [F],
+    x: &[F],
+    (psi, signal): (&[F], &[F]),
+    (decay, lr): (F, F),
+    down: &mut [F],
     project: bool,
 ) {
     let ni = x.len().max(1);
@@ -384,12 +389,12 @@ pub(crate) fn layer_learn_rows_imp(
 simd_dispatch! {
     /// The seed's layer update (see [`layer_learn_rows_imp`]).
     pub fn layer_learn_rows / layer_learn_rows_avx2(
-        w: &mut [f64],
-        tr: &mut [f64],
-        x: &[f64],
-        rows: (&[f64], &[f64]),
-        consts: (f64, f64),
-        down: &mut [f64],
+        w: &mut [F],
+        tr: &mut [F],
+        x: &[F],
+        rows: (&[F], &[F]),
+        consts: (F, F),
+        down: &mut [F],
         project: bool,
     ) => layer_learn_rows_imp
 }
@@ -397,7 +402,7 @@ simd_dispatch! {
 /// `acc[j, i] += lr (scale[j] m[j, i])` for a row-major `acc` with `cols`
 /// columns; `m` has `row_stride` values per row (0: the same vector `m` for
 /// every row, which makes the change the outer product `scale m^T`).
-pub fn add_scaled_rows(acc: &mut [f64], lr: f64, scale: &[f64], m: &[f64], cols: usize, row_stride: usize) {
+pub fn add_scaled_rows<F: Real>(acc: &mut [F], lr: F, scale: &[F], m: &[F], cols: usize, row_stride: usize) {
     if cols == 0 {
         return;
     }
@@ -414,20 +419,20 @@ pub fn add_scaled_rows(acc: &mut [f64], lr: f64, scale: &[f64], m: &[f64], cols:
 /// otherwise; `m` has `row_stride` values per row (0: the same vector for
 /// every row, for outer products).
 #[derive(Clone, Copy)]
-pub struct Change<'a> {
-    pub scale: Option<&'a [f64]>,
-    pub m: &'a [f64],
+pub struct Change<'a, F: Real> {
+    pub scale: Option<&'a [F]>,
+    pub m: &'a [F],
     pub row_stride: usize,
 }
 
-impl<'a> Change<'a> {
+impl<'a, F: Real> Change<'a, F> {
     /// `lr (scale[j] m[j, i])`.
-    pub fn scaled(scale: &'a [f64], m: &'a [f64], row_stride: usize) -> Self {
+    pub fn scaled(scale: &'a [F], m: &'a [F], row_stride: usize) -> Self {
         Change { scale: Some(scale), m, row_stride }
     }
 
     /// `m[j, i]` (already scaled).
-    pub fn plain(m: &'a [f64], row_stride: usize) -> Self {
+    pub fn plain(m: &'a [F], row_stride: usize) -> Self {
         Change { scale: None, m, row_stride }
     }
 }
@@ -447,16 +452,16 @@ const CHUNK: usize = 256;
 /// or subtracted: parallel over blocks of rows, each element summed over b in
 /// order starting from the first term (so B = 1 is bitwise the single change,
 /// and no sum depends on the thread count).
-pub fn batch_mean(w: &mut [f64], cols: usize, lr: f64, changes: &[Change<'_>], into: MeanInto) {
+pub fn batch_mean<F: Real>(w: &mut [F], cols: usize, lr: F, changes: &[Change<'_, F>], into: MeanInto) {
     use rayon::prelude::*;
     let b = changes.len();
     if cols == 0 || b == 0 {
         return;
     }
-    let bf = b as f64;
+    let bf = F::of(b as f64);
     let rows_per_task = (4096 / cols).max(1);
     w.par_chunks_mut(cols * rows_per_task).enumerate().for_each(|(task, block)| {
-        let mut acc = [0.0f64; CHUNK];
+        let mut acc = [F::ZERO; CHUNK];
         for (r, row) in block.chunks_exact_mut(cols).enumerate() {
             let j = task * rows_per_task + r;
             for start in (0..cols).step_by(CHUNK) {

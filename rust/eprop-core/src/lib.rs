@@ -14,6 +14,7 @@
 //! | [`driver`] | the model traits, the sequence/stream and batch drivers |
 //! | [`state`], [`npz`] | named state (`state_dict`) and checkpoint files |
 //! | [`pool`], [`rng`] | thread pools; NumPy's legacy random stream |
+//! | [`real`] | the float type a network computes in (`f64`, `f32`) |
 //! | [`models`] | configuration, weights and per-sequence state of each model |
 //!
 //! Names follow the e-prop paper (Bellec et al. 2020, Nat. Commun. 11:3625):
@@ -32,6 +33,7 @@ pub mod npz;
 pub mod optim;
 pub mod pool;
 pub mod readout;
+pub mod real;
 pub mod rng;
 pub mod state;
 

@@ -32,23 +32,25 @@ pub fn decay(dt: f64, tau: f64) -> f64 {
     (-dt / tau).exp()
 }
 
+use crate::real::Real;
+
 /// Seed rule: membrane update of one neuron; returns (membrane after reset, spike).
 #[inline(always)]
-pub fn seed_membrane(v: f64, current: f64, alpha: f64, threshold: f64) -> (f64, f64) {
-    let v = alpha * v + (1.0 - alpha) * current;
-    let z = if v >= threshold { 1.0 } else { 0.0 };
+pub fn seed_membrane<F: Real>(v: F, current: F, alpha: F, threshold: F) -> (F, F) {
+    let v = alpha * v + (F::ONE - alpha) * current;
+    let z = if v >= threshold { F::ONE } else { F::ZERO };
     (v - z * threshold, z)
 }
 
 /// Seed rule: the pseudo-derivative `1 / (1 + 5 |v - thr|)^2`.
 #[inline(always)]
-pub fn seed_pseudo_derivative(v: f64, threshold: f64) -> f64 {
-    let d = 1.0 + (v - threshold).abs() * 5.0;
-    1.0 / (d * d)
+pub fn seed_pseudo_derivative<F: Real>(v: F, threshold: F) -> F {
+    let d = F::ONE + (v - threshold).abs() * F::of(5.0);
+    F::ONE / (d * d)
 }
 
 /// Seed rule over a layer: `v` is updated in place, `z` and `psi` are written.
-pub fn seed_update(v: &mut [f64], current: &[f64], z: &mut [f64], psi: &mut [f64], alpha: f64, threshold: f64) {
+pub fn seed_update<F: Real>(v: &mut [F], current: &[F], z: &mut [F], psi: &mut [F], alpha: F, threshold: F) {
     for (((vj, &cj), zj), pj) in v.iter_mut().zip(current).zip(z.iter_mut()).zip(psi.iter_mut()) {
         let (vn, zn) = seed_membrane(*vj, cj, alpha, threshold);
         *vj = vn;
@@ -59,12 +61,12 @@ pub fn seed_update(v: &mut [f64], current: &[f64], z: &mut [f64], psi: &mut [f64
 
 /// Constants of the canonical LIF/ALIF update.
 #[derive(Clone, Copy, Debug)]
-pub struct Canonical {
-    pub alpha: f64,
-    pub rho: f64,
-    pub threshold: f64,
-    pub beta: f64,
-    pub gamma: f64,
+pub struct Canonical<F: Real = f64> {
+    pub alpha: F,
+    pub rho: F,
+    pub threshold: F,
+    pub beta: F,
+    pub gamma: F,
     /// Index of the first ALIF neuron (neurons before it are LIF).
     pub first_adaptive: usize,
     /// Steps a neuron is blocked after a spike.
@@ -72,17 +74,22 @@ pub struct Canonical {
 }
 
 /// The state a canonical layer updates in place.
-pub struct CanonicalState<'a> {
-    pub v: &'a mut [f64],
-    pub a: &'a mut [f64],
+pub struct CanonicalState<'a, F: Real = f64> {
+    pub v: &'a mut [F],
+    pub a: &'a mut [F],
     /// In: z(t-1); out: z(t).
-    pub z: &'a mut [f64],
-    pub psi: &'a mut [f64],
+    pub z: &'a mut [F],
+    pub psi: &'a mut [F],
     pub refractory: &'a mut [u32],
 }
 
 #[inline(always)]
-pub(crate) fn canonical_update_imp(c: &Canonical, s: CanonicalState<'_>, current: &[f64], rec_current: &[f64]) {
+pub(crate) fn canonical_update_imp<F: Real>(
+    c: &Canonical<F>,
+    s: CanonicalState<'_, F>,
+    current: &[F],
+    rec_current: &[F],
+) {
     let n = s.v.len();
     let fa = c.first_adaptive.min(n);
     for (a, &z_prev) in s.a[fa..n].iter_mut().zip(&s.z[fa..n]) {
@@ -98,10 +105,10 @@ pub(crate) fn canonical_update_imp(c: &Canonical, s: CanonicalState<'_>, current
         *v = crate::kernels::flush(c.alpha * *v + (cur + rec) - c.threshold * z_prev);
         let d = *v - a_thr;
         let blocked = *refr > 0;
-        let spike = !blocked && d >= 0.0;
-        *z = if spike { 1.0 } else { 0.0 };
-        let p = scale * (1.0 - d.abs() / c.threshold).max(0.0);
-        *psi = if blocked { 0.0 } else { p };
+        let spike = !blocked && d >= F::ZERO;
+        *z = if spike { F::ONE } else { F::ZERO };
+        let p = scale * (F::ONE - d.abs() / c.threshold).max(F::ZERO);
+        *psi = if blocked { F::ZERO } else { p };
         *refr = if blocked {
             *refr - 1
         } else if spike {
@@ -116,10 +123,10 @@ crate::kernels::simd_dispatch! {
     /// One canonical LIF/ALIF step of a layer given its input and recurrent
     /// currents (see the module documentation).
     pub fn canonical_update / canonical_update_avx2(
-        c: &Canonical,
-        s: CanonicalState<'_>,
-        current: &[f64],
-        rec_current: &[f64],
+        c: &Canonical<F>,
+        s: CanonicalState<'_, F>,
+        current: &[F],
+        rec_current: &[F],
     ) => canonical_update_imp
 }
 

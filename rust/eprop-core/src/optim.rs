@@ -8,6 +8,7 @@
 use ndarray::Array2;
 
 use crate::error::{EpropError, Result};
+use crate::real::Real;
 
 /// Adam's constants (Kingma and Ba 2015).
 pub const ADAM_BETA1: f64 = 0.9;
@@ -41,16 +42,16 @@ impl Optimizer {
 /// Optimizer state: the number of updates and, for Adam, the first and
 /// second moment estimates of every parameter array (in the model's order).
 #[derive(Clone, Debug, PartialEq)]
-pub struct OptimState {
+pub struct OptimState<F: Real = f64> {
     pub t: u64,
-    pub m: Vec<Vec<f64>>,
-    pub v: Vec<Vec<f64>>,
+    pub m: Vec<Vec<F>>,
+    pub v: Vec<Vec<F>>,
 }
 
-impl OptimState {
+impl<F: Real> OptimState<F> {
     /// A fresh state for parameter arrays of the given lengths.
     pub fn new(optimizer: Optimizer, lens: &[usize]) -> Self {
-        let moments = || lens.iter().map(|&n| vec![0.0; n]).collect::<Vec<_>>();
+        let moments = || lens.iter().map(|&n| vec![F::ZERO; n]).collect::<Vec<_>>();
         match optimizer {
             Optimizer::Adam => OptimState { t: 0, m: moments(), v: moments() },
             Optimizer::Sgd => OptimState { t: 0, m: Vec::new(), v: Vec::new() },
@@ -58,23 +59,30 @@ impl OptimState {
     }
 
     pub fn bytes(&self) -> usize {
-        8 * self.m.iter().chain(&self.v).map(Vec::len).sum::<usize>()
+        F::BYTES * self.m.iter().chain(&self.v).map(Vec::len).sum::<usize>()
     }
 }
 
 /// One update `w <- w - lr g` (SGD) or Adam's, of every array.
-pub fn update(optimizer: Optimizer, lr: f64, state: &mut OptimState, weights: Vec<&mut [f64]>, grads: Vec<&[f64]>) {
+pub fn update<F: Real>(
+    optimizer: Optimizer,
+    lr: F,
+    state: &mut OptimState<F>,
+    weights: Vec<&mut [F]>,
+    grads: Vec<&[F]>,
+) {
     state.t += 1;
     let t = state.t as f64;
     match optimizer {
         Optimizer::Adam => {
-            let c1 = 1.0 - ADAM_BETA1.powf(t);
-            let c2 = 1.0 - ADAM_BETA2.powf(t);
+            let c1 = F::of(1.0 - ADAM_BETA1.powf(t));
+            let c2 = F::of(1.0 - ADAM_BETA2.powf(t));
+            let (b1, b2, eps) = (F::of(ADAM_BETA1), F::of(ADAM_BETA2), F::of(ADAM_EPS));
             for (((w, g), m), v) in weights.into_iter().zip(grads).zip(state.m.iter_mut()).zip(state.v.iter_mut()) {
                 for (((wk, &gk), mk), vk) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    *mk = ADAM_BETA1 * *mk + (1.0 - ADAM_BETA1) * gk;
-                    *vk = ADAM_BETA2 * *vk + (1.0 - ADAM_BETA2) * gk * gk;
-                    *wk -= lr * (*mk / c1) / ((*vk / c2).sqrt() + ADAM_EPS);
+                    *mk = b1 * *mk + (F::ONE - b1) * gk;
+                    *vk = b2 * *vk + (F::ONE - b2) * gk * gk;
+                    *wk -= lr * (*mk / c1) / ((*vk / c2).sqrt() + eps);
                 }
             }
         }
@@ -90,8 +98,8 @@ pub fn update(optimizer: Optimizer, lr: f64, state: &mut OptimState, weights: Ve
 
 /// No self-connections: the diagonal of a recurrent weight matrix (or of its
 /// gradient) is kept at zero.
-pub fn zero_diagonal(w: &mut Array2<f64>) {
-    w.diag_mut().fill(0.0);
+pub fn zero_diagonal<F: Real>(w: &mut Array2<F>) {
+    w.diag_mut().fill(F::ZERO);
 }
 
 /// Kolen-Pollack: the readout `w_out` (n_outputs x n, row-major) has just
@@ -99,8 +107,8 @@ pub fn zero_diagonal(w: &mut Array2<f64>) {
 /// (n x n_outputs) get the same change and the same decay:
 /// `W_out <- (1 - decay) old + D`, `B <- (1 - decay) B + D^T`, so that
 /// W_out - B^T shrinks by (1 - decay) per update.
-pub fn kolen_pollack(w_out: &mut [f64], old: &[f64], b: &mut [f64], n: usize, decay: f64) {
-    let keep = 1.0 - decay;
+pub fn kolen_pollack<F: Real>(w_out: &mut [F], old: &[F], b: &mut [F], n: usize, decay: F) {
+    let keep = F::ONE - decay;
     let no = w_out.len().checked_div(n).unwrap_or(0);
     for k in 0..no {
         for j in 0..n {

@@ -9,6 +9,7 @@
 
 use crate::error::{EpropError, Result};
 use crate::kernels::dot;
+use crate::real::Real;
 
 /// Loss of a readout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,20 +37,20 @@ impl Loss {
 
 /// Writes the error of output `y` against `target` into `err` and returns
 /// the loss of the step.
-pub fn error(loss: Loss, y: &[f64], target: &[f64], err: &mut [f64]) -> f64 {
-    let mut total = 0.0;
+pub fn error<F: Real>(loss: Loss, y: &[F], target: &[F], err: &mut [F]) -> F {
+    let mut total = F::ZERO;
     match loss {
         Loss::Mse => {
             for ((e, &yk), &tk) in err.iter_mut().zip(y).zip(target) {
                 *e = yk - tk;
-                total += 0.5 * *e * *e;
+                total += F::of(0.5) * *e * *e;
             }
         }
         Loss::CrossEntropy => {
             softmax(y, err);
             for (e, &tk) in err.iter_mut().zip(target) {
-                if tk != 0.0 {
-                    total -= tk * e.max(f64::MIN_POSITIVE).ln();
+                if tk != F::ZERO {
+                    total -= tk * e.max(F::MIN_POSITIVE).ln();
                 }
                 *e -= tk;
             }
@@ -59,9 +60,9 @@ pub fn error(loss: Loss, y: &[f64], target: &[f64], err: &mut [f64]) -> f64 {
 }
 
 /// Numerically safe softmax of `y` into `p`.
-pub fn softmax(y: &[f64], p: &mut [f64]) {
-    let m = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut sum = 0.0;
+pub fn softmax<F: Real>(y: &[F], p: &mut [F]) {
+    let m = y.iter().copied().fold(F::NEG_INFINITY, F::max);
+    let mut sum = F::ZERO;
     for (pi, &yi) in p.iter_mut().zip(y) {
         *pi = (yi - m).exp();
         sum += *pi;
@@ -72,9 +73,9 @@ pub fn softmax(y: &[f64], p: &mut [f64]) {
 }
 
 /// `signal = W^T err` for a row-major W (n_outputs x n).
-pub fn transposed_signal(w: &[f64], err: &[f64], signal: &mut [f64]) {
+pub fn transposed_signal<F: Real>(w: &[F], err: &[F], signal: &mut [F]) {
     let n = signal.len();
-    signal.fill(0.0);
+    signal.fill(F::ZERO);
     if n == 0 {
         return;
     }
@@ -86,10 +87,10 @@ pub fn transposed_signal(w: &[f64], err: &[f64], signal: &mut [f64]) {
 }
 
 /// `signal = B err` for a row-major feedback matrix B (n x n_outputs).
-pub fn feedback_signal(b: &[f64], err: &[f64], signal: &mut [f64]) {
+pub fn feedback_signal<F: Real>(b: &[F], err: &[F], signal: &mut [F]) {
     let no = err.len();
     if no == 0 {
-        signal.fill(0.0);
+        signal.fill(F::ZERO);
         return;
     }
     for (l, row) in signal.iter_mut().zip(b.chunks_exact(no)) {

@@ -8,6 +8,7 @@ use ndarray::{Array1, Array2, ArrayD, ArrayViewD, IxDyn};
 
 use crate::check;
 use crate::error::{fmt_float, fmt_shape, EpropError, Result};
+use crate::real::Real;
 
 /// One named value.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,9 +76,9 @@ impl StateDict {
     }
 
     /// Adds named arrays (see [`Stateful::arrays`]), copied.
-    pub fn put_arrays(&mut self, arrays: Vec<(String, ArrayViewD<'_, f64>)>) {
+    pub fn put_arrays<F: Real>(&mut self, arrays: Vec<(String, ArrayViewD<'_, F>)>) {
         for (k, a) in arrays {
-            self.put(&k, Value::Array(a.as_standard_layout().into_owned()));
+            self.put(&k, Value::Array(a.mapv(F::f64)));
         }
     }
 
@@ -145,8 +146,8 @@ impl StateDict {
         }
     }
 
-    /// A float64 array of `shape`, finite.
-    pub fn array(&self, key: &str, shape: &[usize]) -> Result<ArrayD<f64>> {
+    /// An array of `shape`, finite and within the range of `F`, rounded to `F`.
+    pub fn array<F: Real>(&self, key: &str, shape: &[usize]) -> Result<ArrayD<F>> {
         let name = entry(key);
         let a = match self.get(key)? {
             Value::Array(a) => a.clone(),
@@ -160,20 +161,21 @@ impl StateDict {
         }
         let a = a.as_standard_layout().into_owned();
         check::finite(&name, a.as_slice().unwrap_or(&[]), shape)?;
-        Ok(a)
+        F::DTYPE.check_exact(&name, a.iter())?;
+        Ok(a.mapv(F::of))
     }
 
-    pub fn vector(&self, key: &str, n: usize) -> Result<Array1<f64>> {
+    pub fn vector<F: Real>(&self, key: &str, n: usize) -> Result<Array1<F>> {
         Ok(self.array(key, &[n])?.into_dimensionality().expect("1-d"))
     }
 
-    pub fn matrix(&self, key: &str, rows: usize, cols: usize) -> Result<Array2<f64>> {
+    pub fn matrix<F: Real>(&self, key: &str, rows: usize, cols: usize) -> Result<Array2<F>> {
         Ok(self.array(key, &[rows, cols])?.into_dimensionality().expect("2-d"))
     }
 
     /// Whole-number counters (e.g. refractory steps left) stored as floats.
     pub fn counters(&self, key: &str, n: usize) -> Result<Vec<u32>> {
-        let v = self.vector(key, n)?;
+        let v = self.vector::<f64>(key, n)?;
         if let Some(bad) = v.iter().find(|&&r| r < 0.0 || r.fract() != 0.0 || r > u32::MAX as f64) {
             return Err(EpropError::param(&entry(key), "whole steps >= 0", bad));
         }
@@ -263,7 +265,7 @@ impl StateDict {
 }
 
 /// Named array views with owned names.
-pub fn named<'a>(items: &[(&str, ArrayViewD<'a, f64>)]) -> Vec<(String, ArrayViewD<'a, f64>)> {
+pub fn named<'a, F: Real>(items: &[(&str, ArrayViewD<'a, F>)]) -> Vec<(String, ArrayViewD<'a, F>)> {
     items.iter().map(|(k, a)| (k.to_string(), a.clone())).collect()
 }
 
@@ -281,8 +283,10 @@ pub trait Stateful {
     /// The header and the hyperparameters (the constructor arguments, named
     /// as the Python configuration's fields, with their current values).
     fn config(&self) -> StateDict;
-    /// The float64 arrays of the state (weights and dynamic state), by name.
-    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, f64>)>;
+    /// The float type of the arrays.
+    type F: Real;
+    /// The float arrays of the state (weights and dynamic state), by name.
+    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, Self::F>)>;
     /// Adds what is neither configuration nor float array (step counters).
     fn put_counters(&self, _d: &mut StateDict) {}
     /// Hyperparameters, weights and the full dynamic state.
@@ -292,9 +296,9 @@ pub trait Stateful {
         self.put_counters(&mut d);
         d
     }
-    /// One named array of the state, copied (None for an unknown name).
+    /// One named array of the state, copied as float64 (None for an unknown name).
     fn array(&self, name: &str) -> Option<ArrayD<f64>> {
-        self.arrays().into_iter().find(|(k, _)| k == name).map(|(_, a)| a.to_owned())
+        self.arrays().into_iter().find(|(k, _)| k == name).map(|(_, a)| a.mapv(<Self::F as Real>::f64))
     }
     /// Replaces the weight array `name` by `a` (same shape, finite), with the
     /// model's rules (no self-connections in `W_rec`); refused names and
@@ -323,8 +327,11 @@ mod tests {
         assert_eq!(d.float("n").unwrap(), 3.0);
         assert_eq!(d.int("lr").unwrap_err().to_string(), "state_dict['lr']: expected an integer, got the float 0.5");
         assert_eq!(d.get("w").unwrap_err().to_string(), "state_dict: expected key 'w', it is missing");
-        assert_eq!(d.vector("v", 3).unwrap_err().to_string(), "state_dict['v']: expected shape (3,), got shape (2,)");
-        assert!(d.vector("v", 2).unwrap_err().to_string().contains("finite"));
+        assert_eq!(
+            d.vector::<f64>("v", 3).unwrap_err().to_string(),
+            "state_dict['v']: expected shape (3,), got shape (2,)"
+        );
+        assert!(d.vector::<f64>("v", 2).unwrap_err().to_string().contains("finite"));
         assert!(d.check_header("X", 1).is_ok());
         assert!(d.check_header("Y", 1).unwrap_err().to_string().contains("class"));
         assert!(d.check_header("X", 2).unwrap_err().to_string().contains("format_version"));

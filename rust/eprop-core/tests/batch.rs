@@ -26,7 +26,7 @@ fn seed_eprop_batch_of_one_is_train_sequence() {
     let mut rng = LegacyRng::new(3);
     let x = spikes(&mut rng, (1, 200, 6), 0.3);
     let y = normals(&mut rng, (1, 200, 2));
-    let mut single = Trainer::new(SeedEpropNet::new(cfg()));
+    let mut single = Trainer::new(SeedEpropNet::<f64>::new(cfg()));
     let loss = driver::train_sequence(
         &mut single,
         x.index_axis(ndarray::Axis(0), 0),
@@ -35,7 +35,7 @@ fn seed_eprop_batch_of_one_is_train_sequence() {
         true,
     )
     .unwrap();
-    let mut batched = SeedEpropNet::new(cfg());
+    let mut batched = SeedEpropNet::<f64>::new(cfg());
     let losses =
         run_in_pool(Some(1), || train_batch(&mut batched, x.view(), y.view(), None, Update::Step)).unwrap().unwrap();
     assert_eq!(losses, vec![loss]);
@@ -50,7 +50,7 @@ fn seed_eprop_batch_identical_for_any_thread_count() {
     for update in [Update::Step, Update::Sequence] {
         let mut reference: Option<(SeedEpropNet, Vec<f64>)> = None;
         for threads in [Some(1), Some(2), Some(3), Some(8), None] {
-            let mut net = SeedEpropNet::new(cfg());
+            let mut net = SeedEpropNet::<f64>::new(cfg());
             let losses =
                 run_in_pool(threads, || train_batch(&mut net, x.view(), y.view(), None, update)).unwrap().unwrap();
             match &reference {
@@ -69,7 +69,7 @@ fn sequence_mode_moves_weights_once_from_fixed_weights() {
     let mut rng = LegacyRng::new(9);
     let x = spikes(&mut rng, (2, 50, 6), 0.3);
     let y = normals(&mut rng, (2, 50, 2));
-    let mut net = SeedEpropNet::new(cfg());
+    let mut net = SeedEpropNet::<f64>::new(cfg());
     let start = net.clone();
     let losses = train_batch(&mut net, x.view(), y.view(), None, Update::Sequence).unwrap();
     // The loss of each sequence equals its loss with learning switched off.
@@ -85,7 +85,7 @@ fn sequence_mode_moves_weights_once_from_fixed_weights() {
 fn predict_batch_rows_equal_predict_sequence() {
     let mut rng = LegacyRng::new(11);
     let x = spikes(&mut rng, (3, 80, 6), 0.3);
-    let mut t = Trainer::new(SeedEpropNet::new(cfg()));
+    let mut t = Trainer::new(SeedEpropNet::<f64>::new(cfg()));
     let mut out = Array3::zeros((3, 80, 2));
     run_in_pool(Some(2), || predict_batch(&t.model, x.view(), out.view_mut())).unwrap().unwrap();
     for b in 0..3 {
@@ -132,7 +132,7 @@ fn online_batch_of_one_is_train_sequence_and_thread_independent() {
 
 #[test]
 fn bad_batches_are_rejected() {
-    let mut net = SeedEpropNet::new(cfg());
+    let mut net = SeedEpropNet::<f64>::new(cfg());
     let before = net.clone();
     let x = Array3::zeros((2, 10, 6));
     let y = Array3::zeros((2, 9, 2));

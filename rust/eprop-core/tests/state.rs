@@ -24,7 +24,7 @@ fn data(seed: u32, t: usize, (ni, no): (usize, usize)) -> (Array2<f64>, Array2<f
 
 /// Trains one sequence, then stops 25 steps into another: traces, eligibilities
 /// and (for per-sequence updates) pending gradients are non-zero.
-fn warm<M: Model>(t: &mut Trainer<M>, widths: (usize, usize)) {
+fn warm<M: Model<F = f64>>(t: &mut Trainer<M>, widths: (usize, usize)) {
     let (x, y) = data(1, 80, widths);
     driver::train_sequence(t, x.view(), y.view(), None, true).unwrap();
     let (x, y) = data(2, 25, widths);
@@ -34,7 +34,7 @@ fn warm<M: Model>(t: &mut Trainer<M>, widths: (usize, usize)) {
 }
 
 /// The outputs and losses of `steps` further learning steps.
-fn run_on<M: Model>(t: &mut Trainer<M>, widths: (usize, usize)) -> Vec<f64> {
+fn run_on<M: Model<F = f64>>(t: &mut Trainer<M>, widths: (usize, usize)) -> Vec<f64> {
     let (x, y) = data(3, 60, widths);
     let mut out = Vec::new();
     for (xr, yr) in x.rows().into_iter().zip(y.rows()) {
@@ -48,12 +48,12 @@ fn arrays<M: Model>(t: &Trainer<M>) -> Vec<(String, ArrayD<f64>)>
 where
     Trainer<M>: Stateful,
 {
-    t.arrays().into_iter().map(|(k, a)| (k, a.to_owned())).collect()
+    t.arrays().into_iter().map(|(k, a)| (k, a.mapv(eprop_core::real::Real::f64))).collect()
 }
 
 /// `a` is warmed up, its state loaded into `b` (built with another seed) and
 /// written to a file and read back; then both learn on the same data.
-fn round_trip<M: Model>(mut a: Trainer<M>, mut b: Trainer<M>, widths: (usize, usize))
+fn round_trip<M: Model<F = f64>>(mut a: Trainer<M>, mut b: Trainer<M>, widths: (usize, usize))
 where
     Trainer<M>: Stateful,
 {
@@ -92,7 +92,9 @@ where
 #[test]
 fn seed_eprop_state_round_trip() {
     let make = |seed| {
-        Trainer::new(SeedEpropNet::new(SeedEpropConfig::new((6, 12, 2), 20.0, 15.0, 0.5, 0.01, 1.0, seed).unwrap()))
+        Trainer::new(SeedEpropNet::<f64>::new(
+            SeedEpropConfig::new((6, 12, 2), 20.0, 15.0, 0.5, 0.01, 1.0, seed).unwrap(),
+        ))
     };
     round_trip(make(42), make(7), (6, 2));
 }
@@ -127,6 +129,7 @@ fn rsnn_state_round_trip() {
             update,
             seed,
             kernel,
+            dtype: eprop_core::real::Dtype::F64,
         };
         Trainer::new(RsnnNet::new(RsnnConfig::new(&spec).unwrap()))
     };

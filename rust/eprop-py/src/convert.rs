@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use eprop_core::check;
 use eprop_core::driver::Update;
+use eprop_core::real::Dtype;
 use eprop_core::state::{StateDict, Value};
 use numpy::ndarray::{Array1, Array2, Array3, ArrayD};
 use numpy::{Element, PyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
@@ -82,16 +83,44 @@ pub fn batch(arg: &str, obj: &Bound<'_, PyAny>, bt: Option<(usize, usize)>, widt
     check::into_batch(arg, array(arg, obj)?, bt, width).map_err(to_py)
 }
 
-/// A read-only NumPy copy of `a` (writing to it raises instead of being lost).
+/// A read-only NumPy copy of `a` (writing to it raises instead of being
+/// lost), in `dtype` (a float32 network's values are exact in both).
 pub fn readonly<'py, D: numpy::ndarray::Dimension>(
     py: Python<'py>,
     a: numpy::ndarray::Array<f64, D>,
+    dtype: Dtype,
 ) -> Bound<'py, PyAny> {
-    let arr = PyArray::from_owned_array(py, a);
-    let ro = arr.readwrite().make_nonwriteable();
-    let any = ro.as_any().clone();
-    drop(ro);
-    any
+    fn frozen<'py, T: Element, D: numpy::ndarray::Dimension>(
+        py: Python<'py>,
+        a: numpy::ndarray::Array<T, D>,
+    ) -> Bound<'py, PyAny> {
+        let arr = PyArray::from_owned_array(py, a);
+        let ro = arr.readwrite().make_nonwriteable();
+        let any = ro.as_any().clone();
+        drop(ro);
+        any
+    }
+    match dtype {
+        Dtype::F64 => frozen(py, a),
+        Dtype::F32 => frozen(py, a.mapv(|v| v as f32)),
+    }
+}
+
+/// A fresh (writable) NumPy array of `a` in `dtype`.
+pub fn array_out<'py, D: numpy::ndarray::Dimension>(
+    py: Python<'py>,
+    a: numpy::ndarray::Array<f64, D>,
+    dtype: Dtype,
+) -> Bound<'py, PyAny> {
+    match dtype {
+        Dtype::F64 => PyArray::from_owned_array(py, a).into_any(),
+        Dtype::F32 => PyArray::from_owned_array(py, a.mapv(|v| v as f32)).into_any(),
+    }
+}
+
+/// A fresh NumPy vector of `v` in `dtype`.
+pub fn vec_out(py: Python<'_>, v: Vec<f64>, dtype: Dtype) -> Bound<'_, PyAny> {
+    array_out(py, Array1::from(v), dtype)
 }
 
 /// A real number; `TypeError` naming `name` otherwise (bool counts as 0/1,
@@ -180,11 +209,17 @@ pub fn path(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&b).into_owned()))
 }
 
-/// A `state_dict` as a Python dict (arrays as fresh NumPy arrays).
+/// A `state_dict` as a Python dict (arrays as fresh NumPy arrays, float32
+/// when the state records `dtype='float32'`).
 pub fn state_to_dict<'py>(py: Python<'py>, d: &StateDict) -> PyResult<Bound<'py, PyDict>> {
+    let dtype = Dtype::of_state(d).unwrap_or_default();
     let out = PyDict::new(py);
     for (k, v) in d.entries() {
-        out.set_item(k, value_to_py(py, v)?)?;
+        let obj = match v {
+            Value::Array(a) => array_out(py, a.clone(), dtype),
+            v => value_to_py(py, v)?,
+        };
+        out.set_item(k, obj)?;
     }
     Ok(out)
 }
@@ -194,8 +229,10 @@ pub fn named_array<'py>(
     py: Python<'py>,
     name: &str,
     a: Option<numpy::ndarray::ArrayD<f64>>,
+    dtype: Dtype,
 ) -> PyResult<Bound<'py, PyAny>> {
-    a.map(|a| readonly(py, a)).ok_or_else(|| pyo3::exceptions::PyAttributeError::new_err(format!("no array {name:?}")))
+    a.map(|a| readonly(py, a, dtype))
+        .ok_or_else(|| pyo3::exceptions::PyAttributeError::new_err(format!("no array {name:?}")))
 }
 
 /// One value of a state as a Python object (arrays as fresh copies).

@@ -2,24 +2,23 @@
 //! conventions are `eprop_core::models::rsnn`). The public class,
 //! `eprop.RecurrentNetwork`, adds the dataclass-style constructor and repr.
 
-use std::sync::Mutex;
-
 use eprop_core::check;
-use eprop_core::driver::{Trainer, Update};
+use eprop_core::driver::Update;
 use eprop_core::event::Kernel;
-use eprop_core::models::rsnn::{self, Feedback, Grads, Rsnn, RsnnConfig, RsnnNet, RsnnSpec, PARAM_NAMES};
+use eprop_core::models::rsnn::{self, Feedback, RsnnConfig, RsnnNet, RsnnSpec, PARAM_NAMES};
 use eprop_core::optim::Optimizer;
 use eprop_core::pool::run_in_pool;
 use eprop_core::readout::{self, Loss};
+use eprop_core::real::{Dtype, Real};
 use numpy::ndarray::{Array1, Array2, Array3, Axis};
-use numpy::PyArray;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert::{self, field, integer, matrix, real, size, text, vector};
-use crate::errors::{locked, to_py};
+use crate::errors::to_py;
 use crate::shared::{
-    self, array_getters, array_setters, config_getters, float_setters, trainer_methods, BatchArgs, Obj, PyTrainer,
+    self, array_getters, array_setters, config_getters, float_setters, trainer_methods, with_trainer, BatchArgs, Dual,
+    Obj, PyTrainer,
 };
 use crate::stream::{mask_rows, Rows};
 use eprop_core::driver::Described;
@@ -32,7 +31,7 @@ use eprop_core::state::Stateful;
 /// read-only copies.
 #[pyclass(frozen, subclass, module = "eprop._core", name = "RecurrentNetwork")]
 pub struct PyRecurrentNetwork {
-    inner: Mutex<Rsnn>,
+    inner: Dual<RsnnNet<f64>, RsnnNet<f32>>,
     /// The configuration at construction (sizes and the fixed hyperparameters).
     cfg: RsnnConfig,
 }
@@ -65,6 +64,7 @@ fn config(c: &Bound<'_, PyAny>) -> PyResult<RsnnConfig> {
         update: convert::schedule(&c.getattr("update")?)?,
         seed: field(c, "seed", integer)?,
         kernel: Kernel::parse(&field(c, "kernel", text)?).map_err(to_py)?,
+        dtype: Dtype::parse(&field(c, "dtype", text)?).map_err(to_py)?,
     };
     RsnnConfig::new(&spec).map_err(to_py)
 }
@@ -104,9 +104,10 @@ impl PyRecurrentNetwork {
 }
 
 impl PyTrainer for PyRecurrentNetwork {
-    type M = RsnnNet;
+    type M = RsnnNet<f64>;
+    type M32 = RsnnNet<f32>;
 
-    fn inner(&self) -> &Mutex<Rsnn> {
+    fn inner(&self) -> &Dual<RsnnNet<f64>, RsnnNet<f32>> {
         &self.inner
     }
     fn widths(&self) -> (usize, usize) {
@@ -143,12 +144,16 @@ impl PyTrainer for PyRecurrentNetwork {
     }
 }
 
-fn grads_dict<'py>(py: Python<'py>, g: &Grads) -> PyResult<Bound<'py, PyDict>> {
+/// The gradients (flat, in the order of [`PARAM_NAMES`]) as a dict of
+/// arrays in the network's shapes and float type.
+fn grads_dict<'py>(py: Python<'py>, g: [Vec<f64>; 4], c: &RsnnConfig, dtype: Dtype) -> PyResult<Bound<'py, PyDict>> {
+    let (ni, n, no) = (c.n_inputs, c.n_neurons, c.n_outputs);
+    let shapes: [&[usize]; 4] = [&[n, ni], &[n, n], &[no, n], &[no]];
     let d = PyDict::new(py);
-    d.set_item(PARAM_NAMES[0], PyArray::from_array(py, &g.w_in))?;
-    d.set_item(PARAM_NAMES[1], PyArray::from_array(py, &g.w_rec))?;
-    d.set_item(PARAM_NAMES[2], PyArray::from_array(py, &g.w_out))?;
-    d.set_item(PARAM_NAMES[3], PyArray::from_array(py, &g.b_out))?;
+    for ((name, v), shape) in PARAM_NAMES.iter().zip(g).zip(shapes) {
+        let a = numpy::ndarray::ArrayD::from_shape_vec(shape, v).expect("gradient shape");
+        d.set_item(*name, convert::array_out(py, a, dtype))?;
+    }
     Ok(d)
 }
 
@@ -157,7 +162,9 @@ impl PyRecurrentNetwork {
     #[new]
     fn new(config_obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let cfg = config(config_obj)?;
-        Ok(PyRecurrentNetwork { inner: Mutex::new(Trainer::new(RsnnNet::new(cfg.clone()))), cfg })
+        let (c64, c32) = (cfg.clone(), cfg.clone());
+        let inner = Dual::new(cfg.dtype == Dtype::F32, || RsnnNet::new(c64), || RsnnNet::new(c32));
+        Ok(PyRecurrentNetwork { inner, cfg })
     }
 
     /// Checks a configuration (the messages of the constructor).
@@ -176,7 +183,7 @@ impl PyRecurrentNetwork {
     /// when there are none). `train_sequence` does it at its end with
     /// `update="sequence"`; call it after driving `step` by hand.
     fn apply_updates(&self, py: Python<'_>) -> PyResult<()> {
-        locked(py, &self.inner, |t| t.apply_pending())
+        with_trainer!(py, self, t => t.apply_pending())
     }
 
     /// One step. `x` (n_inputs,); with a `target` ((n_outputs,) or a class
@@ -266,12 +273,15 @@ impl PyRecurrentNetwork {
     ) -> PyResult<Bound<'py, PyDict>> {
         let n_threads = check::threads(n_threads).map_err(to_py)?;
         let ((x, y, m), single) = self.batch_or_sequence(inputs, targets, mask)?;
-        let (g, losses) = locked(py, &self.inner, move |t| {
+        let dtype = self.float_type();
+        dtype.check_range("inputs", x.iter()).map_err(to_py)?;
+        dtype.check_range("targets", y.iter()).map_err(to_py)?;
+        let (g, losses) = with_trainer!(py, self, t => {
             run_in_pool(n_threads, || rsnn::gradients(&t.model, x.view(), y.view(), m.as_ref().map(|m| m.view())))
+                .and_then(|r| r.map(|(g, l)| (g.parts().map(|p| p.iter().map(|&v| Real::f64(v)).collect::<Vec<f64>>()), l)))
         })?
-        .and_then(|r| r)
         .map_err(to_py)?;
-        let d = grads_dict(py, &g)?;
+        let d = grads_dict(py, g, &self.cfg, dtype)?;
         let loss = if single { losses[0] } else { losses.iter().sum::<f64>() / losses.len() as f64 };
         d.set_item("loss", loss)?;
         Ok(d)
@@ -328,6 +338,7 @@ config_getters!(
     seed,
     lr,
     kernel,
+    dtype,
 );
 
 float_setters!(PyRecurrentNetwork, { lr / set_lr => non_negative });

@@ -2,19 +2,17 @@
 //! trainer (the math is `eprop_core::models::seed_eprop`). The public class,
 //! `eprop.EpropTrainer`, adds the dataclass-style constructor and repr.
 
-use std::sync::Mutex;
-
-use eprop_core::driver::Trainer;
 use eprop_core::event::Kernel;
 use eprop_core::models::seed_eprop::{SeedEpropConfig, SeedEpropNet};
+use eprop_core::real::Dtype;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert::{field, integer, real, size, text};
 use crate::errors::to_py;
 use crate::shared::{
-    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Obj,
-    PyTrainer,
+    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Dual,
+    Obj, PyTrainer,
 };
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -28,7 +26,7 @@ use eprop_core::state::Stateful;
 /// threads, calls are serialized, and the work runs with the GIL released.
 #[pyclass(frozen, subclass, module = "eprop._core", name = "EpropTrainer")]
 pub struct PyEpropTrainer {
-    inner: Mutex<Trainer<SeedEpropNet>>,
+    inner: Dual<SeedEpropNet<f64>, SeedEpropNet<f32>>,
     /// (n_inputs, n_outputs)
     widths: (usize, usize),
 }
@@ -46,10 +44,11 @@ fn config(c: &Bound<'_, PyAny>) -> PyResult<SeedEpropConfig> {
     )
     .map_err(to_py)?;
     cfg.kernel = Kernel::parse(&field(c, "kernel", text)?).map_err(to_py)?;
+    cfg.dtype = Dtype::parse(&field(c, "dtype", text)?).map_err(to_py)?;
     Ok(cfg)
 }
 
-py_trainer!(PyEpropTrainer, SeedEpropNet);
+py_trainer!(PyEpropTrainer, SeedEpropNet<f64>, SeedEpropNet<f32>);
 
 #[pymethods]
 impl PyEpropTrainer {
@@ -57,7 +56,9 @@ impl PyEpropTrainer {
     fn new(config_obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let cfg = config(config_obj)?;
         let widths = (cfg.n_inputs, cfg.n_outputs);
-        Ok(PyEpropTrainer { inner: Mutex::new(Trainer::new(SeedEpropNet::new(cfg))), widths })
+        let f32 = cfg.dtype == Dtype::F32;
+        let c64 = cfg.clone();
+        Ok(PyEpropTrainer { inner: Dual::new(f32, || SeedEpropNet::new(c64), || SeedEpropNet::new(cfg)), widths })
     }
 
     /// Checks a configuration (the messages of the constructor).
@@ -67,7 +68,20 @@ impl PyEpropTrainer {
     }
 }
 
-config_getters!(PyEpropTrainer, n_inputs, n_neurons, n_outputs, seed, tau_mem, tau_trace, threshold, lr, dt, kernel);
+config_getters!(
+    PyEpropTrainer,
+    n_inputs,
+    n_neurons,
+    n_outputs,
+    seed,
+    tau_mem,
+    tau_trace,
+    threshold,
+    lr,
+    dt,
+    kernel,
+    dtype
+);
 
 float_setters!(PyEpropTrainer, {
     tau_mem / set_tau_mem => positive,

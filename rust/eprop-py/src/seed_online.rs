@@ -17,8 +17,8 @@ use pyo3::types::{PyDict, PyString};
 use crate::convert::{self, field, integer, real, size, state_to_dict, vector};
 use crate::errors::{locked, locked_try, to_py};
 use crate::shared::{
-    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Obj,
-    PyTrainer,
+    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Dual,
+    Obj, PyTrainer,
 };
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -88,7 +88,7 @@ impl PyOnlineLIFLayer {
     /// One array (`W`, `_v`, `_spikes`, `_trace`) by name, as a read-only copy.
     fn named_array<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>> {
         let a = locked(py, &self.stack, |t| seed_online::layer_array(t, self.index, name))?;
-        convert::named_array(py, name, a)
+        convert::named_array(py, name, a, eprop_core::real::Dtype::F64)
     }
 }
 
@@ -111,7 +111,9 @@ impl PyOnlineLIFLayer {
                     sizes.len() - 2
                 )));
             }
-            let stack = trainer.get().inner.clone();
+            let stack = match &trainer.get().inner {
+                Dual::F64(a) | Dual::F32(a) => a.clone(),
+            };
             return Ok(PyOnlineLIFLayer { stack, index, dims: (sizes[index], sizes[index + 1]) });
         }
         let (cfg, seed) = layer_config(config_obj)?;
@@ -195,7 +197,8 @@ array_setters!(PyOnlineLIFLayer, { W / set_w });
 /// `threshold` and `dt` can be changed through `layers`).
 #[pyclass(frozen, subclass, module = "eprop._core", name = "OnlineTrainer")]
 pub struct PyOnlineTrainer {
-    inner: Arc<Mutex<Trainer<SeedOnline>>>,
+    /// Always float64 (the seed's layers have no float32 form yet).
+    inner: Dual<SeedOnline, SeedOnline>,
     sizes: Vec<usize>,
     /// (n_inputs, n_outputs)
     widths: (usize, usize),
@@ -230,7 +233,7 @@ fn trainer_config(c: &Bound<'_, PyAny>) -> PyResult<SeedOnlineConfig> {
     .map_err(to_py)
 }
 
-py_trainer!(PyOnlineTrainer, SeedOnline);
+py_trainer!(PyOnlineTrainer, SeedOnline, SeedOnline);
 
 #[pymethods]
 impl PyOnlineTrainer {
@@ -239,7 +242,11 @@ impl PyOnlineTrainer {
         let cfg = trainer_config(config_obj)?;
         let sizes = cfg.layer_sizes.clone();
         let widths = (sizes[0], sizes[sizes.len() - 1]);
-        Ok(PyOnlineTrainer { inner: Arc::new(Mutex::new(Trainer::new(SeedOnline::new(cfg)))), sizes, widths })
+        Ok(PyOnlineTrainer {
+            inner: Dual::new(false, || SeedOnline::new(cfg), || unreachable!("float64 only")),
+            sizes,
+            widths,
+        })
     }
 
     /// Checks a configuration (the messages of the constructor).

@@ -3,12 +3,13 @@
 //! [`PyTrainer`], and macros that put them, and the property accessors, on a
 //! class (several `#[pymethods]` blocks per class).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use eprop_core::check;
 use eprop_core::driver::{self, Described, Model, Trainer, Update};
 use eprop_core::npz;
 use eprop_core::pool::run_in_pool;
+use eprop_core::real::{Dtype, Real};
 use eprop_core::state::{StateDict, Stateful};
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::PyArray;
@@ -16,17 +17,78 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert;
-use crate::errors::{locked, locked_try, to_py};
+use crate::errors::to_py;
 use crate::stream::{self, Chunk, Rows};
 
 /// Any Python object (arguments, results).
 pub type Obj<'py> = Bound<'py, PyAny>;
 
+/// The trainer of a class, in the float type it was built with (`dtype`),
+/// behind the lock every method takes.
+pub enum Dual<A: Model, B: Model> {
+    F64(Arc<Mutex<Trainer<A>>>),
+    F32(Arc<Mutex<Trainer<B>>>),
+}
+
+impl<A: Model, B: Model> Dual<A, B> {
+    /// `a` in float64 (`f32` false) or `b` in float32.
+    pub fn new(f32: bool, a: impl FnOnce() -> A, b: impl FnOnce() -> B) -> Self {
+        if f32 {
+            Dual::F32(Arc::new(Mutex::new(Trainer::new(b()))))
+        } else {
+            Dual::F64(Arc::new(Mutex::new(Trainer::new(a()))))
+        }
+    }
+
+    /// The float type.
+    pub fn dtype(&self) -> Dtype {
+        match self {
+            Dual::F64(_) => Dtype::F64,
+            Dual::F32(_) => Dtype::F32,
+        }
+    }
+}
+
+/// `$body` with `$m` bound to the lock of the trainer of `$p` (a
+/// [`PyTrainer`]), whichever its float type: the body is compiled once for each.
+macro_rules! each_trainer {
+    ($p:expr, $m:ident => $body:expr) => {
+        match $crate::shared::PyTrainer::inner($p) {
+            $crate::shared::Dual::F64($m) => $body,
+            $crate::shared::Dual::F32($m) => $body,
+        }
+    };
+}
+pub(crate) use each_trainer;
+
+/// `$body` run on the locked trainer `$t` of `$p` with the GIL released
+/// (see [`crate::errors::locked`]), whichever its float type.
+macro_rules! with_trainer {
+    ($py:expr, $p:expr, $t:ident => $body:expr) => {
+        $crate::shared::each_trainer!($p, m => $crate::errors::locked($py, m, move |$t| $body))
+    };
+}
+pub(crate) use with_trainer;
+
+/// [`with_trainer`] for work that can fail with a core error.
+macro_rules! try_trainer {
+    ($py:expr, $p:expr, $t:ident => $body:expr) => {
+        $crate::shared::each_trainer!($p, m => $crate::errors::locked_try($py, m, move |$t| $body))
+    };
+}
+pub(crate) use try_trainer;
+
 /// A native class that holds a trainer (a model and its own sequence).
 pub trait PyTrainer: Send + Sync + Sized + 'static {
+    /// The model in float64 and in float32.
     type M: Model + 'static;
-    /// The trainer, behind the lock every method takes.
-    fn inner(&self) -> &Mutex<Trainer<Self::M>>;
+    type M32: Model + 'static;
+    /// The trainer.
+    fn inner(&self) -> &Dual<Self::M, Self::M32>;
+    /// The float type of the trainer.
+    fn float_type(&self) -> Dtype {
+        self.inner().dtype()
+    }
     /// (n_inputs, n_outputs).
     fn widths(&self) -> (usize, usize);
     /// Reads the targets of a sequence of `t` steps (the mask selects the
@@ -44,48 +106,45 @@ pub trait PyTrainer: Send + Sync + Sized + 'static {
     ) -> PyResult<Array3<f64>> {
         convert::batch("targets", obj, Some((b, t)), self.widths().1)
     }
-    /// Runs `f` on the locked trainer with the GIL released.
-    fn with_inner<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Trainer<Self::M>) -> R + Send) -> PyResult<R> {
-        locked(py, self.inner(), f)
-    }
-
-    /// Runs `f` on the locked trainer's configuration.
-    fn with_config<R: Send>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut <Trainer<Self::M> as Described>::Config) -> R + Send,
-    ) -> PyResult<R>
+    /// Runs `f` on the locked trainer's configuration (the same type in
+    /// both float types).
+    fn with_config<R: Send, C>(&self, py: Python<'_>, f: impl FnOnce(&mut C) -> R + Send) -> PyResult<R>
     where
-        Trainer<Self::M>: Described,
+        Trainer<Self::M>: Described<Config = C>,
+        Trainer<Self::M32>: Described<Config = C>,
     {
-        locked(py, self.inner(), |t| f(t.config_mut()))
+        with_trainer!(py, self, t => f(t.config_mut()))
     }
 
     /// One hyperparameter, by its configuration name (see [`Stateful::config`]).
     fn config_value<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>>
     where
         Trainer<Self::M>: Stateful,
+        Trainer<Self::M32>: Stateful,
     {
-        let d = self.with_inner(py, |t| t.config())?;
+        let d = with_trainer!(py, self, t => t.config())?;
         convert::value_to_py(py, d.get(name).map_err(to_py)?)
     }
 
-    /// One array of the state, by name (see [`Stateful::arrays`]), as a read-only copy.
+    /// One array of the state, by name (see [`Stateful::arrays`]), as a
+    /// read-only copy in the trainer's float type.
     fn named_array<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>>
     where
         Trainer<Self::M>: Stateful,
+        Trainer<Self::M32>: Stateful,
     {
-        let a = self.with_inner(py, |t| t.array(name))?;
-        convert::named_array(py, name, a)
+        let a = with_trainer!(py, self, t => t.array(name))?;
+        convert::named_array(py, name, a, self.float_type())
     }
 
     /// Replaces the weight array `name` (see [`Stateful::set_array`]).
     fn set_named_array(&self, py: Python<'_>, name: &str, value: &Obj<'_>) -> PyResult<()>
     where
         Trainer<Self::M>: Stateful,
+        Trainer<Self::M32>: Stateful,
     {
         let a = convert::array(name, value)?;
-        locked_try(py, self.inner(), move |t| t.set_array(name, a))
+        try_trainer!(py, self, t => t.set_array(name, a))
     }
 }
 
@@ -97,7 +156,9 @@ pub fn chunk<P: PyTrainer>(
     mask: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Chunk> {
     let read = |arg: &str, obj: &Bound<'_, PyAny>, t: usize, m: Option<&Array1<bool>>| p.targets(arg, obj, t, m);
-    stream::read_chunk(("inputs", "targets", "mask"), p.widths().0, inputs, targets, mask, &read)
+    let c = stream::read_chunk(("inputs", "targets", "mask"), p.widths().0, inputs, targets, mask, &read)?;
+    c.check_range(("inputs", "targets"), p.float_type())?;
+    Ok(c)
 }
 
 pub fn train_sequence<P: PyTrainer>(
@@ -107,7 +168,7 @@ pub fn train_sequence<P: PyTrainer>(
     reset: bool,
 ) -> PyResult<f64> {
     let c = chunk(p, inputs, targets, mask)?;
-    stream::train_sequence(py, p.inner(), p.widths(), c, reset)
+    each_trainer!(p, m => stream::train_sequence(py, m, p.widths(), c, reset))
 }
 
 /// One step with input `x` and, to learn, a `target` (its error counted when
@@ -121,15 +182,23 @@ pub fn step<'py, P: PyTrainer>(
     mask: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let with_target = target.is_some();
-    let (z, out, loss) = p.with_inner(py, move |t| {
-        let loss = t.step(x.as_slice().unwrap_or(&[]), target.as_ref().and_then(|a| a.as_slice()), mask);
-        (t.model.spikes(&t.seq).map(<[f64]>::to_vec), t.output().to_vec(), loss)
+    let dtype = p.float_type();
+    dtype.check_range("x", x.iter()).map_err(to_py)?;
+    if let Some(y) = &target {
+        dtype.check_range("target", y.iter()).map_err(to_py)?;
+    }
+    let (z, out, loss) = with_trainer!(py, p, t => {
+        let x: Vec<_> = x.iter().map(|&v| Real::of(v)).collect();
+        let target: Option<Vec<_>> = target.as_ref().map(|a| a.iter().map(|&v| Real::of(v)).collect());
+        let loss = t.step(&x, target.as_deref(), mask);
+        let widen = |s: &[_]| s.iter().map(|&v| Real::f64(v)).collect::<Vec<f64>>();
+        (t.model.spikes(&t.seq).map(widen), widen(t.output()), loss)
     })?;
     let d = PyDict::new(py);
     if let Some(z) = z {
-        d.set_item("spikes", PyArray::from_vec(py, z))?;
+        d.set_item("spikes", convert::vec_out(py, z, dtype))?;
     }
-    d.set_item("output", PyArray::from_vec(py, out))?;
+    d.set_item("output", convert::vec_out(py, out, dtype))?;
     if with_target {
         d.set_item("loss", loss)?;
     }
@@ -138,7 +207,9 @@ pub fn step<'py, P: PyTrainer>(
 
 /// Inputs (B, T, n_inputs) of a batch, copied once.
 pub fn batch_inputs<P: PyTrainer>(p: &P, inputs: &Bound<'_, PyAny>) -> PyResult<Array3<f64>> {
-    convert::batch("inputs", inputs, None, p.widths().0)
+    let x = convert::batch("inputs", inputs, None, p.widths().0)?;
+    p.float_type().check_range("inputs", x.iter()).map_err(to_py)?;
+    Ok(x)
 }
 
 /// A batch mask: None, (T,) shared by every sequence, or (B, T).
@@ -162,6 +233,7 @@ pub fn batch_args<P: PyTrainer>(
     let (b, t, _) = x.dim();
     let m = batch_mask(mask, b, t)?;
     let y = p.batch_targets(targets, b, t, m.as_ref())?;
+    p.float_type().check_range("targets", y.iter()).map_err(to_py)?;
     Ok((x, y, m))
 }
 
@@ -174,7 +246,7 @@ pub fn train_batch<'py, P: PyTrainer>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let n_threads = check::threads(n_threads).map_err(to_py)?;
     let (x, y, m) = args;
-    let losses = locked(py, p.inner(), move |t| {
+    let losses = with_trainer!(py, p, t => {
         run_in_pool(n_threads, || {
             driver::train_batch(&mut t.model, x.view(), y.view(), m.as_ref().map(|m| m.view()), update)
         })
@@ -194,7 +266,8 @@ pub fn predict_batch_array<P: PyTrainer>(
     let n_threads = check::threads(n_threads).map_err(to_py)?;
     let (b, t, _) = x.dim();
     let no = p.widths().1;
-    locked(py, p.inner(), move |tr| {
+    p.float_type().check_range("inputs", x.iter()).map_err(to_py)?;
+    with_trainer!(py, p, tr => {
         let mut out = Array3::zeros((b, t, no));
         run_in_pool(n_threads, || driver::predict_batch(&tr.model, x.view(), out.view_mut()))
             .and_then(|r| r.map(|_| out))
@@ -204,15 +277,16 @@ pub fn predict_batch_array<P: PyTrainer>(
 
 pub fn batch_memory_bytes<P: PyTrainer>(py: Python<'_>, p: &P, batch_size: i64, update: Update) -> PyResult<usize> {
     let b = check::size("batch_size", batch_size).map_err(to_py)?;
-    locked(py, p.inner(), move |t| driver::batch_bytes(&t.model, b, update))
+    with_trainer!(py, p, t => driver::batch_bytes(&t.model, b, update))
 }
 
 /// A trainer's state dict (hyperparameters, weights, full dynamic state).
 pub fn state<P: PyTrainer>(py: Python<'_>, p: &P) -> PyResult<StateDict>
 where
     Trainer<P::M>: Stateful,
+    Trainer<P::M32>: Stateful,
 {
-    locked(py, p.inner(), |t| t.state())
+    with_trainer!(py, p, t => t.state())
 }
 
 /// Writes a checkpoint file of a state.
@@ -221,13 +295,15 @@ pub fn save(py: Python<'_>, d: StateDict, path: &Obj<'_>) -> PyResult<()> {
     py.detach(|| npz::save(&path, &d)).map_err(to_py)
 }
 
-/// The [`PyTrainer`] of a class with fields `inner` (the locked trainer of
-/// model `$m`) and `widths` ((n_inputs, n_outputs)), reading plain targets.
+/// The [`PyTrainer`] of a class with fields `inner` (the trainer of model
+/// `$m` in float64 or `$m32` in float32) and `widths` ((n_inputs,
+/// n_outputs)), reading plain targets.
 macro_rules! py_trainer {
-    ($cls:ty, $m:ty) => {
+    ($cls:ty, $m:ty, $m32:ty) => {
         impl $crate::shared::PyTrainer for $cls {
             type M = $m;
-            fn inner(&self) -> &std::sync::Mutex<Trainer<$m>> {
+            type M32 = $m32;
+            fn inner(&self) -> &$crate::shared::Dual<$m, $m32> {
                 &self.inner
             }
             fn widths(&self) -> (usize, usize) {
@@ -249,7 +325,7 @@ macro_rules! trainer_methods {
             /// copied whole.
             #[pyo3(signature = (inputs, *, reset=true))]
             fn predict_sequence<'py>(&self, py: Python<'py>, inputs: &Obj<'py>, reset: bool) -> PyResult<Obj<'py>> {
-                $crate::stream::predict_sequence(py, self.inner(), self.widths(), inputs, reset)
+                $crate::shared::each_trainer!(self, m => $crate::stream::predict_sequence(py, m, self.widths(), inputs, reset))
             }
 
             /// One chunk of `train_stream` (which drives the stream from
@@ -274,15 +350,16 @@ macro_rules! trainer_methods {
                 let read = |arg: &str, obj: &Obj<'_>, t: usize, m: Option<&_>| self.targets(arg, obj, t, m);
                 let names = (names.0.as_str(), names.1.as_str(), names.2.as_str());
                 let c = $crate::stream::read_chunk(names, self.widths().0, &inputs, &targets, mask.as_ref(), &read)?;
+                c.check_range((names.0, names.1), self.float_type())?;
                 let steps = c.x.len();
                 let sum = eprop_core::driver::LossSum { total, counted };
-                let sum = $crate::stream::train_chunk_call(py, self.inner(), self.widths(), c, (begin, reset), sum)?;
+                let sum = $crate::shared::each_trainer!(self, m => $crate::stream::train_chunk_call(py, m, self.widths(), c, (begin, reset), sum))?;
                 Ok((sum.total, sum.counted, steps))
             }
 
             /// End of a training call: pending per-sequence updates are applied.
             fn _end_of_call(&self, py: Python<'_>) -> PyResult<()> {
-                self.with_inner(py, eprop_core::driver::finish)
+                $crate::shared::with_trainer!(py, self, t => eprop_core::driver::finish(t))
             }
 
             /// Run a batch without learning; returns outputs (B, T,
@@ -298,26 +375,26 @@ macro_rules! trainer_methods {
             ) -> PyResult<Obj<'py>> {
                 let x = $crate::convert::batch("inputs", inputs, None, self.widths().0)?;
                 let out = $crate::shared::predict_batch_array(py, self, x, n_threads)?;
-                Ok(numpy::PyArray::from_owned_array(py, out).into_any())
+                Ok($crate::convert::array_out(py, out, self.float_type()))
             }
 
             /// Values stored per timestep (constant in T).
             #[getter]
             fn memory_per_step(&self, py: Python<'_>) -> PyResult<usize> {
-                self.with_inner(py, |t| t.memory_per_step())
+                $crate::shared::with_trainer!(py, self, t => t.memory_per_step())
             }
 
             /// True bytes of all per-trainer state: weights, dynamic state,
             /// traces, optimizer state and step buffers.
             #[getter]
             fn memory_bytes(&self, py: Python<'_>) -> PyResult<usize> {
-                self.with_inner(py, |t| t.memory_bytes())
+                $crate::shared::with_trainer!(py, self, t => t.memory_bytes())
             }
 
             /// Reset the dynamic state (membranes, spikes, traces,
             /// eligibilities); gradients accumulated for a pending update are kept.
             fn reset(&self, py: Python<'_>) -> PyResult<()> {
-                self.with_inner(py, |t| t.reset())
+                $crate::shared::with_trainer!(py, self, t => t.reset())
             }
 
             /// Everything needed to resume exactly: format version, class,
@@ -331,7 +408,7 @@ macro_rules! trainer_methods {
             /// rejected dict changes nothing.
             fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
                 let d = $crate::convert::dict_to_state(state)?;
-                $crate::errors::locked_try(py, self.inner(), move |t| t.load_state(&d))
+                $crate::shared::try_trainer!(py, self, t => t.load_state(&d))
             }
 
             /// The constructor arguments stored in a `state_dict` (whose
@@ -339,7 +416,7 @@ macro_rules! trainer_methods {
             #[staticmethod]
             fn _config_of_state<'py>(state: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
                 let d = $crate::convert::dict_to_state(state)?;
-                let c = <Trainer<<$cls as PyTrainer>::M> as Stateful>::config_of_state(&d).map_err(to_py)?;
+                let c = <eprop_core::driver::Trainer<<$cls as PyTrainer>::M> as Stateful>::config_of_state(&d).map_err(to_py)?;
                 $crate::convert::state_to_dict(state.py(), &c)
             }
 

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use eprop_core::check;
 use eprop_core::driver::{self, LossSum, Model, Trainer};
+use eprop_core::real::{Dtype, Real};
 use numpy::ndarray::{s, Array1, Array2};
 use numpy::{PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
@@ -60,6 +61,22 @@ impl Rows {
         }
     }
 
+    /// Refuses finite values the trainer's float type cannot hold (checked
+    /// whole, before any step runs).
+    pub fn check_range(&self, name: &str, dtype: Dtype) -> PyResult<()> {
+        if dtype == Dtype::F64 {
+            return Ok(());
+        }
+        match self {
+            Rows::Owned(a) => dtype.check_range(name, a.iter()),
+            Rows::Borrowed(p, _, arg) => Python::attach(|py| {
+                let ro = p.bind(py).readonly();
+                dtype.check_range(arg, ro.as_array().iter())
+            }),
+        }
+        .map_err(to_py)
+    }
+
     fn view_or_block(&self, start: usize, end: usize) -> Result<std::borrow::Cow<'_, Array2<f64>>, String> {
         match self {
             Rows::Owned(a) if start == 0 && end == a.nrows() => Ok(std::borrow::Cow::Borrowed(a)),
@@ -104,6 +121,14 @@ pub struct Chunk {
     pub x: Rows,
     pub y: Rows,
     pub mask: Option<Array1<bool>>,
+}
+
+impl Chunk {
+    /// [`Rows::check_range`] of inputs and targets.
+    pub fn check_range(&self, (inputs, targets): (&str, &str), dtype: Dtype) -> PyResult<()> {
+        self.x.check_range(inputs, dtype)?;
+        self.y.check_range(targets, dtype)
+    }
 }
 
 /// Learns on every block of `c`, in order.
@@ -173,7 +198,9 @@ pub fn predict_sequence<'py, M: Model>(
     inputs: &Bound<'py, PyAny>,
     reset: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let dtype = <M::F as Real>::DTYPE;
     let x = rows("inputs", inputs, None, widths.0)?;
+    x.check_range("inputs", dtype)?;
     let t = x.len();
     let step = block_rows(widths.0 + widths.1);
     let out = run_locked(py, m, move |g| {
@@ -186,7 +213,7 @@ pub fn predict_sequence<'py, M: Model>(
         }
         Ok(out)
     })?;
-    Ok(numpy::PyArray::from_owned_array(py, out).into_any())
+    Ok(crate::convert::array_out(py, out, dtype))
 }
 
 /// One chunk of a stream (`train_stream`, driven from Python): starts the

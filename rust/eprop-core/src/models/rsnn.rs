@@ -77,6 +77,7 @@ use crate::kernels::{
 use crate::neuron::{canonical_update, decay, Canonical, CanonicalState};
 use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, OptimState, Optimizer};
 use crate::readout::{error, feedback_signal, transposed_signal, Loss};
+use crate::real::{Dtype, Real};
 use crate::rng::LegacyRng;
 use crate::state::{named, not_settable, StateDict, Stateful};
 
@@ -147,6 +148,8 @@ pub struct RsnnConfig {
     pub seed: u32,
     /// Eligibility kernel (dense reference or event-driven).
     pub kernel: Kernel,
+    /// The float type of weights, state and arithmetic.
+    pub dtype: Dtype,
 }
 
 /// The values an [`RsnnConfig`] is made from, as a user gives them.
@@ -173,6 +176,7 @@ pub struct RsnnSpec {
     pub update: Update,
     pub seed: i128,
     pub kernel: Kernel,
+    pub dtype: Dtype,
 }
 
 impl RsnnConfig {
@@ -225,6 +229,7 @@ impl RsnnConfig {
             update: s.update,
             seed: check::seed(s.seed)?,
             kernel: s.kernel,
+            dtype: s.dtype,
         };
         if cfg.tau_reg < cfg.dt {
             return Err(EpropError::param("tau_reg", format!("a value >= dt={}", cfg.dt), cfg.tau_reg));
@@ -277,13 +282,13 @@ impl RsnnConfig {
         self.update != Update::Sequence
     }
 
-    fn neuron(&self) -> Canonical {
+    fn neuron<F: Real>(&self) -> Canonical<F> {
         Canonical {
-            alpha: self.alpha(),
-            rho: self.rho(),
-            threshold: self.threshold,
-            beta: self.beta,
-            gamma: self.surrogate_height,
+            alpha: F::of(self.alpha()),
+            rho: F::of(self.rho()),
+            threshold: F::of(self.threshold),
+            beta: F::of(self.beta),
+            gamma: F::of(self.surrogate_height),
             first_adaptive: self.first_adaptive(),
             blocked_after_spike: self.refractory_steps().saturating_sub(1),
         }
@@ -292,36 +297,36 @@ impl RsnnConfig {
 
 /// The trainable weights (and the feedback matrix).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Params {
-    pub w_in: Array2<f64>,
-    pub w_rec: Array2<f64>,
-    pub w_out: Array2<f64>,
-    pub b_out: Array1<f64>,
+pub struct Params<F: Real = f64> {
+    pub w_in: Array2<F>,
+    pub w_rec: Array2<F>,
+    pub w_out: Array2<F>,
+    pub b_out: Array1<F>,
     /// B (n_neurons, n_outputs) for random and adaptive feedback; for
     /// symmetric feedback W_out^T is used and this is ignored.
-    pub feedback: Array2<f64>,
+    pub feedback: Array2<F>,
     /// W_in^T and W_rec^T when `transposed` (made equal by [`Params::sync`],
     /// wherever the weights change, except by frequent online updates, which
     /// only clear the flag): the forward pass then reads the columns of the
     /// active inputs and neurons as contiguous rows.
-    w_in_t: Array2<f64>,
-    w_rec_t: Array2<f64>,
+    w_in_t: Array2<F>,
+    w_rec_t: Array2<F>,
     transposed: bool,
 }
 
 /// Gradients (or accumulated gradients) of every trained parameter.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Grads {
-    pub w_in: Array2<f64>,
-    pub w_rec: Array2<f64>,
-    pub w_out: Array2<f64>,
-    pub b_out: Array1<f64>,
+pub struct Grads<F: Real = f64> {
+    pub w_in: Array2<F>,
+    pub w_rec: Array2<F>,
+    pub w_out: Array2<F>,
+    pub b_out: Array1<F>,
 }
 
 /// Names of the trained parameters, in the order of [`Grads::parts`].
 pub const PARAM_NAMES: [&str; 4] = ["W_in", "W_rec", "W_out", "b_out"];
 
-impl Grads {
+impl<F: Real> Grads<F> {
     pub fn zeros(cfg: &RsnnConfig) -> Self {
         let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
         Grads {
@@ -337,11 +342,11 @@ impl Grads {
     }
 
     /// Slices of the four arrays, in the order of [`PARAM_NAMES`].
-    pub fn parts(&self) -> [&[f64]; 4] {
+    pub fn parts(&self) -> [&[F]; 4] {
         [flat(&self.w_in), flat(&self.w_rec), flat(&self.w_out), flat(&self.b_out)]
     }
 
-    fn parts_mut(&mut self) -> [&mut [f64]; 4] {
+    fn parts_mut(&mut self) -> [&mut [F]; 4] {
         [flat_mut(&mut self.w_in), flat_mut(&mut self.w_rec), flat_mut(&mut self.w_out), flat_mut(&mut self.b_out)]
     }
 
@@ -352,40 +357,43 @@ impl Grads {
 
     /// The mean over sequences of their gradient sums (each element summed
     /// over the sequences in order, then divided), W_rec's diagonal zero.
-    pub fn mean_of(cfg: &RsnnConfig, seqs: &[&RsnnSeq]) -> Grads {
+    pub fn mean_of(cfg: &RsnnConfig, seqs: &[&RsnnSeq<F>]) -> Grads<F> {
         let mut mean = Grads::zeros(cfg);
         let cols = mean.cols();
         for (k, (part, c)) in mean.parts_mut().into_iter().zip(cols).enumerate() {
-            let changes: Vec<Change> = seqs.iter().map(|s| Change::plain(s.state.grads.parts()[k], c)).collect();
-            batch_mean(part, c, 1.0, &changes, MeanInto::Store);
+            let changes: Vec<Change<F>> = seqs.iter().map(|s| Change::plain(s.state.grads.parts()[k], c)).collect();
+            batch_mean(part, c, F::ONE, &changes, MeanInto::Store);
         }
         zero_diagonal(&mut mean.w_rec);
         mean
     }
 }
 
-impl Params {
+impl<F: Real> Params<F> {
     /// Weights drawn from `seed`: W_in ~ N(0, 1/n_inputs), W_rec ~ N(0, 1/n_neurons)
     /// with zero diagonal, W_out ~ N(0, 1/n_neurons), b_out = 0, and B (random
     /// and adaptive feedback) ~ N(0, 1/n_neurons), the scale of W_out^T.
     pub fn new(cfg: &RsnnConfig) -> Self {
         let mut rng = LegacyRng::new(cfg.seed);
         let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
-        let w_in = rng.normal_matrix(n, ni, 1.0 / (ni as f64).sqrt());
-        let mut w_rec = rng.normal_matrix(n, n, 1.0 / (n as f64).sqrt());
+        // drawn in f64 (the same numbers for every dtype), then rounded
+        let mut draw =
+            |rows, cols, fan_in: usize| rng.normal_matrix(rows, cols, 1.0 / (fan_in as f64).sqrt()).mapv(F::of);
+        let w_in = draw(n, ni, ni);
+        let mut w_rec = draw(n, n, n);
         zero_diagonal(&mut w_rec);
-        let w_out = rng.normal_matrix(no, n, 1.0 / (n as f64).sqrt());
-        let feedback = rng.normal_matrix(n, no, 1.0 / (n as f64).sqrt());
+        let w_out = draw(no, n, n);
+        let feedback = draw(n, no, n);
         Params::from_parts(w_in, w_rec, w_out, Array1::zeros(no), feedback)
     }
 
     /// Parameters from their arrays (W_rec's diagonal is zeroed).
     pub fn from_parts(
-        w_in: Array2<f64>,
-        mut w_rec: Array2<f64>,
-        w_out: Array2<f64>,
-        b_out: Array1<f64>,
-        feedback: Array2<f64>,
+        w_in: Array2<F>,
+        mut w_rec: Array2<F>,
+        w_out: Array2<F>,
+        b_out: Array1<F>,
+        feedback: Array2<F>,
     ) -> Self {
         zero_diagonal(&mut w_rec);
         let (w_in_t, w_rec_t) =
@@ -401,7 +409,7 @@ impl Params {
         transpose(flat(&self.w_rec), flat_mut(&mut self.w_rec_t), n, n);
     }
 
-    fn parts_mut(&mut self) -> [&mut [f64]; 4] {
+    fn parts_mut(&mut self) -> [&mut [F]; 4] {
         [flat_mut(&mut self.w_in), flat_mut(&mut self.w_rec), flat_mut(&mut self.w_out), flat_mut(&mut self.b_out)]
     }
 
@@ -413,37 +421,37 @@ impl Params {
 
 /// Dynamic state of one sequence, its eligibilities and its gradient sums.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RsnnState {
-    pub v: Array1<f64>,
+pub struct RsnnState<F: Real = f64> {
+    pub v: Array1<F>,
     /// Adaptation a_j (zero for LIF neurons).
-    pub a: Array1<f64>,
+    pub a: Array1<F>,
     /// Spikes of the last step.
-    pub z: Array1<f64>,
+    pub z: Array1<F>,
     /// Remaining refractory steps.
     pub refractory: Vec<u32>,
     /// Pseudo-derivative of the last step.
-    pub psi: Array1<f64>,
+    pub psi: Array1<F>,
     /// Presynaptic traces (eligibility vectors of v): inputs and recurrent.
-    pub zbar_in: Array1<f64>,
-    pub zbar_rec: Array1<f64>,
+    pub zbar_in: Array1<F>,
+    pub zbar_rec: Array1<F>,
     /// Adaptation eligibility vectors of the ALIF rows (n_adaptive, n_pre).
-    pub eps_a_in: Array2<f64>,
-    pub eps_a_rec: Array2<f64>,
+    pub eps_a_in: Array2<F>,
+    pub eps_a_rec: Array2<F>,
     /// Readout-filtered eligibility traces.
-    pub ebar_in: Array2<f64>,
-    pub ebar_rec: Array2<f64>,
+    pub ebar_in: Array2<F>,
+    pub ebar_rec: Array2<F>,
     /// Readout-filtered spikes and the output of the last step.
-    pub zhat: Array1<f64>,
-    pub y: Array1<f64>,
+    pub zhat: Array1<F>,
+    pub y: Array1<F>,
     /// Gradient sums since the last update.
-    pub grads: Grads,
+    pub grads: Grads<F>,
     /// Sums of the unfiltered eligibility (for the rate regularization).
-    pub e_sum_in: Array2<f64>,
-    pub e_sum_rec: Array2<f64>,
+    pub e_sum_in: Array2<F>,
+    pub e_sum_rec: Array2<F>,
     /// Spikes per neuron since reset (regularization, `update="sequence"`).
-    pub spike_count: Array1<f64>,
+    pub spike_count: Array1<F>,
     /// Running rate per neuron, spikes per step (regularization, online).
-    pub rate: Array1<f64>,
+    pub rate: Array1<F>,
     pub steps: u64,
     /// Steps since the last update (for `update=k`).
     pub pending: u64,
@@ -451,32 +459,32 @@ pub struct RsnnState {
 
 /// Work buffers of one step.
 #[derive(Clone, Debug)]
-struct Scratch {
-    current: Vec<f64>,
-    rec_current: Vec<f64>,
-    err: Vec<f64>,
-    signal: Vec<f64>,
-    reg_signal: Vec<f64>,
+struct Scratch<F: Real = f64> {
+    current: Vec<F>,
+    rec_current: Vec<F>,
+    err: Vec<F>,
+    signal: Vec<F>,
+    reg_signal: Vec<F>,
     idx_in: Vec<usize>,
     idx_rec: Vec<usize>,
 }
 
 /// One sequence in flight.
 #[derive(Clone, Debug)]
-pub struct RsnnSeq {
-    pub state: RsnnState,
-    scratch: Scratch,
+pub struct RsnnSeq<F: Real = f64> {
+    pub state: RsnnState<F>,
+    scratch: Scratch<F>,
     /// Whether the eligibility traces hold anything (false after a reset or
     /// a prediction, until the next step that tracks them).
     pub tracking: bool,
     /// Running sums of the event-driven kernel (None: dense only).
-    lazy: Option<Lazy>,
+    lazy: Option<Lazy<F>>,
     /// Whether the event-driven kernel runs (only inside a call that runs
     /// steps: outside one, every array holds its plain value).
     event: bool,
 }
 
-impl RsnnSeq {
+impl<F: Real> RsnnSeq<F> {
     pub fn new(cfg: &RsnnConfig) -> Self {
         let (ni, n, no, na) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs, cfg.n_adaptive);
         let (ri, rr) = if cfg.reg_rate > 0.0 { ((n, ni), (n, n)) } else { ((0, 0), (0, 0)) };
@@ -504,11 +512,11 @@ impl RsnnSeq {
                 pending: 0,
             },
             scratch: Scratch {
-                current: vec![0.0; n],
-                rec_current: vec![0.0; n],
-                err: vec![0.0; no],
-                signal: vec![0.0; n],
-                reg_signal: vec![0.0; n],
+                current: vec![F::ZERO; n],
+                rec_current: vec![F::ZERO; n],
+                err: vec![F::ZERO; no],
+                signal: vec![F::ZERO; n],
+                reg_signal: vec![F::ZERO; n],
                 idx_in: Vec::with_capacity(ni),
                 idx_rec: Vec::with_capacity(n),
             },
@@ -517,7 +525,7 @@ impl RsnnSeq {
                 Kernel::Dense => None,
                 _ => Lazy::new(
                     (ni, n, cfg.first_adaptive()),
-                    (cfg.alpha(), cfg.kappa(), cfg.rho(), cfg.beta),
+                    (F::of(cfg.alpha()), F::of(cfg.kappa()), F::of(cfg.rho()), F::of(cfg.beta)),
                     cfg.reg_rate > 0.0,
                 ),
             },
@@ -528,7 +536,7 @@ impl RsnnSeq {
     /// The synapse arrays of the inputs and of the recurrent weights, and
     /// the event-driven sums.
     #[allow(clippy::type_complexity)]
-    fn split(&mut self) -> (Option<&mut Lazy>, Synapses<'_>, Synapses<'_>, [&[f64]; 4]) {
+    fn split(&mut self) -> (Option<&mut Lazy<F>>, Synapses<'_, F>, Synapses<'_, F>, [&[F]; 4]) {
         let st = &mut self.state;
         let inp = Synapses::of(&mut st.ebar_in, &mut st.grads.w_in, &mut st.e_sum_in, &mut st.eps_a_in);
         let rec = Synapses::of(&mut st.ebar_rec, &mut st.grads.w_rec, &mut st.e_sum_rec, &mut st.eps_a_rec);
@@ -562,7 +570,7 @@ impl RsnnSeq {
         for a in
             [&mut st.v, &mut st.a, &mut st.z, &mut st.psi, &mut st.zbar_in, &mut st.zbar_rec, &mut st.zhat, &mut st.y]
         {
-            a.fill(0.0);
+            a.fill(F::ZERO);
         }
         st.refractory.fill(0);
     }
@@ -580,10 +588,10 @@ impl RsnnSeq {
             &mut st.e_sum_in,
             &mut st.e_sum_rec,
         ] {
-            a.fill(0.0);
+            a.fill(F::ZERO);
         }
-        st.spike_count.fill(0.0);
-        st.rate.fill(0.0);
+        st.spike_count.fill(F::ZERO);
+        st.rate.fill(F::ZERO);
         st.steps = 0;
         self.tracking = false;
     }
@@ -593,10 +601,10 @@ impl RsnnSeq {
         self.settle();
         let st = &mut self.state;
         for p in st.grads.parts_mut() {
-            p.fill(0.0);
+            p.fill(F::ZERO);
         }
-        st.e_sum_in.fill(0.0);
-        st.e_sum_rec.fill(0.0);
+        st.e_sum_in.fill(F::ZERO);
+        st.e_sum_rec.fill(F::ZERO);
         st.pending = 0;
     }
 
@@ -633,16 +641,16 @@ impl RsnnSeq {
 
 /// The network: configuration, parameters, optimizer state.
 #[derive(Clone, Debug)]
-pub struct RsnnNet {
+pub struct RsnnNet<F: Real = f64> {
     pub cfg: RsnnConfig,
-    pub params: Params,
-    pub optim: OptimState,
+    pub params: Params<F>,
+    pub optim: OptimState<F>,
 }
 
-impl RsnnNet {
+impl<F: Real> RsnnNet<F> {
     pub fn new(cfg: RsnnConfig) -> Self {
         let params = Params::new(&cfg);
-        let optim = OptimState::new(cfg.optimizer, &Grads::zeros(&cfg).parts().map(<[f64]>::len));
+        let optim = OptimState::new(cfg.optimizer, &Grads::zeros(&cfg).parts().map(<[F]>::len));
         RsnnNet { cfg, params, optim }
     }
 
@@ -651,7 +659,7 @@ impl RsnnNet {
     /// `online_reg` adds the rate regularization at every step (running rate)
     /// instead of at the end of the sequence. Returns the loss of the step
     /// (0 when not learning). The weights are not changed.
-    pub fn run_step(&self, seq: &mut RsnnSeq, x: &[f64], target: Option<&[f64]>, learn: bool, online_reg: bool) -> f64 {
+    pub fn run_step(&self, seq: &mut RsnnSeq<F>, x: &[F], target: Option<&[F]>, learn: bool, online_reg: bool) -> f64 {
         let event = seq.event && self.begin_event_step(seq, x);
         if !event {
             self.adapt_eligibility(seq);
@@ -661,8 +669,8 @@ impl RsnnNet {
         let loss = match target.filter(|_| learn) {
             Some(t) => error(self.cfg.loss, flat(&seq.state.y), t, &mut seq.scratch.err),
             None => {
-                seq.scratch.err.fill(0.0);
-                0.0
+                seq.scratch.err.fill(F::ZERO);
+                F::ZERO
             }
         };
         self.learning_signal(seq, target, learn, online_reg);
@@ -680,14 +688,14 @@ impl RsnnNet {
             seq.state.pending += 1;
         }
         seq.tracking = true;
-        loss
+        loss.f64()
     }
 
     /// Start of an event-driven step: moves the origin first when it is too
     /// far back, then advances the running sums and applies this step's
     /// events. Returns false when the step must run densely (the arrays then
     /// hold plain values).
-    fn begin_event_step(&self, seq: &mut RsnnSeq, x: &[f64]) -> bool {
+    fn begin_event_step(&self, seq: &mut RsnnSeq<F>, x: &[F]) -> bool {
         let st = &seq.state;
         let Some(lz) = seq.lazy.as_mut() else { return false };
         let psi = flat(&st.psi);
@@ -724,15 +732,15 @@ impl RsnnNet {
 
     /// The forward dynamics alone (prediction): membranes, adaptation, spikes,
     /// presynaptic traces and readout. Eligibility traces are not advanced.
-    pub fn forward_only(&self, seq: &mut RsnnSeq, x: &[f64]) {
+    pub fn forward_only(&self, seq: &mut RsnnSeq<F>, x: &[F]) {
         self.forward(seq, x);
     }
 
     /// ALIF eligibility vectors with psi(t-1) and zbar(t-1):
     /// `eps_a <- psi zbar + (rho - beta psi) eps_a`.
-    fn adapt_eligibility(&self, seq: &mut RsnnSeq) {
+    fn adapt_eligibility(&self, seq: &mut RsnnSeq<F>) {
         let cfg = &self.cfg;
-        let (rho, beta, first_ad) = (cfg.rho(), cfg.beta, cfg.first_adaptive());
+        let (rho, beta, first_ad) = (F::of(cfg.rho()), F::of(cfg.beta), cfg.first_adaptive());
         let st = &mut seq.state;
         let psi_prev = flat(&st.psi);
         for (pre, eps) in
@@ -753,11 +761,11 @@ impl RsnnNet {
 
     /// Presynaptic traces, adaptation, membrane, spikes, pseudo-derivative
     /// and readout of one step.
-    fn forward(&self, seq: &mut RsnnSeq, x: &[f64]) {
+    fn forward(&self, seq: &mut RsnnSeq<F>, x: &[F]) {
         let cfg = &self.cfg;
         let p = &self.params;
         let n = cfg.n_neurons;
-        let (alpha, kappa) = (cfg.alpha(), cfg.kappa());
+        let (alpha, kappa) = (F::of(cfg.alpha()), F::of(cfg.kappa()));
         let st = &mut seq.state;
         let sc = &mut seq.scratch;
         for (zb, &xi) in flat_mut(&mut st.zbar_in).iter_mut().zip(x) {
@@ -781,7 +789,7 @@ impl RsnnNet {
             matvec(flat(&p.w_rec), flat(&st.z), &sc.idx_rec, sparse_rec, &mut sc.rec_current);
         }
         canonical_update(
-            &cfg.neuron(),
+            &cfg.neuron::<F>(),
             CanonicalState {
                 v: flat_mut(&mut st.v),
                 a: flat_mut(&mut st.a),
@@ -794,7 +802,7 @@ impl RsnnNet {
         );
         st.steps += 1;
         // Readout: zhat is the spike train low-pass filtered with unit gain.
-        let gain = 1.0 - kappa;
+        let gain = F::ONE - kappa;
         for (zh, &zj) in flat_mut(&mut st.zhat).iter_mut().zip(flat(&st.z)) {
             *zh = flush(kappa * *zh + gain * zj);
         }
@@ -806,7 +814,7 @@ impl RsnnNet {
 
     /// Rate statistics for the regularization: the spike count since reset
     /// (sequence form) or the running rate (online form).
-    fn update_rate(&self, seq: &mut RsnnSeq, online_reg: bool) {
+    fn update_rate(&self, seq: &mut RsnnSeq<F>, online_reg: bool) {
         let cfg = &self.cfg;
         if cfg.reg_rate <= 0.0 {
             return;
@@ -814,7 +822,7 @@ impl RsnnNet {
         let st = &mut seq.state;
         let z = flat(&st.z);
         if online_reg {
-            let w = 1.0 / (st.steps as f64).min(cfg.reg_window());
+            let w = F::of(1.0 / (st.steps as f64).min(cfg.reg_window()));
             for (r, &zj) in flat_mut(&mut st.rate).iter_mut().zip(z) {
                 *r = flush(*r + w * (zj - *r));
             }
@@ -827,7 +835,7 @@ impl RsnnNet {
 
     /// Learning signal `L = B err` and, online, the regularization signal
     /// `r_j = reg (rate_j - f0) dt / tau_reg`.
-    fn learning_signal(&self, seq: &mut RsnnSeq, target: Option<&[f64]>, learn: bool, online_reg: bool) {
+    fn learning_signal(&self, seq: &mut RsnnSeq<F>, target: Option<&[F]>, learn: bool, online_reg: bool) {
         let cfg = &self.cfg;
         let sc = &mut seq.scratch;
         if learn && target.is_some() {
@@ -838,12 +846,12 @@ impl RsnnNet {
                 }
             }
         } else {
-            sc.signal.fill(0.0);
+            sc.signal.fill(F::ZERO);
         }
-        sc.reg_signal.fill(0.0);
+        sc.reg_signal.fill(F::ZERO);
         if cfg.reg_rate > 0.0 && online_reg && target.is_some() {
-            let f0 = cfg.rate_per_step();
-            let scale = cfg.reg_rate / cfg.reg_window();
+            let f0 = F::of(cfg.rate_per_step());
+            let scale = F::of(cfg.reg_rate / cfg.reg_window());
             for (r, &f) in sc.reg_signal.iter_mut().zip(flat(&seq.state.rate)) {
                 *r = scale * (f - f0);
             }
@@ -856,13 +864,13 @@ impl RsnnNet {
     }
 
     /// Eligibility, filtered eligibility and gradient sums (one pass per row).
-    fn eligibility(&self, seq: &mut RsnnSeq, accumulate: bool, online_reg: bool) {
+    fn eligibility(&self, seq: &mut RsnnSeq<F>, accumulate: bool, online_reg: bool) {
         let cfg = &self.cfg;
         let st = &mut seq.state;
         let sc = &seq.scratch;
         let sum_e = self.sums_e(accumulate, online_reg);
-        let kappa = cfg.kappa();
-        let consts = (cfg.first_adaptive(), cfg.beta, kappa, 1.0 - kappa);
+        let kappa = F::of(cfg.kappa());
+        let consts = (cfg.first_adaptive(), F::of(cfg.beta), kappa, F::ONE - kappa);
         let flags = (accumulate, sum_e);
         let rows = (flat(&st.psi), &sc.signal[..], &sc.reg_signal[..]);
         elig_rows(
@@ -888,7 +896,7 @@ impl RsnnNet {
     }
 
     /// Readout gradients `err zhat^T` and `err`.
-    fn readout_gradients(&self, seq: &mut RsnnSeq) {
+    fn readout_gradients(&self, seq: &mut RsnnSeq<F>) {
         let n = self.cfg.n_neurons;
         let st = &mut seq.state;
         let sc = &seq.scratch;
@@ -905,15 +913,16 @@ impl RsnnNet {
 
     /// Adds the end-of-sequence rate regularization gradient
     /// `reg (f_j - f0) mean_t e_ji(t)` to the gradient sums.
-    pub fn finish_sequence(&self, seq: &mut RsnnSeq) {
+    pub fn finish_sequence(&self, seq: &mut RsnnSeq<F>) {
         seq.settle();
         let cfg = &self.cfg;
         let st = &mut seq.state;
         if cfg.reg_rate <= 0.0 || st.steps == 0 {
             return;
         }
-        let t = st.steps as f64;
-        let f0 = cfg.rate_per_step();
+        let t = F::of(st.steps as f64);
+        let f0 = F::of(cfg.rate_per_step());
+        let reg = F::of(cfg.reg_rate);
         for (grad, esum) in [(&mut st.grads.w_in, &st.e_sum_in), (&mut st.grads.w_rec, &st.e_sum_rec)] {
             let cols = grad.ncols();
             if cols == 0 {
@@ -921,21 +930,21 @@ impl RsnnNet {
             }
             let counts = flat(&st.spike_count);
             for ((g, es), &c) in flat_mut(grad).chunks_exact_mut(cols).zip(flat(esum).chunks_exact(cols)).zip(counts) {
-                let r = cfg.reg_rate * (c / t - f0) / t;
+                let r = reg * (c / t - f0) / t;
                 for (gi, &e) in g.iter_mut().zip(es) {
                     *gi += r * e;
                 }
             }
         }
-        st.e_sum_in.fill(0.0);
-        st.e_sum_rec.fill(0.0);
+        st.e_sum_in.fill(F::ZERO);
+        st.e_sum_rec.fill(F::ZERO);
     }
 
     /// Folds the rate regularization of the steps since reset into the
     /// pending gradient sums (`update="sequence"`): the regularization of a
     /// sequence is complete once the sequence ends, whether by an update, a
     /// reset or a prediction.
-    pub fn fold_regularization(&self, seq: &mut RsnnSeq) {
+    pub fn fold_regularization(&self, seq: &mut RsnnSeq<F>) {
         if self.cfg.update == Update::Sequence && seq.state.pending > 0 {
             self.finish_sequence(seq);
         }
@@ -943,7 +952,7 @@ impl RsnnNet {
 
     /// Applies the mean of the gradient sums of `seqs` with the optimizer,
     /// then zeroes the sums.
-    pub fn apply(&mut self, seqs: &mut [RsnnSeq]) {
+    pub fn apply(&mut self, seqs: &mut [RsnnSeq<F>]) {
         for sq in seqs.iter_mut() {
             sq.settle();
         }
@@ -956,7 +965,7 @@ impl RsnnNet {
                 self.apply_gradient(&one.state.grads);
             }
             _ => {
-                let refs: Vec<&RsnnSeq> = seqs.iter().collect();
+                let refs: Vec<&RsnnSeq<F>> = seqs.iter().collect();
                 let mean = Grads::mean_of(&self.cfg, &refs);
                 self.apply_gradient(&mean);
             }
@@ -968,11 +977,11 @@ impl RsnnNet {
 
     /// One optimizer step with gradient `g`. W_rec's diagonal stays zero;
     /// adaptive feedback follows W_out's change (Kolen-Pollack).
-    pub fn apply_gradient(&mut self, g: &Grads) {
+    pub fn apply_gradient(&mut self, g: &Grads<F>) {
         let old_w_out = (self.cfg.feedback == Feedback::Adaptive).then(|| self.params.w_out.clone());
         optimizer_update(
             self.cfg.optimizer,
-            self.cfg.lr,
+            F::of(self.cfg.lr),
             &mut self.optim,
             self.params.parts_mut().into(),
             g.parts().into(),
@@ -990,7 +999,7 @@ impl RsnnNet {
                 flat(&old),
                 flat_mut(&mut self.params.feedback),
                 self.cfg.n_neurons,
-                self.cfg.feedback_decay,
+                F::of(self.cfg.feedback_decay),
             );
         }
     }
@@ -1001,8 +1010,9 @@ impl RsnnNet {
     }
 }
 
-impl FixedWeights for RsnnNet {
-    type Seq = RsnnSeq;
+impl<F: Real> FixedWeights for RsnnNet<F> {
+    type F = F;
+    type Seq = RsnnSeq<F>;
     type Acc = ();
 
     fn n_inputs(&self) -> usize {
@@ -1011,39 +1021,39 @@ impl FixedWeights for RsnnNet {
     fn n_outputs(&self) -> usize {
         self.cfg.n_outputs
     }
-    fn new_seq(&self) -> RsnnSeq {
+    fn new_seq(&self) -> RsnnSeq<F> {
         RsnnSeq::new(&self.cfg)
     }
     fn seq_bytes(&self) -> usize {
-        RsnnSeq::new(&self.cfg).bytes()
+        RsnnSeq::<F>::new(&self.cfg).bytes()
     }
     fn new_acc(&self) {}
     fn acc_bytes(&self) -> usize {
         0
     }
-    fn fixed_step(&self, seq: &mut RsnnSeq, x: &[f64], target: &[f64], learn: bool) -> f64 {
+    fn fixed_step(&self, seq: &mut RsnnSeq<F>, x: &[F], target: &[F], learn: bool) -> f64 {
         self.run_step(seq, x, Some(target), learn, self.cfg.online())
     }
-    fn begin_rows(&self, seq: &mut RsnnSeq, inputs: ArrayView2<f64>) {
+    fn begin_rows(&self, seq: &mut RsnnSeq<F>, inputs: ArrayView2<f64>) {
         seq.set_event(self.event_for(inputs));
     }
-    fn end_rows(&self, seq: &mut RsnnSeq) {
+    fn end_rows(&self, seq: &mut RsnnSeq<F>) {
         seq.set_event(false);
     }
-    fn accumulate(&self, _seq: &mut RsnnSeq, _acc: &mut ()) {}
-    fn finish_seq(&self, seq: &mut RsnnSeq, _acc: &mut ()) {
+    fn accumulate(&self, _seq: &mut RsnnSeq<F>, _acc: &mut ()) {}
+    fn finish_seq(&self, seq: &mut RsnnSeq<F>, _acc: &mut ()) {
         if !self.cfg.online() {
             self.finish_sequence(seq);
         }
     }
-    fn predict(&self, seq: &mut RsnnSeq, x: &[f64], out: &mut [f64]) {
+    fn predict(&self, seq: &mut RsnnSeq<F>, x: &[F], out: &mut [F]) {
         self.forward_only(seq, x);
         out.copy_from_slice(flat(&seq.state.y));
     }
 }
 
-impl Model for RsnnNet {
-    fn step(&mut self, seq: &mut RsnnSeq, x: &[f64], target: Option<&[f64]>, learn: bool) -> f64 {
+impl<F: Real> Model for RsnnNet<F> {
+    fn step(&mut self, seq: &mut RsnnSeq<F>, x: &[F], target: Option<&[F]>, learn: bool) -> f64 {
         let loss = self.run_step(seq, x, target, learn, self.cfg.online());
         if let (Some(k), true) = (self.cfg.update.period(), target.is_some()) {
             if seq.state.pending >= k as u64 {
@@ -1056,7 +1066,7 @@ impl Model for RsnnNet {
     /// Predictions run the forward dynamics only, so the eligibility traces
     /// (and the rate statistics of the regularization) restart from zero
     /// after one. Pending gradient sums are kept.
-    fn infer(&mut self, seq: &mut RsnnSeq, x: &[f64]) {
+    fn infer(&mut self, seq: &mut RsnnSeq<F>, x: &[F]) {
         if !self.params.transposed {
             self.params.sync();
         }
@@ -1067,24 +1077,24 @@ impl Model for RsnnNet {
         self.forward_only(seq, x);
     }
 
-    fn output<'s>(&self, seq: &'s RsnnSeq) -> &'s [f64] {
+    fn output<'s>(&self, seq: &'s RsnnSeq<F>) -> &'s [F] {
         flat(&seq.state.y)
     }
 
-    fn spikes<'s>(&self, seq: &'s RsnnSeq) -> Option<&'s [f64]> {
+    fn spikes<'s>(&self, seq: &'s RsnnSeq<F>) -> Option<&'s [F]> {
         Some(flat(&seq.state.z))
     }
 
     /// Zeroes the dynamic state; pending gradient sums (including the
     /// regularization of the steps so far) are kept for the next update.
-    fn reset(&mut self, seq: &mut RsnnSeq) {
+    fn reset(&mut self, seq: &mut RsnnSeq<F>) {
         self.fold_regularization(seq);
         seq.reset_dynamics();
     }
 
     /// Applies pending gradient sums now (and the end-of-sequence
     /// regularization in `update="sequence"` mode).
-    fn end_of_call(&mut self, seq: &mut RsnnSeq) {
+    fn end_of_call(&mut self, seq: &mut RsnnSeq<F>) {
         if seq.state.pending == 0 {
             return;
         }
@@ -1094,17 +1104,18 @@ impl Model for RsnnNet {
         self.apply(std::slice::from_mut(seq));
     }
 
-    fn apply_acc_mean(&mut self, seqs: &mut [RsnnSeq], _accs: &mut [()]) {
+    fn apply_acc_mean(&mut self, seqs: &mut [RsnnSeq<F>], _accs: &mut [()]) {
         self.apply(seqs);
     }
 }
 
-/// [`RsnnNet`] driven in the sequence form whatever its schedule: what
+/// [`RsnnNet<F>`] driven in the sequence form whatever its schedule: what
 /// [`gradients`] differentiates.
-struct SequenceForm<'a>(&'a RsnnNet);
+struct SequenceForm<'a, F: Real>(&'a RsnnNet<F>);
 
-impl FixedWeights for SequenceForm<'_> {
-    type Seq = RsnnSeq;
+impl<F: Real> FixedWeights for SequenceForm<'_, F> {
+    type F = F;
+    type Seq = RsnnSeq<F>;
     type Acc = ();
 
     fn n_inputs(&self) -> usize {
@@ -1113,7 +1124,7 @@ impl FixedWeights for SequenceForm<'_> {
     fn n_outputs(&self) -> usize {
         self.0.cfg.n_outputs
     }
-    fn new_seq(&self) -> RsnnSeq {
+    fn new_seq(&self) -> RsnnSeq<F> {
         self.0.new_seq()
     }
     fn seq_bytes(&self) -> usize {
@@ -1123,20 +1134,20 @@ impl FixedWeights for SequenceForm<'_> {
     fn acc_bytes(&self) -> usize {
         0
     }
-    fn fixed_step(&self, seq: &mut RsnnSeq, x: &[f64], target: &[f64], learn: bool) -> f64 {
+    fn fixed_step(&self, seq: &mut RsnnSeq<F>, x: &[F], target: &[F], learn: bool) -> f64 {
         self.0.run_step(seq, x, Some(target), learn, false)
     }
-    fn begin_rows(&self, seq: &mut RsnnSeq, inputs: ArrayView2<f64>) {
+    fn begin_rows(&self, seq: &mut RsnnSeq<F>, inputs: ArrayView2<f64>) {
         self.0.begin_rows(seq, inputs);
     }
-    fn end_rows(&self, seq: &mut RsnnSeq) {
+    fn end_rows(&self, seq: &mut RsnnSeq<F>) {
         self.0.end_rows(seq);
     }
-    fn accumulate(&self, _seq: &mut RsnnSeq, _acc: &mut ()) {}
-    fn finish_seq(&self, seq: &mut RsnnSeq, _acc: &mut ()) {
+    fn accumulate(&self, _seq: &mut RsnnSeq<F>, _acc: &mut ()) {}
+    fn finish_seq(&self, seq: &mut RsnnSeq<F>, _acc: &mut ()) {
         self.0.finish_sequence(seq);
     }
-    fn predict(&self, seq: &mut RsnnSeq, x: &[f64], out: &mut [f64]) {
+    fn predict(&self, seq: &mut RsnnSeq<F>, x: &[F], out: &mut [F]) {
         self.0.predict(seq, x, out);
     }
 }
@@ -1145,30 +1156,30 @@ impl FixedWeights for SequenceForm<'_> {
 /// the weights fixed, and the mean loss of each sequence over its counted
 /// steps. Every sequence starts from reset state; `mask` is (B, T). Must run
 /// inside the rayon pool that should do the work.
-pub fn gradients(
-    net: &RsnnNet,
+pub fn gradients<F: Real>(
+    net: &RsnnNet<F>,
     inputs: ArrayView3<f64>,
     targets: ArrayView3<f64>,
     mask: Option<ArrayView2<bool>>,
-) -> Result<(Grads, Vec<f64>)> {
+) -> Result<(Grads<F>, Vec<f64>)> {
     let (seqs, _, sums) = run_fixed(&SequenceForm(net), inputs, targets, mask)?;
-    let refs: Vec<&RsnnSeq> = seqs.iter().collect();
+    let refs: Vec<&RsnnSeq<F>> = seqs.iter().collect();
     Ok((Grads::mean_of(&net.cfg, &refs), sums.iter().map(|s| s.mean()).collect()))
 }
 
 /// The Python `RecurrentNetwork`: a network and its own sequence.
-pub type Rsnn = Trainer<RsnnNet>;
+pub type Rsnn<F = f64> = Trainer<RsnnNet<F>>;
 
-impl Described for Trainer<RsnnNet> {
+impl<F: Real> Described for Trainer<RsnnNet<F>> {
     type Config = RsnnConfig;
 
     fn config_mut(&mut self) -> &mut RsnnConfig {
         &mut self.model.cfg
     }
 
-    /// Float64 values kept per sequence in flight (constant in T).
+    /// Values kept per sequence in flight (constant in T).
     fn memory_per_step(&self) -> usize {
-        self.seq.bytes() / 8
+        self.seq.bytes() / F::BYTES
     }
 
     fn memory_bytes(&self) -> usize {
@@ -1176,16 +1187,17 @@ impl Described for Trainer<RsnnNet> {
     }
 }
 
-impl Trainer<RsnnNet> {
+impl<F: Real> Trainer<RsnnNet<F>> {
     /// Applies pending gradient sums now (see [`Model::end_of_call`]).
     pub fn apply_pending(&mut self) {
         self.model.end_of_call(&mut self.seq);
     }
 }
 
-impl Stateful for Trainer<RsnnNet> {
+impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
     const CLASS: &'static str = "RecurrentNetwork";
     const VERSION: i64 = 2;
+    type F = F;
 
     fn config(&self) -> StateDict {
         let c = &self.model.cfg;
@@ -1221,6 +1233,7 @@ impl Stateful for Trainer<RsnnNet> {
         d.put_text("update", &c.update.name());
         d.put_int("seed", c.seed as i64);
         d.put_text("kernel", c.kernel.name());
+        d.put_text("dtype", c.dtype.name());
         d
     }
 
@@ -1233,7 +1246,7 @@ impl Stateful for Trainer<RsnnNet> {
         d.put_int("_pending", st.pending as i64);
     }
 
-    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, f64>)> {
+    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
         let p = &self.model.params;
         let st = &self.seq.state;
         let mut out = named(&[
@@ -1318,6 +1331,7 @@ impl Stateful for Trainer<RsnnNet> {
         }
         out.put_int("seed", d.int("seed")?);
         out.put_text("kernel", Kernel::of_state(d)?.name());
+        out.put_text("dtype", Dtype::of_state(d)?.name());
         Ok(out)
     }
 
@@ -1327,8 +1341,9 @@ impl Stateful for Trainer<RsnnNet> {
     fn load_state(&mut self, d: &StateDict) -> Result<()> {
         d.check_header(Self::CLASS, Self::VERSION)?;
         // the kernel does not change what the state means: any loads
-        d.check_same_config(&self.config(), &["lr", "seed", "kernel"])?;
+        d.check_same_config(&self.config(), &["lr", "seed", "kernel", "dtype"])?;
         Kernel::of_state(d)?;
+        Dtype::check_state(d, F::DTYPE)?;
         let c = self.model.cfg.clone();
         let lr = check::non_negative("lr", d.float("lr")?)?;
         let (ni, n, no, na) = (c.n_inputs, c.n_neurons, c.n_outputs, c.n_adaptive);
@@ -1339,7 +1354,7 @@ impl Stateful for Trainer<RsnnNet> {
             d.vector("b_out", no)?,
             d.matrix("feedback_matrix", n, no)?,
         );
-        let mut optim = OptimState::new(c.optimizer, &Grads::zeros(&c).parts().map(<[f64]>::len));
+        let mut optim = OptimState::new(c.optimizer, &Grads::<F>::zeros(&c).parts().map(<[F]>::len));
         optim.t = d.count("optimizer_t")?;
         let shapes = grad_shapes(&c);
         if c.optimizer == Optimizer::Adam {
@@ -1349,7 +1364,7 @@ impl Stateful for Trainer<RsnnNet> {
                 }
             }
         }
-        let read_grads = |prefix: &str| -> Result<Grads> {
+        let read_grads = |prefix: &str| -> Result<Grads<F>> {
             Ok(Grads {
                 w_in: d.matrix(&format!("{prefix}.W_in"), n, ni)?,
                 w_rec: d.matrix(&format!("{prefix}.W_rec"), n, n)?,
@@ -1359,7 +1374,7 @@ impl Stateful for Trainer<RsnnNet> {
         };
         let mut cfg = c.clone();
         cfg.lr = lr;
-        let mut seq = RsnnSeq::new(&cfg);
+        let mut seq = RsnnSeq::<F>::new(&cfg);
         let st = &mut seq.state;
         st.v = d.vector("_v", n)?;
         st.a = d.vector("_a", n)?;
@@ -1423,6 +1438,7 @@ mod tests {
             update,
             seed: 3,
             kernel: Kernel::Dense,
+            dtype: Dtype::F64,
         })
         .unwrap()
     }
@@ -1441,7 +1457,7 @@ mod tests {
         net.params.w_out = arr(3, no, n);
         net.params.b_out = vec1(4, no, 0.0);
         net.params.feedback = arr(5, n, no);
-        let mut seq = RsnnSeq::new(&cfg);
+        let mut seq = RsnnSeq::<f64>::new(&cfg);
         let st = &mut seq.state;
         st.v = Array1::from(vec![1.16, 0.6, 0.84, 0.75, 0.3]);
         st.a = vec1(7, n, 0.0).mapv(f64::abs);
@@ -1594,7 +1610,7 @@ mod tests {
         // sum_t L(t) ebar(t), with e(s) evaluated from the state of each step.
         let cfg = config(Update::Sequence, Feedback::Random, Optimizer::Sgd, 0.0);
         let (net, _) = setup(cfg.clone());
-        let mut seq = RsnnSeq::new(&cfg);
+        let mut seq = RsnnSeq::<f64>::new(&cfg);
         let (ni, n) = (cfg.n_inputs, cfg.n_neurons);
         let kappa = cfg.kappa();
         let xs: Vec<Vec<f64>> = (0..40).map(|t| values(200 + t, ni, 0.5).iter().map(|v| v.abs()).collect()).collect();
@@ -1641,9 +1657,9 @@ mod tests {
             let (mut net, _) = setup(cfg.clone());
             let lr = cfg.lr;
             let mut w = net.params.clone();
-            let (mut m, mut v) = (Grads::zeros(&cfg), Grads::zeros(&cfg));
+            let (mut m, mut v) = (Grads::<f64>::zeros(&cfg), Grads::<f64>::zeros(&cfg));
             for step in 1..=3u64 {
-                let mut g = Grads::zeros(&cfg);
+                let mut g = Grads::<f64>::zeros(&cfg);
                 for (k, part) in g.parts_mut().into_iter().enumerate() {
                     part.copy_from_slice(&values(300 + 10 * step as u32 + k as u32, part.len(), 0.1));
                 }

@@ -29,6 +29,7 @@ use crate::kernels::{
 use crate::neuron::{decay, seed_update};
 use crate::optim::zero_diagonal;
 use crate::readout::{error, transposed_signal, Loss};
+use crate::real::{Dtype, Real};
 use crate::rng::LegacyRng;
 use crate::state::{named, not_settable, StateDict, Stateful};
 
@@ -47,6 +48,8 @@ pub struct SeedEpropConfig {
     pub seed: u32,
     /// Eligibility kernel for training calls (`Kernel::Dense` from [`Self::new`]).
     pub kernel: Kernel,
+    /// Float type (`Dtype::F64` from [`Self::new`]).
+    pub dtype: Dtype,
 }
 
 impl SeedEpropConfig {
@@ -72,6 +75,7 @@ impl SeedEpropConfig {
             dt: check::positive("dt", dt)?,
             seed: check::seed(seed)?,
             kernel: Kernel::Dense,
+            dtype: Dtype::F64,
         };
         let (ni, nr, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
         // weights, one sequence state, step buffers
@@ -95,25 +99,25 @@ impl SeedEpropConfig {
 /// Dynamic state of one sequence, the seed's `_v`, `_spikes`, `_trace_in`,
 /// `_trace_rec`, `_eligibility_in`, `_eligibility_rec`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SeedEpropState {
-    pub v: Array1<f64>,
-    pub z: Array1<f64>,
-    pub trace_in: Array2<f64>,
-    pub trace_rec: Array2<f64>,
-    pub elig_in: Array2<f64>,
-    pub elig_rec: Array2<f64>,
+pub struct SeedEpropState<F: Real = f64> {
+    pub v: Array1<F>,
+    pub z: Array1<F>,
+    pub trace_in: Array2<F>,
+    pub trace_rec: Array2<F>,
+    pub elig_in: Array2<F>,
+    pub elig_rec: Array2<F>,
 }
 
 /// Work buffers of one step (no meaning between steps).
 #[derive(Clone, Debug)]
-pub struct SeedEpropScratch {
-    current: Vec<f64>,
-    rec_current: Vec<f64>,
-    z_new: Vec<f64>,
-    psi: Vec<f64>,
-    output: Vec<f64>,
-    err: Vec<f64>,
-    signal: Vec<f64>,
+pub struct SeedEpropScratch<F: Real = f64> {
+    current: Vec<F>,
+    rec_current: Vec<F>,
+    z_new: Vec<F>,
+    psi: Vec<F>,
+    output: Vec<F>,
+    err: Vec<F>,
+    signal: Vec<F>,
     idx_in: Vec<usize>,
     idx_rec: Vec<usize>,
     idx_out: Vec<usize>,
@@ -121,12 +125,12 @@ pub struct SeedEpropScratch {
 
 /// One sequence in flight: its state and its step buffers.
 #[derive(Clone, Debug)]
-pub struct SeedEpropSeq {
-    pub state: SeedEpropState,
-    scratch: SeedEpropScratch,
+pub struct SeedEpropSeq<F: Real = f64> {
+    pub state: SeedEpropState<F>,
+    scratch: SeedEpropScratch<F>,
 }
 
-impl SeedEpropSeq {
+impl<F: Real> SeedEpropSeq<F> {
     pub fn new(cfg: &SeedEpropConfig) -> Self {
         let (ni, nr, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
         SeedEpropSeq {
@@ -139,13 +143,13 @@ impl SeedEpropSeq {
                 elig_rec: Array2::zeros((nr, nr)),
             },
             scratch: SeedEpropScratch {
-                current: vec![0.0; nr],
-                rec_current: vec![0.0; nr],
-                z_new: vec![0.0; nr],
-                psi: vec![0.0; nr],
-                output: vec![0.0; no],
-                err: vec![0.0; no],
-                signal: vec![0.0; nr],
+                current: vec![F::ZERO; nr],
+                rec_current: vec![F::ZERO; nr],
+                z_new: vec![F::ZERO; nr],
+                psi: vec![F::ZERO; nr],
+                output: vec![F::ZERO; no],
+                err: vec![F::ZERO; no],
+                signal: vec![F::ZERO; nr],
                 idx_in: Vec::with_capacity(ni),
                 idx_rec: Vec::with_capacity(nr),
                 idx_out: Vec::with_capacity(nr),
@@ -157,58 +161,60 @@ impl SeedEpropSeq {
     pub fn reset(&mut self) {
         let s = &mut self.state;
         for a in [&mut s.v, &mut s.z] {
-            a.fill(0.0);
+            a.fill(F::ZERO);
         }
         for a in [&mut s.trace_in, &mut s.trace_rec, &mut s.elig_in, &mut s.elig_rec] {
-            a.fill(0.0);
+            a.fill(F::ZERO);
         }
     }
 
     pub fn bytes(&self) -> usize {
         let s = &self.state;
         let sc = &self.scratch;
-        8 * (s.v.len() + s.z.len() + s.trace_in.len() + s.trace_rec.len() + s.elig_in.len() + s.elig_rec.len())
-            + 8 * (sc.current.capacity()
-                + sc.rec_current.capacity()
-                + sc.z_new.capacity()
-                + sc.psi.capacity()
-                + sc.output.capacity()
-                + sc.err.capacity()
-                + sc.signal.capacity()
-                + sc.idx_in.capacity()
-                + sc.idx_rec.capacity()
-                + sc.idx_out.capacity())
+        F::BYTES * (s.v.len() + s.z.len() + s.trace_in.len() + s.trace_rec.len() + s.elig_in.len() + s.elig_rec.len())
+            + F::BYTES
+                * (sc.current.capacity()
+                    + sc.rec_current.capacity()
+                    + sc.z_new.capacity()
+                    + sc.psi.capacity()
+                    + sc.output.capacity()
+                    + sc.err.capacity()
+                    + sc.signal.capacity()
+                    + sc.idx_in.capacity()
+                    + sc.idx_rec.capacity()
+                    + sc.idx_out.capacity())
     }
 }
 
 /// The weights of the seed e-prop network and its hyperparameters.
 #[derive(Clone, Debug)]
-pub struct SeedEpropNet {
+pub struct SeedEpropNet<F: Real = f64> {
     pub cfg: SeedEpropConfig,
-    pub w_in: Array2<f64>,
-    pub w_rec: Array2<f64>,
-    pub w_out: Array2<f64>,
+    pub w_in: Array2<F>,
+    pub w_rec: Array2<F>,
+    pub w_out: Array2<F>,
     /// The event-driven form, loaded only inside a training call of the
     /// trainer's own sequence (outside one, the arrays hold plain values).
-    lazy: Option<Box<SeedLazy>>,
+    lazy: Option<Box<SeedLazy<F>>>,
 }
 
-impl SeedEpropNet {
+impl<F: Real> SeedEpropNet<F> {
     /// Draws the weights as the seed does: one `RandomState(seed)` stream giving
     /// W_in, then W_rec (diagonal zeroed afterwards), then W_out, each
     /// `randn * sqrt(2 / fan_in)`.
     pub fn new(cfg: SeedEpropConfig) -> Self {
         let mut rng = LegacyRng::new(cfg.seed);
         let (ni, nr, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
-        let w_in = rng.normal_matrix(nr, ni, (2.0 / ni as f64).sqrt());
-        let mut w_rec = rng.normal_matrix(nr, nr, (2.0 / nr as f64).sqrt());
+        // drawn in F (the same numbers for every dtype), then rounded
+        let w_in = rng.normal_matrix(nr, ni, (2.0 / ni as f64).sqrt()).mapv(F::of);
+        let mut w_rec = rng.normal_matrix(nr, nr, (2.0 / nr as f64).sqrt()).mapv(F::of);
         zero_diagonal(&mut w_rec);
-        let w_out = rng.normal_matrix(no, nr, (2.0 / nr as f64).sqrt());
+        let w_out = rng.normal_matrix(no, nr, (2.0 / nr as f64).sqrt()).mapv(F::of);
         SeedEpropNet::from_parts(cfg, w_in, w_rec, w_out)
     }
 
     /// A network from its configuration and weights.
-    pub fn from_parts(cfg: SeedEpropConfig, w_in: Array2<f64>, w_rec: Array2<f64>, w_out: Array2<f64>) -> Self {
+    pub fn from_parts(cfg: SeedEpropConfig, w_in: Array2<F>, w_rec: Array2<F>, w_out: Array2<F>) -> Self {
         SeedEpropNet { cfg, w_in, w_rec, w_out, lazy: None }
     }
 
@@ -222,7 +228,7 @@ impl SeedEpropNet {
     }
 
     /// One training step in the event-driven form (see [`SeedLazy`]).
-    fn event_step(&mut self, seq: &mut SeedEpropSeq, x: &[f64], target: &[f64]) -> f64 {
+    fn event_step(&mut self, seq: &mut SeedEpropSeq<F>, x: &[F], target: &[F]) -> f64 {
         let lz = self.lazy.as_mut().expect("loaded by begin_own_rows");
         {
             let (sc, st) = (&mut seq.scratch, &seq.state);
@@ -232,14 +238,14 @@ impl SeedEpropNet {
         let loss = self.learning_signal(seq, target);
         let sc = &seq.scratch;
         self.lazy.as_mut().expect("loaded").end_step(&sc.psi, &sc.signal);
-        add_scaled_rows(flat_mut(&mut self.w_out), -self.cfg.lr, &sc.err, &sc.z_new, self.cfg.n_neurons, 0);
+        add_scaled_rows(flat_mut(&mut self.w_out), -F::of(self.cfg.lr), &sc.err, &sc.z_new, self.cfg.n_neurons, 0);
         flat_mut(&mut seq.state.z).copy_from_slice(&sc.z_new);
         loss
     }
 
     /// Bytes of the weight matrices.
     pub fn weight_bytes(&self) -> usize {
-        8 * (self.w_in.len() + self.w_rec.len() + self.w_out.len())
+        F::BYTES * (self.w_in.len() + self.w_rec.len() + self.w_out.len())
     }
 
     /// The seed's `memory_per_step`: a parameter count, not bytes.
@@ -251,7 +257,7 @@ impl SeedEpropNet {
     /// Membrane, spikes, pseudo-derivatives and readout of one step; the
     /// traces are left for [`Self::traces`] or [`Self::traces_and_learn`].
     /// After it, the scratch holds z(t) and the state still z(t-1).
-    fn forward(&self, seq: &mut SeedEpropSeq, x: &[f64]) {
+    fn forward(&self, seq: &mut SeedEpropSeq<F>, x: &[F]) {
         let sc = &mut seq.scratch;
         let st = &mut seq.state;
         let sparse_in = nonzeros(x, &mut sc.idx_in);
@@ -264,28 +270,35 @@ impl SeedEpropNet {
 
     /// From the input and recurrent currents in the scratch: membrane,
     /// spikes, pseudo-derivatives and readout.
-    fn neurons_and_output(&self, seq: &mut SeedEpropSeq) {
+    fn neurons_and_output(&self, seq: &mut SeedEpropSeq<F>) {
         let sc = &mut seq.scratch;
         let st = &mut seq.state;
         for (c, r) in sc.current.iter_mut().zip(&sc.rec_current) {
-            *c += r;
+            *c += *r;
         }
-        seed_update(flat_mut(&mut st.v), &sc.current, &mut sc.z_new, &mut sc.psi, self.cfg.alpha(), self.cfg.threshold);
+        seed_update(
+            flat_mut(&mut st.v),
+            &sc.current,
+            &mut sc.z_new,
+            &mut sc.psi,
+            F::of(self.cfg.alpha()),
+            F::of(self.cfg.threshold),
+        );
         let sparse_out = nonzeros(&sc.z_new, &mut sc.idx_out);
         matvec(flat(&self.w_out), &sc.z_new, &sc.idx_out, sparse_out, &mut sc.output);
     }
 
     /// Error, loss and learning signal `L = W_out^T err` of the current step.
-    fn learning_signal(&self, seq: &mut SeedEpropSeq, target: &[f64]) -> f64 {
+    fn learning_signal(&self, seq: &mut SeedEpropSeq<F>, target: &[F]) -> f64 {
         let sc = &mut seq.scratch;
         let loss = error(Loss::Mse, &sc.output, target, &mut sc.err);
         transposed_signal(flat(&self.w_out), &sc.err, &mut sc.signal);
-        loss
+        loss.f64()
     }
 
     /// Trace and eligibility update without learning; commits z(t).
-    fn traces(&self, seq: &mut SeedEpropSeq, x: &[f64]) {
-        let kappa = self.cfg.kappa();
+    fn traces(&self, seq: &mut SeedEpropSeq<F>, x: &[F]) {
+        let kappa = F::of(self.cfg.kappa());
         let st = &mut seq.state;
         let psi = &seq.scratch.psi;
         trace_elig_rows(flat_mut(&mut st.trace_in), flat_mut(&mut st.elig_in), x, psi, kappa);
@@ -294,8 +307,8 @@ impl SeedEpropNet {
     }
 
     /// Trace, eligibility and weight update in one pass over each matrix; commits z(t).
-    fn traces_and_learn(&mut self, seq: &mut SeedEpropSeq, x: &[f64]) {
-        let (kappa, lr) = (self.cfg.kappa(), self.cfg.lr);
+    fn traces_and_learn(&mut self, seq: &mut SeedEpropSeq<F>, x: &[F]) {
+        let (kappa, lr) = (F::of(self.cfg.kappa()), F::of(self.cfg.lr));
         let st = &mut seq.state;
         let sc = &seq.scratch;
         let (tr_in, el_in) = (flat_mut(&mut st.trace_in), flat_mut(&mut st.elig_in));
@@ -311,7 +324,7 @@ impl SeedEpropNet {
 
 /// Networks are equal when their configurations and weights are (the
 /// event-driven buffers hold nothing between calls).
-impl PartialEq for SeedEpropNet {
+impl<F: Real> PartialEq for SeedEpropNet<F> {
     fn eq(&self, o: &Self) -> bool {
         self.cfg == o.cfg && self.w_in == o.w_in && self.w_rec == o.w_rec && self.w_out == o.w_out
     }
@@ -319,16 +332,17 @@ impl PartialEq for SeedEpropNet {
 
 /// Summed weight changes of one sequence (batch `update="sequence"`).
 #[derive(Clone, Debug)]
-pub struct SeedEpropAcc {
-    d_in: Vec<f64>,
-    d_rec: Vec<f64>,
-    d_out: Vec<f64>,
+pub struct SeedEpropAcc<F: Real = f64> {
+    d_in: Vec<F>,
+    d_rec: Vec<F>,
+    d_out: Vec<F>,
 }
 
-impl FixedWeights for SeedEpropNet {
-    type Seq = SeedEpropSeq;
+impl<F: Real> FixedWeights for SeedEpropNet<F> {
+    type F = F;
+    type Seq = SeedEpropSeq<F>;
 
-    type Acc = SeedEpropAcc;
+    type Acc = SeedEpropAcc<F>;
 
     fn n_inputs(&self) -> usize {
         self.cfg.n_inputs
@@ -338,19 +352,19 @@ impl FixedWeights for SeedEpropNet {
         self.cfg.n_outputs
     }
 
-    fn new_seq(&self) -> SeedEpropSeq {
+    fn new_seq(&self) -> SeedEpropSeq<F> {
         SeedEpropSeq::new(&self.cfg)
     }
 
     fn seq_bytes(&self) -> usize {
-        SeedEpropSeq::new(&self.cfg).bytes()
+        SeedEpropSeq::<F>::new(&self.cfg).bytes()
     }
 
-    fn new_acc(&self) -> SeedEpropAcc {
+    fn new_acc(&self) -> SeedEpropAcc<F> {
         SeedEpropAcc {
-            d_in: vec![0.0; self.w_in.len()],
-            d_rec: vec![0.0; self.w_rec.len()],
-            d_out: vec![0.0; self.w_out.len()],
+            d_in: vec![F::ZERO; self.w_in.len()],
+            d_rec: vec![F::ZERO; self.w_rec.len()],
+            d_out: vec![F::ZERO; self.w_out.len()],
         }
     }
 
@@ -358,15 +372,15 @@ impl FixedWeights for SeedEpropNet {
         self.weight_bytes()
     }
 
-    fn fixed_step(&self, seq: &mut SeedEpropSeq, x: &[f64], target: &[f64], _learn: bool) -> f64 {
+    fn fixed_step(&self, seq: &mut SeedEpropSeq<F>, x: &[F], target: &[F], _learn: bool) -> f64 {
         self.forward(seq, x);
         let loss = self.learning_signal(seq, target);
         self.traces(seq, x);
         loss
     }
 
-    fn accumulate(&self, seq: &mut SeedEpropSeq, acc: &mut SeedEpropAcc) {
-        let lr = self.cfg.lr;
+    fn accumulate(&self, seq: &mut SeedEpropSeq<F>, acc: &mut SeedEpropAcc<F>) {
+        let lr = F::of(self.cfg.lr);
         let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
         let (st, sc) = (&seq.state, &seq.scratch);
         add_scaled_rows(&mut acc.d_in, lr, &sc.signal, flat(&st.elig_in), ni, ni);
@@ -374,17 +388,17 @@ impl FixedWeights for SeedEpropNet {
         add_scaled_rows(&mut acc.d_out, lr, &sc.err, &sc.z_new, nr, 0);
     }
 
-    fn predict(&self, seq: &mut SeedEpropSeq, x: &[f64], out: &mut [f64]) {
+    fn predict(&self, seq: &mut SeedEpropSeq<F>, x: &[F], out: &mut [F]) {
         self.forward(seq, x);
         flat_mut(&mut seq.state.z).copy_from_slice(&seq.scratch.z_new);
         out.copy_from_slice(&seq.scratch.output);
     }
 }
 
-impl Model for SeedEpropNet {
+impl<F: Real> Model for SeedEpropNet<F> {
     const STEP_MEAN: bool = true;
 
-    fn step(&mut self, seq: &mut SeedEpropSeq, x: &[f64], target: Option<&[f64]>, _learn: bool) -> f64 {
+    fn step(&mut self, seq: &mut SeedEpropSeq<F>, x: &[F], target: Option<&[F]>, _learn: bool) -> f64 {
         if let (Some(t), true) = (target, self.lazy.as_ref().is_some_and(|l| l.loaded())) {
             return self.event_step(seq, x, t);
         }
@@ -403,27 +417,27 @@ impl Model for SeedEpropNet {
     }
 
     /// The seed's `predict_sequence` steps without a target: the traces advance.
-    fn infer(&mut self, seq: &mut SeedEpropSeq, x: &[f64]) {
+    fn infer(&mut self, seq: &mut SeedEpropSeq<F>, x: &[F]) {
         self.step(seq, x, None, false);
     }
 
-    fn output<'s>(&self, seq: &'s SeedEpropSeq) -> &'s [f64] {
+    fn output<'s>(&self, seq: &'s SeedEpropSeq<F>) -> &'s [F] {
         &seq.scratch.output
     }
 
-    fn spikes<'s>(&self, seq: &'s SeedEpropSeq) -> Option<&'s [f64]> {
+    fn spikes<'s>(&self, seq: &'s SeedEpropSeq<F>) -> Option<&'s [F]> {
         Some(flat(&seq.state.z))
     }
 
-    fn reset(&mut self, seq: &mut SeedEpropSeq) {
+    fn reset(&mut self, seq: &mut SeedEpropSeq<F>) {
         seq.reset();
     }
 
-    fn begin_own_rows(&mut self, seq: &mut SeedEpropSeq, inputs: ndarray::ArrayView2<f64>) {
+    fn begin_own_rows(&mut self, seq: &mut SeedEpropSeq<F>, inputs: ndarray::ArrayView2<f64>) {
         if !self.event_for(inputs) {
             return;
         }
-        let (ni, nr, kappa) = (self.cfg.n_inputs, self.cfg.n_neurons, self.cfg.kappa());
+        let (ni, nr, kappa) = (self.cfg.n_inputs, self.cfg.n_neurons, F::of(self.cfg.kappa()));
         // (re)made when missing or when the trace decay was changed (a setter)
         if self.lazy.as_ref().is_none_or(|l| l.kappa_differs(kappa)) {
             self.lazy = SeedLazy::new(ni, nr, kappa).map(Box::new);
@@ -434,11 +448,11 @@ impl Model for SeedEpropNet {
             [flat(&self.w_in), flat(&self.w_rec)],
             [flat(&st.trace_in), flat(&st.trace_rec)],
             [flat(&st.elig_in), flat(&st.elig_rec)],
-            self.cfg.lr,
+            F::of(self.cfg.lr),
         );
     }
 
-    fn end_own_rows(&mut self, seq: &mut SeedEpropSeq) {
+    fn end_own_rows(&mut self, seq: &mut SeedEpropSeq<F>) {
         if let Some(lz) = self.lazy.as_mut() {
             let st = &mut seq.state;
             lz.store(
@@ -449,41 +463,41 @@ impl Model for SeedEpropNet {
         }
     }
 
-    fn apply_step_mean(&mut self, seqs: &[SeedEpropSeq]) {
-        let lr = self.cfg.lr;
+    fn apply_step_mean(&mut self, seqs: &[SeedEpropSeq<F>]) {
+        let lr = F::of(self.cfg.lr);
         let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
-        let c_in: Vec<Change> =
+        let c_in: Vec<Change<F>> =
             seqs.iter().map(|s| Change::scaled(&s.scratch.signal, flat(&s.state.elig_in), ni)).collect();
-        let c_rec: Vec<Change> =
+        let c_rec: Vec<Change<F>> =
             seqs.iter().map(|s| Change::scaled(&s.scratch.signal, flat(&s.state.elig_rec), nr)).collect();
-        let c_out: Vec<Change> = seqs.iter().map(|s| Change::scaled(&s.scratch.err, &s.scratch.z_new, 0)).collect();
+        let c_out: Vec<Change<F>> = seqs.iter().map(|s| Change::scaled(&s.scratch.err, &s.scratch.z_new, 0)).collect();
         batch_mean(flat_mut(&mut self.w_in), ni, lr, &c_in, MeanInto::Subtract);
         batch_mean(flat_mut(&mut self.w_rec), nr, lr, &c_rec, MeanInto::Subtract);
         zero_diagonal(&mut self.w_rec);
         batch_mean(flat_mut(&mut self.w_out), nr, lr, &c_out, MeanInto::Subtract);
     }
 
-    fn apply_acc_mean(&mut self, _seqs: &mut [SeedEpropSeq], accs: &mut [SeedEpropAcc]) {
+    fn apply_acc_mean(&mut self, _seqs: &mut [SeedEpropSeq<F>], accs: &mut [SeedEpropAcc<F>]) {
         let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
-        let c_in: Vec<Change> = accs.iter().map(|a| Change::plain(&a.d_in, ni)).collect();
-        let c_rec: Vec<Change> = accs.iter().map(|a| Change::plain(&a.d_rec, nr)).collect();
-        let c_out: Vec<Change> = accs.iter().map(|a| Change::plain(&a.d_out, nr)).collect();
-        batch_mean(flat_mut(&mut self.w_in), ni, 1.0, &c_in, MeanInto::Subtract);
-        batch_mean(flat_mut(&mut self.w_rec), nr, 1.0, &c_rec, MeanInto::Subtract);
+        let c_in: Vec<Change<F>> = accs.iter().map(|a| Change::plain(&a.d_in, ni)).collect();
+        let c_rec: Vec<Change<F>> = accs.iter().map(|a| Change::plain(&a.d_rec, nr)).collect();
+        let c_out: Vec<Change<F>> = accs.iter().map(|a| Change::plain(&a.d_out, nr)).collect();
+        batch_mean(flat_mut(&mut self.w_in), ni, F::ONE, &c_in, MeanInto::Subtract);
+        batch_mean(flat_mut(&mut self.w_rec), nr, F::ONE, &c_rec, MeanInto::Subtract);
         zero_diagonal(&mut self.w_rec);
-        batch_mean(flat_mut(&mut self.w_out), nr, 1.0, &c_out, MeanInto::Subtract);
+        batch_mean(flat_mut(&mut self.w_out), nr, F::ONE, &c_out, MeanInto::Subtract);
         for acc in accs.iter_mut() {
             for d in [&mut acc.d_in, &mut acc.d_rec, &mut acc.d_out] {
-                d.fill(0.0);
+                d.fill(F::ZERO);
             }
         }
     }
 }
 
 /// The Python `EpropTrainer`: a network and its own sequence.
-pub type SeedEprop = Trainer<SeedEpropNet>;
+pub type SeedEprop<F = f64> = Trainer<SeedEpropNet<F>>;
 
-impl Described for Trainer<SeedEpropNet> {
+impl<F: Real> Described for Trainer<SeedEpropNet<F>> {
     type Config = SeedEpropConfig;
 
     fn config_mut(&mut self) -> &mut SeedEpropConfig {
@@ -500,9 +514,10 @@ impl Described for Trainer<SeedEpropNet> {
     }
 }
 
-impl Stateful for Trainer<SeedEpropNet> {
+impl<F: Real> Stateful for Trainer<SeedEpropNet<F>> {
     const CLASS: &'static str = "EpropTrainer";
     const VERSION: i64 = 1;
+    type F = F;
 
     fn config(&self) -> StateDict {
         let c = &self.model.cfg;
@@ -517,10 +532,11 @@ impl Stateful for Trainer<SeedEpropNet> {
         }
         d.put_int("seed", c.seed as i64);
         d.put_text("kernel", c.kernel.name());
+        d.put_text("dtype", c.dtype.name());
         d
     }
 
-    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, f64>)> {
+    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
         let st = &self.seq.state;
         let m = &self.model;
         named(&[
@@ -554,6 +570,7 @@ impl Stateful for Trainer<SeedEpropNet> {
             &[],
         )?;
         out.put_text("kernel", Kernel::of_state(d)?.name());
+        out.put_text("dtype", Dtype::of_state(d)?.name());
         Ok(out)
     }
 
@@ -563,6 +580,7 @@ impl Stateful for Trainer<SeedEpropNet> {
         let c = &self.model.cfg;
         let (ni, nr, no) = (c.n_inputs, c.n_neurons, c.n_outputs);
         Kernel::of_state(d)?; // a state of any kernel loads, but not a corrupt entry
+        Dtype::check_state(d, F::DTYPE)?;
         d.check_size("n_inputs", ni)?;
         d.check_size("n_neurons", nr)?;
         d.check_size("n_outputs", no)?;
@@ -579,8 +597,9 @@ impl Stateful for Trainer<SeedEpropNet> {
         zero_diagonal(&mut w_rec);
         let mut cfg = cfg;
         cfg.kernel = c.kernel;
+        cfg.dtype = c.dtype;
         let net = SeedEpropNet::from_parts(cfg, d.matrix("W_in", nr, ni)?, w_rec, d.matrix("W_out", no, nr)?);
-        let mut seq = SeedEpropSeq::new(&net.cfg);
+        let mut seq = SeedEpropSeq::<F>::new(&net.cfg);
         let st = &mut seq.state;
         st.v = d.vector("_v", nr)?;
         st.z = d.vector("_spikes", nr)?;

@@ -420,6 +420,7 @@ impl SeedOnline {
 }
 
 impl FixedWeights for SeedOnline {
+    type F = f64;
     type Seq = SeedOnlineSeq;
 
     type Acc = Vec<Vec<f64>>;
@@ -519,7 +520,7 @@ impl Model for SeedOnline {
     fn apply_step_mean(&mut self, seqs: &[SeedOnlineSeq]) {
         for (l, layer) in self.layers.iter_mut().enumerate() {
             let ni = layer.cfg.n_inputs;
-            let changes: Vec<Change> =
+            let changes: Vec<Change<f64>> =
                 seqs.iter().map(|s| Change::scaled(&s.signals[l], flat(&s.states[l].trace), ni)).collect();
             batch_mean(flat_mut(&mut layer.w), ni, layer.cfg.lr, &changes, MeanInto::Subtract);
         }
@@ -528,7 +529,7 @@ impl Model for SeedOnline {
     fn apply_acc_mean(&mut self, _seqs: &mut [SeedOnlineSeq], accs: &mut [Vec<Vec<f64>>]) {
         for (l, layer) in self.layers.iter_mut().enumerate() {
             let ni = layer.cfg.n_inputs;
-            let changes: Vec<Change> = accs.iter().map(|a| Change::plain(&a[l], ni)).collect();
+            let changes: Vec<Change<f64>> = accs.iter().map(|a| Change::plain(&a[l], ni)).collect();
             batch_mean(flat_mut(&mut layer.w), ni, 1.0, &changes, MeanInto::Subtract);
         }
         for acc in accs.iter_mut().flat_map(|a| a.iter_mut()) {
@@ -565,6 +566,7 @@ impl Trainer<SeedOnline> {
 }
 
 impl Stateful for Trainer<SeedOnline> {
+    type F = f64;
     const CLASS: &'static str = "OnlineTrainer";
     const VERSION: i64 = 1;
 
