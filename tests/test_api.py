@@ -51,7 +51,8 @@ def test_constructor_signature_matches_oracle(ours, ref):
     extra = [p for p in mine.values() if p not in positional]
     kw = inspect.Parameter.KEYWORD_ONLY
     # additions, keyword-only with defaults that keep the oracle's behaviour
-    want = [("seed", kw, 42)] + ([("kernel", kw, "dense"), ("dtype", kw, "float64")] if ours.__name__ == "EpropTrainer" else [])
+    added = [("kernel", kw, "dense"), ("dtype", kw, "float64")] if ours.__name__ == "EpropTrainer" else []
+    want = [("seed", kw, 42), *added]
     assert [(p.name, p.kind, p.default) for p in extra] == want
 
 

@@ -1,7 +1,8 @@
 """Reduced versions of the example tasks (examples/*.py): RecurrentNetwork
 must learn clearly beyond baselines measured in the same test on the same
 data: predicting zero (pattern generation), and for evidence accumulation an
-observer that remembers only the first cue, or only the last one. The
+observer that remembers only the first cue, or only the last one (in
+float64 and in float32, with the same bars). The
 examples' own functions are used, so the tests exercise the same task
 generators and settings; a missing example is a failure."""
 
@@ -48,9 +49,10 @@ def test_pattern_generation_task_shape(pg):
     assert y[0, 0] == 0.0 and np.isclose(np.abs(y).max(), 1.0)
 
 
-def test_pattern_generation_learns(pg):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_pattern_generation_learns(pg, dtype):
     x, y = pg.make_task(seed=0, steps=300)
-    net = pg.make_network(lr=1e-2, seed=1)
+    net = pg.make_network(lr=1e-2, seed=1, dtype=dtype)
     untrained = pg.nmse(net.predict_sequence(x), y)
     zero = pg.nmse(np.zeros_like(y), y)
     pg.train(net, x, y, 150)
@@ -103,8 +105,9 @@ def cue_sides(x, n_cues, t_cue, t_silence, **_):
     return sides
 
 
-def test_evidence_accumulation_learns(ea):
-    net = ea.make_network(n_adaptive=50, seed=1)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_evidence_accumulation_learns(ea, dtype):
+    net = ea.make_network(n_adaptive=50, seed=1, dtype=dtype)
     ea.train(net, np.random.default_rng(1), iterations=300, batch=32, stop_at=None, verbose=False, **EA_TASK)
     x, y, m, labels = ea.make_batch(np.random.default_rng(8), 512, **EA_TASK)
     trained = net.evaluate(x, y, mask=m)["accuracy"]
@@ -136,9 +139,10 @@ def test_store_recall_trials(sr):
     assert 0.1 < np.mean(ev == 1) < 0.18
 
 
-def test_store_recall_learns(sr):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_store_recall_learns(sr, dtype):
     task = dict(n_periods=6, t_period=100)  # T = 600
-    net = sr.make_network(seed=1)
+    net = sr.make_network(seed=1, dtype=dtype)
     untrained, n0 = sr.accuracy_on_fresh(net, np.random.default_rng(7), 512, **task)
     sr.train(net, np.random.default_rng(1), iterations=40, batch=32, verbose=False, **task)
     trained, n1 = sr.accuracy_on_fresh(net, np.random.default_rng(8), 512, **task)

@@ -6,11 +6,13 @@
 //! the plain name runs its AVX2 build when the CPU has it (same IEEE
 //! operations in the same order, so the results are identical).
 //!
-//! Traces and eligibilities that decay below the smallest normal double
-//! (2.2e-308) are set to zero ([`flush`]). Subnormal arithmetic is up to a
-//! hundred times slower on common CPUs, and a silent presynaptic neuron drives
-//! its traces into that range within a few thousand steps. The change to any
-//! result is below 1e-300 in absolute value.
+//! Every kernel is generic over the float type ([`Real`]: `f64`, `f32`).
+//! Traces and eligibilities that decay below the smallest normal value of
+//! their type (2.2e-308 in f64, 1.2e-38 in f32) are set to zero
+//! ([`flush`]). Subnormal arithmetic is up to a hundred times slower on common
+//! CPUs, and a silent presynaptic neuron drives its traces into that range
+//! within a few thousand steps. The change to any
+//! result is below that value in absolute value.
 
 /// Defines `pub fn $name` that runs `$imp` compiled for AVX2 when the CPU has
 /// it and for the baseline otherwise. Both builds do the same IEEE operations in
@@ -657,6 +659,53 @@ mod tests {
                 same(&el2, &el_w, name);
             }
         }
+    }
+
+    /// The float32 builds: both paths bitwise equal (the same IEEE operations
+    /// in the same order), and a float32 subnormal is flushed.
+    #[test]
+    fn float32_kernels_same_on_both_builds() {
+        let f32s = |seed, n, zeros| -> Vec<f32> {
+            values(seed, n, zeros)
+                .iter()
+                .map(|&v| if v.abs() < 1e-300 && v != 0.0 { 1e-40 } else { v as f32 })
+                .collect()
+        };
+        for (k, &(rows, cols)) in SHAPES.iter().enumerate() {
+            let seed = 500 + 10 * k as u32;
+            let (pre, psi, signal) = (f32s(seed, cols, 0.3), f32s(seed + 1, rows, 0.2), f32s(seed + 2, rows, 0.0));
+            let (tr0, el0, w0) =
+                (f32s(seed + 3, rows * cols, 0.1), f32s(seed + 4, rows * cols, 0.1), f32s(seed + 5, rows * cols, 0.0));
+            let mut outs = Vec::new();
+            for use_avx in [false, true] {
+                if use_avx && !avx2() {
+                    continue;
+                }
+                let (mut tr, mut el, mut w) = (tr0.clone(), el0.clone(), w0.clone());
+                let mut idx = Vec::new();
+                let sparse = nonzeros(&pre, &mut idx);
+                let mut out = vec![0.0f32; rows];
+                if use_avx {
+                    // SAFETY: avx2() checked the CPU.
+                    unsafe {
+                        trace_elig_learn_rows_avx2(&mut w, &mut tr, &mut el, &pre, &psi, &signal, 0.93, 0.07);
+                        matvec_avx2(&w, &pre, &idx, sparse, &mut out);
+                    }
+                } else {
+                    trace_elig_learn_rows_imp(&mut w, &mut tr, &mut el, &pre, &psi, &signal, 0.93, 0.07);
+                    matvec_imp(&w, &pre, &idx, sparse, &mut out);
+                }
+                outs.push((tr, el, w, out));
+            }
+            if let [(a, b, c, d), (e, f, g, h)] = &outs[..] {
+                for (x, y) in [(a, e), (b, f), (c, g), (d, h)] {
+                    assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()), "float32 builds differ");
+                }
+            }
+            assert!(outs[0].1.iter().all(|v| *v == 0.0 || v.abs() >= f32::MIN_POSITIVE), "subnormal left");
+        }
+        assert_eq!(flush(1e-40f32), 0.0);
+        assert_eq!(flush(f32::MIN_POSITIVE), f32::MIN_POSITIVE);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
-use crate::error::{EpropError, Result};
+use crate::error::{fmt_float, EpropError, Result};
 
 /// A floating-point type a network computes in (`f64` or `f32`).
 pub trait Real:
@@ -162,7 +162,7 @@ impl Dtype {
                 arg,
                 "float32 values (the state of a float32 network; to convert a float64 state, round its \
                  arrays with astype(numpy.float32) first)",
-                format!("{v:e}, which float32 cannot hold exactly"),
+                format!("{}, which float32 cannot hold exactly", fmt_float(*v)),
             )),
             None => Ok(()),
         }
@@ -189,7 +189,7 @@ impl Dtype {
             "state_dict['dtype']",
             format!(
                 "'{}', the dtype of this network (to convert, build a network with dtype='{}', load the state \
-                 there and copy its weights over, or load the file with eprop.load)",
+                 there and copy its weights over, or load the file with the class's load)",
                 ours.name(),
                 theirs.name()
             ),
@@ -216,8 +216,8 @@ impl Dtype {
         match values.into_iter().find(|v| v.is_finite() && v.abs() > max) {
             Some(v) => Err(EpropError::param(
                 arg,
-                format!("values within the float32 range (|x| <= {max:e}) for a float32 network"),
-                format!("{v:e}"),
+                format!("values within the float32 range (|x| <= {}) for a float32 network", fmt_float(max)),
+                fmt_float(*v),
             )),
             None => Ok(()),
         }

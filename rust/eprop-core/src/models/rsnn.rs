@@ -338,7 +338,7 @@ impl<F: Real> Grads<F> {
     }
 
     fn bytes(&self) -> usize {
-        8 * (self.w_in.len() + self.w_rec.len() + self.w_out.len() + self.b_out.len())
+        F::BYTES * (self.w_in.len() + self.w_rec.len() + self.w_out.len() + self.b_out.len())
     }
 
     /// Slices of the four arrays, in the order of [`PARAM_NAMES`].
@@ -415,7 +415,8 @@ impl<F: Real> Params<F> {
 
     /// Bytes of weights (and their transposes) and feedback matrix.
     pub fn bytes(&self) -> usize {
-        8 * (2 * self.w_in.len() + 2 * self.w_rec.len() + self.w_out.len() + self.b_out.len() + self.feedback.len())
+        F::BYTES
+            * (2 * self.w_in.len() + 2 * self.w_rec.len() + self.w_out.len() + self.b_out.len() + self.feedback.len())
     }
 }
 
@@ -629,11 +630,11 @@ impl<F: Real> RsnnSeq<F> {
             st.rate.len(),
         ];
         let sc = &self.scratch;
-        8 * arrays.iter().sum::<usize>()
+        F::BYTES * arrays.iter().sum::<usize>()
             + 4 * st.refractory.len()
             + st.grads.bytes()
-            + 8 * (sc.current.capacity() + sc.rec_current.capacity() + sc.err.capacity())
-            + 8 * (sc.signal.capacity() + sc.reg_signal.capacity())
+            + F::BYTES * (sc.current.capacity() + sc.rec_current.capacity() + sc.err.capacity())
+            + F::BYTES * (sc.signal.capacity() + sc.reg_signal.capacity())
             + std::mem::size_of::<usize>() * (sc.idx_in.capacity() + sc.idx_rec.capacity())
             + self.lazy.as_ref().map_or(0, Lazy::bytes)
     }

@@ -1,0 +1,225 @@
+"""dtype="float32" on RecurrentNetwork and EpropTrainer: single precision for
+real (the results differ from float64 by single-precision rounding, not by
+nothing), within the documented tolerance of float64 while the spike trains
+agree, arrays in and out in float32, the same checks and refusals as float64,
+and checkpoints that keep the dtype. The paper's tasks learning in float32 are
+in test_rsnn_tasks.py."""
+
+from __future__ import annotations
+
+import eprop
+import numpy as np
+import pytest
+
+RSNN_CASES = [
+    {},
+    {"n_adaptive": 20},
+    {"loss": "cross_entropy", "n_outputs": 3},
+    {"feedback": "random", "reg_rate": 50.0},
+    {"feedback": "adaptive", "optimizer": "sgd"},
+]
+
+
+def _data(seed, t, n_in, n_out, classes=False, rate=0.2):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((t, n_in)) < rate).astype(float)
+    y = rng.integers(0, n_out, t) if classes else 0.3 * rng.standard_normal((t, n_out))
+    return x, y
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(a))
+
+
+def test_default_is_float64_and_named():
+    for net in (eprop.RecurrentNetwork(3, 5, 2), eprop.EpropTrainer(3, 5, 2)):
+        assert net.dtype == "float64" and net.W_in.dtype == np.float64
+        assert "dtype" not in repr(net)
+    for net in (eprop.RecurrentNetwork(3, 5, 2, dtype="float32"), eprop.EpropTrainer(3, 5, 2, dtype="float32")):
+        assert net.dtype == "float32" and net.config.dtype == "float32"
+        assert "dtype='float32'" in repr(net)
+
+
+@pytest.mark.parametrize("cls", [eprop.RecurrentNetwork, eprop.EpropTrainer])
+@pytest.mark.parametrize("bad", ["float16", "f32", "double", "", "FLOAT32"])
+def test_bad_dtype_is_a_value_error_naming_it(cls, bad):
+    with pytest.raises(ValueError, match=r"dtype: expected 'float64' or 'float32', got '" + bad + "'"):
+        cls(3, 5, 2, dtype=bad)
+
+
+@pytest.mark.parametrize("cls", [eprop.RecurrentNetwork, eprop.EpropTrainer])
+def test_dtype_not_text_is_a_type_error(cls):
+    with pytest.raises(TypeError, match="dtype"):
+        cls(3, 5, 2, dtype=np.float32)
+
+
+@pytest.mark.parametrize("cls", [eprop.RecurrentNetwork, eprop.EpropTrainer])
+def test_initial_weights_are_the_float64_ones_rounded(cls):
+    a, b = cls(7, 11, 3, seed=5), cls(7, 11, 3, seed=5, dtype="float32")
+    for name in ("W_in", "W_rec", "W_out"):
+        got, want = getattr(b, name), getattr(a, name)
+        assert got.dtype == np.float32
+        assert got.tobytes() == want.astype(np.float32).tobytes(), name
+
+
+@pytest.mark.parametrize("kw", RSNN_CASES, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()) or "default")
+def test_recurrent_network_follows_float64_to_single_precision(kw):
+    kw = dict(kw)
+    n_out = kw.pop("n_outputs", 2)
+    x, y = _data(1, 200, 20, n_out, classes=kw.get("loss") == "cross_entropy")
+    a = eprop.RecurrentNetwork(20, 30, n_out, seed=3, **kw)
+    b = eprop.RecurrentNetwork(20, 30, n_out, seed=3, dtype="float32", **kw)
+    # the same spike trains (compared step by step)
+    sa = np.array([a.step(r)["spikes"] for r in x])
+    sb = np.array([b.step(r)["spikes"] for r in x])
+    assert sb.dtype == np.float32 and 0.02 < sa.mean() < 0.5
+    assert np.array_equal(sa, sb)
+    # gradients and outputs within the documented tolerance, and not equal:
+    # the arithmetic is single precision, not float64 stored as float32
+    ga, gb = a.gradients(x, y), b.gradients(x, y)
+    for k in ("W_in", "W_rec", "W_out", "b_out"):
+        assert gb[k].dtype == np.float32, k
+        assert 1e-9 < _rel(ga[k], gb[k]) < 1e-5, (k, _rel(ga[k], gb[k]))
+    assert abs(ga["loss"] - gb["loss"]) < 1e-5 * abs(ga["loss"])
+    pa, pb = a.predict_sequence(x), b.predict_sequence(x)
+    assert pb.dtype == np.float32 and 1e-9 < _rel(pa, pb) < 1e-5
+    # and after training both the same way
+    la, lb = a.train_sequence(x, y), b.train_sequence(x, y)
+    assert abs(la - lb) < 1e-5 * abs(la)
+    assert 1e-9 < _rel(a.W_rec, b.W_rec) < 1e-5
+
+
+def test_eprop_trainer_follows_float64_to_single_precision():
+    x, y = _data(2, 100, 20, 2, rate=0.3)
+    y = np.abs(y)
+    a, b = eprop.EpropTrainer(20, 30, 2), eprop.EpropTrainer(20, 30, 2, dtype="float32")
+    la = [a.step(xr, yr)["loss"] for xr, yr in zip(x, y)]
+    outs = [b.step(xr, yr) for xr, yr in zip(x, y)]
+    assert outs[-1]["output"].dtype == np.float32 and outs[-1]["spikes"].dtype == np.float32
+    lb = [o["loss"] for o in outs]
+    assert 1e-10 < max(abs(p - q) / max(abs(p), 1e-12) for p, q in zip(la, lb)) < 1e-5
+    for name in ("W_in", "W_rec", "W_out"):
+        assert 1e-9 < _rel(getattr(a, name), getattr(b, name)) < 1e-5, name
+
+
+@pytest.mark.parametrize("kw", [{}, {"n_adaptive": 15, "reg_rate": 20.0}])
+def test_event_kernel_follows_dense_in_float32(kw):
+    x, y = _data(3, 400, 20, 2, rate=0.05)
+    a = eprop.RecurrentNetwork(20, 30, 2, seed=3, dtype="float32", **kw)
+    b = eprop.RecurrentNetwork(20, 30, 2, seed=3, dtype="float32", kernel="event", **kw)
+    ga, gb = a.gradients(x, y), b.gradients(x, y)
+    for k in ("W_in", "W_rec"):
+        assert _rel(ga[k], gb[k]) < 2e-5, (k, _rel(ga[k], gb[k]))
+    # the seed rule learns at every step and amplifies last-bit differences:
+    # its event form in float32 stays as close to the dense float32 kernel
+    # as float32 is to float64 (in float64 the two kernels agree to ~1e-14)
+    x, y = _data(4, 300, 20, 2, rate=0.1)
+    w = {}
+    for dtype in ("float64", "float32"):
+        for kernel in ("dense", "event"):
+            t = eprop.EpropTrainer(20, 30, 2, dtype=dtype, kernel=kernel)
+            t.train_sequence(x, np.abs(y))
+            w[dtype, kernel] = t.W_in
+    single = _rel(w["float64", "dense"], w["float32", "dense"])
+    assert _rel(w["float64", "dense"], w["float64", "event"]) < 1e-12
+    assert _rel(w["float32", "dense"], w["float32", "event"]) < min(2 * single, 1e-4), single
+
+
+@pytest.mark.parametrize("cls", [eprop.RecurrentNetwork, eprop.EpropTrainer])
+def test_float32_batches_do_not_depend_on_threads(cls):
+    rng = np.random.default_rng(5)
+    x = (rng.random((6, 50, 7)) < 0.2).astype(float)
+    y = 0.2 * rng.random((6, 50, 3))
+    runs = []
+    for n in (1, 2, 3):
+        net = cls(7, 11, 3, dtype="float32")
+        losses = net.train_batch(x, y, n_threads=n)
+        runs.append((losses.tobytes(), net.W_in.tobytes(), net.W_rec.tobytes(), net.predict_batch(x).tobytes()))
+    assert runs[0] == runs[1] == runs[2]
+    assert np.frombuffer(runs[0][3], np.float32).size == 6 * 50 * 3
+
+
+@pytest.mark.parametrize("cls", [eprop.RecurrentNetwork, eprop.EpropTrainer])
+def test_values_beyond_float32_range_are_refused_and_change_nothing(cls):
+    net = cls(4, 6, 2, dtype="float32")
+    x, y = _data(6, 30, 4, 2)
+    net.train_sequence(x, np.abs(y))
+    before = net.state_dict()
+    big = x.copy()
+    big[3, 1] = 1e39
+    msg = r"inputs: expected values within the float32 range .* got 1e\+39"
+    with pytest.raises(ValueError, match=msg):
+        net.train_sequence(big, np.abs(y))
+    with pytest.raises(ValueError, match=msg):
+        net.predict_sequence(big)
+    with pytest.raises(ValueError, match=msg):
+        net.train_batch(big[None], np.abs(y)[None])
+    with pytest.raises(ValueError, match=r"x: expected values within the float32 range"):
+        net.step(big[3])
+    with pytest.raises(ValueError, match=r"targets: expected values within the float32 range"):
+        net.train_sequence(x, np.full_like(y, -1e300))
+    with pytest.raises(ValueError, match=r"W_in: expected values within the float32 range"):
+        net.W_in = np.full(net.W_in.shape, 4e38)
+    after = net.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert np.array_equal(before[k], after[k]), k
+    # the same values are fine in float64
+    cls(4, 6, 2).predict_sequence(big)
+
+
+def test_setters_round_to_float32():
+    net = eprop.RecurrentNetwork(4, 6, 2, dtype="float32")
+    w = np.random.default_rng(0).standard_normal((6, 4))
+    net.W_in = w
+    assert net.W_in.dtype == np.float32 and net.W_in.tobytes() == w.astype(np.float32).tobytes()
+
+
+@pytest.mark.parametrize("cls", [eprop.RecurrentNetwork, eprop.EpropTrainer])
+def test_checkpoint_keeps_float32_and_resumes_exactly(cls, tmp_path):
+    x, y = _data(7, 60, 5, 2)
+    y = np.abs(y)
+    a = cls(5, 9, 2, dtype="float32")
+    a.train_sequence(x, y)
+    a.save(tmp_path / "c.npz")
+    d = a.state_dict()
+    assert d["dtype"] == "float32" and d["W_in"].dtype == np.float32
+    b = cls.load(tmp_path / "c.npz")
+    c = cls.from_state_dict(d)
+    for other in (b, c):
+        assert type(other) is cls and other.dtype == "float32"
+    la = a.train_sequence(x, y, reset=False)
+    for other in (b, c):
+        assert other.train_sequence(x, y, reset=False) == la
+        assert other.W_rec.tobytes() == a.W_rec.tobytes()
+
+
+@pytest.mark.parametrize("cls", [eprop.RecurrentNetwork, eprop.EpropTrainer])
+def test_a_state_of_the_other_dtype_is_refused_not_converted(cls):
+    f32, f64 = cls(5, 9, 2, dtype="float32"), cls(5, 9, 2)
+    with pytest.raises(ValueError, match=r"state_dict\['dtype'\]: expected 'float64'.*got 'float32'"):
+        f64.load_state_dict(f32.state_dict())
+    with pytest.raises(ValueError, match=r"state_dict\['dtype'\]: expected 'float32'.*got 'float64'"):
+        f32.load_state_dict(f64.state_dict())
+    # a float64 state relabelled as float32: its values are not float32
+    d = f64.state_dict()
+    d["dtype"] = "float32"
+    with pytest.raises(ValueError, match=r"float32 values .*cannot hold exactly"):
+        f32.load_state_dict(d)
+    with pytest.raises(ValueError, match=r"cannot hold exactly"):
+        cls.from_state_dict(d)
+    # converted explicitly, it loads
+    for k, v in d.items():
+        if isinstance(v, np.ndarray) and v.dtype == np.float64:
+            d[k] = v.astype(np.float32)
+    f32.load_state_dict(d)
+    assert f32.W_in.tobytes() == f64.W_in.astype(np.float32).tobytes()
+
+
+def test_memory_halves_in_float32():
+    for cls, size in ((eprop.RecurrentNetwork, (50, 200, 5)), (eprop.EpropTrainer, (50, 200, 5))):
+        a, b = cls(*size), cls(*size, dtype="float32")
+        assert 0.45 < b.memory_bytes / a.memory_bytes < 0.55
+        # values per step (the counters and index buffers are not floats)
+        assert abs(b.memory_per_step / a.memory_per_step - 1) < 0.01
