@@ -51,8 +51,8 @@ def test_constructor_signature_matches_oracle(ours, ref):
     extra = [p for p in mine.values() if p not in positional]
     kw = inspect.Parameter.KEYWORD_ONLY
     # additions, keyword-only with defaults that keep the oracle's behaviour
-    added = [("kernel", kw, "dense"), ("dtype", kw, "float64")] if ours.__name__ == "EpropTrainer" else []
-    want = [("seed", kw, 42), *added]
+    kernel = [("kernel", kw, "dense")] if ours.__name__ == "EpropTrainer" else []
+    want = [("seed", kw, 42), *kernel, ("dtype", kw, "float64")]
     assert [(p.name, p.kind, p.default) for p in extra] == want
 
 

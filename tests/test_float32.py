@@ -223,3 +223,57 @@ def test_memory_halves_in_float32():
         assert 0.45 < b.memory_bytes / a.memory_bytes < 0.55
         # values per step (the counters and index buffers are not floats)
         assert abs(b.memory_per_step / a.memory_per_step - 1) < 0.01
+
+
+def test_online_trainer_follows_float64_to_single_precision():
+    rng = np.random.default_rng(9)
+    x = (rng.random((80, 6)) < 0.3).astype(float) * 3.0
+    y = (rng.random((80, 2)) < 0.2).astype(float)
+    a, b = eprop.OnlineTrainer([6, 10, 2]), eprop.OnlineTrainer([6, 10, 2], dtype="float32")
+    assert b.dtype == "float32" and all(layer.dtype == "float32" for layer in b.layers)
+    la = a.train_sequence(x, y)
+    lb = b.train_sequence(x, y)
+    assert abs(la - lb) <= 1e-5 * abs(la)
+    for la_, lb_ in zip(a.layers, b.layers):
+        assert lb_.W.dtype == np.float32 and lb_._trace.dtype == np.float32
+        assert 1e-9 < _rel(la_.W, lb_.W) < 1e-5
+    assert b.predict_sequence(x).dtype == np.float32
+    assert b.step(x[0])["output"].dtype == np.float32
+
+
+def test_online_lif_layer_in_float32():
+    a, b = eprop.OnlineLIFLayer(5, 7), eprop.OnlineLIFLayer(5, 7, dtype="float32")
+    assert b.dtype == "float32" and "dtype='float32'" in repr(b)
+    assert b.W.tobytes() == a.W.astype(np.float32).tobytes()
+    x = np.full(5, 2.0)
+    for _ in range(5):
+        za, zb = a.step(x), b.step(x)
+    assert zb.dtype == np.float32 and np.array_equal(za, zb)
+    s = np.linspace(-1, 1, 7)
+    a.apply_learning_signal(s)
+    b.apply_learning_signal(s)
+    assert 1e-10 < _rel(a.W, b.W) < 1e-6
+    with pytest.raises(ValueError, match=r"x: expected values within the float32 range"):
+        b.step(np.full(5, 1e39))
+    c = eprop.OnlineLIFLayer.from_state_dict(b.state_dict())
+    assert c.dtype == "float32" and c.W.tobytes() == b.W.tobytes()
+    with pytest.raises(ValueError, match=r"state_dict\['dtype'\]"):
+        a.load_state_dict(b.state_dict())
+
+
+def test_online_trainer_checkpoint_and_threads_in_float32(tmp_path):
+    rng = np.random.default_rng(10)
+    x = (rng.random((4, 30, 6)) < 0.3).astype(float) * 3.0
+    y = (rng.random((4, 30, 2)) < 0.2).astype(float)
+    runs = []
+    for n in (1, 2):
+        t = eprop.OnlineTrainer([6, 10, 2], dtype="float32")
+        t.train_batch(x, y, n_threads=n)
+        runs.append(b"".join(layer.W.tobytes() for layer in t.layers))
+    assert runs[0] == runs[1]
+    t.save(tmp_path / "o.npz")
+    u = eprop.OnlineTrainer.load(tmp_path / "o.npz")
+    assert u.dtype == "float32"
+    assert b"".join(layer.W.tobytes() for layer in u.layers) == runs[0]
+    with pytest.raises(ValueError, match=r"state_dict\['dtype'\]"):
+        eprop.OnlineTrainer([6, 10, 2]).load_state_dict(t.state_dict())

@@ -21,13 +21,13 @@ def golden():
 
 
 def test_same_scenarios(replay, golden):
-    # added since the recording: the states of RecurrentNetwork and
-    # EpropTrainer name their kernel and dtype (every scenario runs the dense
-    # reference in float64)
+    # added since the recording: the states name their kernel (RecurrentNetwork,
+    # EpropTrainer) and dtype (every class); every scenario runs the dense
+    # reference in float64
     added = {
         k: str(v)
         for k, v in replay.items()
-        if k.startswith(("RecurrentNetwork", "EpropTrainer")) and k.endswith((".kernel", ".dtype"))
+        if k.endswith((".kernel", ".dtype"))
     }
     assert added and set(added.values()) == {"dense", "float64"}
     assert {v for k, v in added.items() if k.endswith(".dtype")} == {"float64"}

@@ -207,7 +207,8 @@ class OnlineLIFLayer(_Public, _core.OnlineLIFLayer):
     replacement of ``sc_neurocore.online_learning.OnlineLIFLayer``.
 
     ``OnlineLIFLayer(n_inputs, n_neurons, tau_mem=20.0, threshold=1.0,
-    lr=0.01, dt=1.0, *, seed=42)``. The trace decays by the seed's fixed 0.95
+    lr=0.01, dt=1.0, *, seed=42, dtype="float64")`` (``dtype="float32"``:
+    single precision, see ``RecurrentNetwork``). The trace decays by the seed's fixed 0.95
     per step. ``W`` and the state read as read-only copies; assign a whole
     array to ``W``. The layers of an ``OnlineTrainer`` (``trainer.layers``) are
     live views of the trainer's layers.
@@ -218,7 +219,9 @@ class OnlineLIFLayer(_Public, _core.OnlineLIFLayer):
         obj = _core.OnlineLIFLayer.__new__(cls, None, trainer, index)
         g = trainer._given
         sizes = trainer.layer_sizes
-        given = OnlineLIFLayerConfig(sizes[index], sizes[index + 1], g.tau_mem, g.threshold, g.lr, 1.0, seed=g.seed)
+        given = OnlineLIFLayerConfig(
+            sizes[index], sizes[index + 1], g.tau_mem, g.threshold, g.lr, 1.0, seed=g.seed, dtype=g.dtype
+        )
         object.__setattr__(obj, "_given", given)
         return obj
 
@@ -233,7 +236,8 @@ class OnlineTrainer(_Public, _Streams, _core.OnlineTrainer):
     replacement of ``sc_neurocore.online_learning.OnlineTrainer``.
 
     ``OnlineTrainer(layer_sizes, tau_mem=20.0, threshold=1.0, lr=0.01, *,
-    seed=42)``: layer_sizes [n_input, n_hidden..., n_output] (>= 2 sizes, each
+    seed=42, dtype="float64")`` (``dtype="float32"``: single precision, see
+    ``RecurrentNetwork``): layer_sizes [n_input, n_hidden..., n_output] (>= 2 sizes, each
     >= 1). Every layer restarts the random stream of ``seed``, as the seed
     package does. The trainer's hyperparameters are fixed at construction
     (each layer's ``lr``, ``tau_mem``, ``threshold`` and ``dt`` can be changed

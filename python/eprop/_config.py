@@ -50,6 +50,7 @@ class OnlineLIFLayerConfig:
     dt: float = 1.0
     _: KW_ONLY
     seed: int = 42
+    dtype: str = "float64"
 
     def __post_init__(self) -> None:
         _core.OnlineLIFLayer._validate(self)
@@ -66,6 +67,7 @@ class OnlineTrainerConfig:
     lr: float = 0.01
     _: KW_ONLY
     seed: int = 42
+    dtype: str = "float64"
 
     def __post_init__(self) -> None:
         _core.OnlineTrainer._validate(self)

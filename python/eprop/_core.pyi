@@ -16,7 +16,8 @@ __all__ = ["EpropTrainer", "OnlineLIFLayer", "OnlineTrainer", "RecurrentNetwork"
 
 __version__: str
 
-_F64 = NDArray[np.float64]
+# float64, or float32 for a network built with dtype='float32'
+_F64 = NDArray[np.float64] | NDArray[np.float32]
 _Path = str | PathLike[str]
 
 @disjoint_base
@@ -121,6 +122,8 @@ class OnlineLIFLayer:
     @property
     def seed(self) -> int: ...
     @property
+    def dtype(self) -> str: ...
+    @property
     def tau_mem(self) -> float: ...
     @tau_mem.setter
     def tau_mem(self, value: float) -> None: ...
@@ -170,6 +173,8 @@ class OnlineTrainer:
     def lr(self) -> float: ...
     @property
     def seed(self) -> int: ...
+    @property
+    def dtype(self) -> str: ...
     @property
     def n_layers(self) -> int: ...
     @property

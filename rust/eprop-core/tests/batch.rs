@@ -101,7 +101,7 @@ fn online_batch_of_one_is_train_sequence_and_thread_independent() {
     let mut rng = LegacyRng::new(13);
     let x = spikes(&mut rng, (1, 150, 5), 0.4);
     let y = spikes(&mut rng, (1, 150, 3), 0.2);
-    let mut single = Trainer::new(SeedOnline::new(c.clone()));
+    let mut single = Trainer::new(SeedOnline::<f64>::new(c.clone()));
     let loss = driver::train_sequence(
         &mut single,
         x.index_axis(ndarray::Axis(0), 0),
@@ -110,7 +110,7 @@ fn online_batch_of_one_is_train_sequence_and_thread_independent() {
         true,
     )
     .unwrap();
-    let mut batched = SeedOnline::new(c.clone());
+    let mut batched = SeedOnline::<f64>::new(c.clone());
     let losses = train_batch(&mut batched, x.view(), y.view(), None, Update::Step).unwrap();
     assert_eq!(losses, vec![loss]);
     for (a, b) in single.model.layers.iter().zip(&batched.layers) {
@@ -119,8 +119,8 @@ fn online_batch_of_one_is_train_sequence_and_thread_independent() {
     let xb = spikes(&mut rng, (5, 60, 5), 0.4);
     let yb = spikes(&mut rng, (5, 60, 3), 0.2);
     for update in [Update::Step, Update::Sequence] {
-        let mut one = SeedOnline::new(c.clone());
-        let mut two = SeedOnline::new(c.clone());
+        let mut one = SeedOnline::<f64>::new(c.clone());
+        let mut two = SeedOnline::<f64>::new(c.clone());
         let l1 = run_in_pool(Some(1), || train_batch(&mut one, xb.view(), yb.view(), None, update)).unwrap().unwrap();
         let l2 = run_in_pool(Some(3), || train_batch(&mut two, xb.view(), yb.view(), None, update)).unwrap().unwrap();
         assert_eq!(l1, l2);

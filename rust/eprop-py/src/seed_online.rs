@@ -5,16 +5,13 @@
 //! `OnlineTrainer` (what `trainer.layers` hands out): reading `W` or `_v` shows
 //! the trainer's current state and writing `W` changes it.
 
-use std::sync::{Arc, Mutex};
-
-use eprop_core::driver::Trainer;
-use eprop_core::models::seed_online::{self, SeedLayer, SeedLayerConfig, SeedLayerState, SeedOnline, SeedOnlineConfig};
+use eprop_core::models::seed_online::{self, SeedLayerConfig, SeedOnline, SeedOnlineConfig};
 use eprop_core::npz;
-use numpy::PyArray;
+use eprop_core::real::{Dtype, Real};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::convert::{self, field, integer, real, size, state_to_dict, vector};
+use crate::convert::{self, field, integer, real, size, state_to_dict, text, vector};
 use crate::errors::{locked, locked_try, to_py};
 use crate::shared::{
     array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Dual,
@@ -31,19 +28,34 @@ use eprop_core::state::Stateful;
 /// array to `W`.
 #[pyclass(frozen, subclass, module = "eprop._core", name = "OnlineLIFLayer")]
 pub struct PyOnlineLIFLayer {
-    stack: Arc<Mutex<Trainer<SeedOnline>>>,
+    stack: Dual<SeedOnline<f64>, SeedOnline<f32>>,
     index: usize,
     /// (n_inputs, n_neurons)
     dims: (usize, usize),
 }
 
-/// A layer's weights and state.
-struct LayerRef<'a> {
-    layer: &'a mut SeedLayer,
-    state: &'a mut SeedLayerState,
+/// `$body` on the locked stack `$t` of layer object `$l` with the GIL
+/// released, whichever its float type.
+macro_rules! on_stack {
+    ($py:expr, $l:expr, $t:ident => $body:expr) => {
+        match &$l.stack {
+            Dual::F64(m) => locked($py, m, move |$t| $body),
+            Dual::F32(m) => locked($py, m, move |$t| $body),
+        }
+    };
 }
 
-fn layer_config(c: &Bound<'_, PyAny>) -> PyResult<(SeedLayerConfig, u32)> {
+/// [`on_stack`] for work that can fail with a core error.
+macro_rules! try_stack {
+    ($py:expr, $l:expr, $t:ident => $body:expr) => {
+        match &$l.stack {
+            Dual::F64(m) => locked_try($py, m, move |$t| $body),
+            Dual::F32(m) => locked_try($py, m, move |$t| $body),
+        }
+    };
+}
+
+fn layer_config(c: &Bound<'_, PyAny>) -> PyResult<(SeedLayerConfig, u32, Dtype)> {
     let cfg = SeedLayerConfig::new(
         "OnlineLIFLayer",
         (field(c, "n_inputs", size)?, field(c, "n_neurons", size)?),
@@ -54,41 +66,40 @@ fn layer_config(c: &Bound<'_, PyAny>) -> PyResult<(SeedLayerConfig, u32)> {
     )
     .map_err(to_py)?;
     let seed = eprop_core::check::seed(field(c, "seed", integer)?).map_err(to_py)?;
-    Ok((cfg, seed))
+    let dtype = Dtype::parse(&field(c, "dtype", text)?).map_err(to_py)?;
+    Ok((cfg, seed, dtype))
 }
 
 impl PyOnlineLIFLayer {
-    fn with_inner<R: Send>(&self, py: Python<'_>, f: impl FnOnce(LayerRef<'_>) -> R + Send) -> PyResult<R> {
-        locked(py, &self.stack, |t| {
-            let (layer, state) = t.layer_mut(self.index);
-            f(LayerRef { layer, state })
-        })
-    }
-
     fn with_config<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut SeedLayerConfig) -> R + Send) -> PyResult<R> {
-        self.with_inner(py, |l| f(&mut l.layer.cfg))
+        let i = self.index;
+        on_stack!(py, self, t => f(&mut t.layer_mut(i).0.cfg))
     }
 
     fn state<'py>(&self, py: Python<'py>) -> PyResult<eprop_core::state::StateDict> {
-        locked(py, &self.stack, |t| seed_online::layer_state(t, self.index))
+        let i = self.index;
+        on_stack!(py, self, t => seed_online::layer_state(t, i))
     }
 
     /// One hyperparameter by name (a view reports its trainer's seed).
     fn config_value<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>> {
-        let d = locked(py, &self.stack, |t| seed_online::layer_config(t, self.index))?;
+        let i = self.index;
+        let d = on_stack!(py, self, t => seed_online::layer_config(t, i))?;
         convert::value_to_py(py, d.get(name).map_err(to_py)?)
     }
 
     /// Replaces the weights `W` of the layer.
     fn set_named_array(&self, py: Python<'_>, name: &str, value: &Obj<'_>) -> PyResult<()> {
         let a = convert::array(name, value)?;
-        locked_try(py, &self.stack, move |t| seed_online::layer_set_array(t, self.index, name, a))
+        let i = self.index;
+        try_stack!(py, self, t => seed_online::layer_set_array(t, i, name, a))
     }
 
     /// One array (`W`, `_v`, `_spikes`, `_trace`) by name, as a read-only copy.
     fn named_array<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>> {
-        let a = locked(py, &self.stack, |t| seed_online::layer_array(t, self.index, name))?;
-        convert::named_array(py, name, a, eprop_core::real::Dtype::F64)
+        let i = self.index;
+        let a = on_stack!(py, self, t => seed_online::layer_array(t, i, name))?;
+        convert::named_array(py, name, a, self.stack.dtype())
     }
 }
 
@@ -111,14 +122,17 @@ impl PyOnlineLIFLayer {
                     sizes.len() - 2
                 )));
             }
-            let stack = match &trainer.get().inner {
-                Dual::F64(a) | Dual::F32(a) => a.clone(),
-            };
+            let stack = trainer.get().inner.share();
             return Ok(PyOnlineLIFLayer { stack, index, dims: (sizes[index], sizes[index + 1]) });
         }
-        let (cfg, seed) = layer_config(config_obj)?;
+        let (cfg, seed, dtype) = layer_config(config_obj)?;
         let dims = (cfg.n_inputs, cfg.n_neurons);
-        let stack = Arc::new(Mutex::new(Trainer::new(SeedOnline::single(cfg, seed))));
+        let c32 = cfg.clone();
+        let stack = Dual::new(
+            dtype == Dtype::F32,
+            || SeedOnline::single(cfg, seed, dtype),
+            || SeedOnline::single(c32, seed, dtype),
+        );
         Ok(PyOnlineLIFLayer { stack, index: 0, dims })
     }
 
@@ -130,23 +144,35 @@ impl PyOnlineLIFLayer {
 
     /// Reset membrane, spikes and trace to zero.
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
-        self.with_inner(py, |l| l.state.reset())
+        let i = self.index;
+        on_stack!(py, self, t => t.layer_mut(i).1.reset())
     }
 
     /// Forward one timestep with input `x` (n_inputs,); returns the spikes (n_neurons,).
     fn step<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let x = vector("x", x, self.dims.0)?;
-        let z = self.with_inner(py, move |l| {
-            l.layer.step(l.state, x.as_slice().unwrap_or(&[]));
-            l.state.z.clone()
+        let dtype = self.stack.dtype();
+        dtype.check_range("x", x.iter()).map_err(to_py)?;
+        let i = self.index;
+        let z = on_stack!(py, self, t => {
+            let (layer, state) = t.layer_mut(i);
+            let x: Vec<_> = x.iter().map(|&v| Real::of(v)).collect();
+            layer.step(state, &x);
+            state.z.iter().map(|&v| Real::f64(v)).collect::<Vec<f64>>()
         })?;
-        Ok(PyArray::from_owned_array(py, z).into_any())
+        Ok(convert::vec_out(py, z, dtype))
     }
 
     /// Apply a top-down learning signal (n_neurons,): `W -= lr * signal[:, None] * trace`.
     fn apply_learning_signal(&self, py: Python<'_>, signal: &Bound<'_, PyAny>) -> PyResult<()> {
         let s = vector("signal", signal, self.dims.1)?;
-        self.with_inner(py, move |l| l.layer.apply_learning_signal(l.state, s.as_slice().unwrap_or(&[])))
+        self.stack.dtype().check_range("signal", s.iter()).map_err(to_py)?;
+        let i = self.index;
+        on_stack!(py, self, t => {
+            let (layer, state) = t.layer_mut(i);
+            let s: Vec<_> = s.iter().map(|&v| Real::of(v)).collect();
+            layer.apply_learning_signal(state, &s)
+        })
     }
 
     /// Hyperparameters, weights and state (fresh arrays), to resume exactly.
@@ -158,7 +184,8 @@ impl PyOnlineLIFLayer {
     /// must match); checked first, a rejected dict changes nothing.
     fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
         let d = convert::dict_to_state(state)?;
-        locked_try(py, &self.stack, move |t| seed_online::load_layer_state(t, self.index, &d))
+        let i = self.index;
+        try_stack!(py, self, t => seed_online::load_layer_state(t, i, &d))
     }
 
     /// The constructor arguments stored in a `state_dict` (whose class and
@@ -177,7 +204,7 @@ impl PyOnlineLIFLayer {
     }
 }
 
-config_getters!(PyOnlineLIFLayer, n_inputs, n_neurons, seed, tau_mem, threshold, lr, dt);
+config_getters!(PyOnlineLIFLayer, n_inputs, n_neurons, seed, tau_mem, threshold, lr, dt, dtype);
 
 float_setters!(PyOnlineLIFLayer, {
     tau_mem / set_tau_mem => positive,
@@ -197,8 +224,7 @@ array_setters!(PyOnlineLIFLayer, { W / set_w });
 /// `threshold` and `dt` can be changed through `layers`).
 #[pyclass(frozen, subclass, module = "eprop._core", name = "OnlineTrainer")]
 pub struct PyOnlineTrainer {
-    /// Always float64 (the seed's layers have no float32 form yet).
-    inner: Dual<SeedOnline, SeedOnline>,
+    inner: Dual<SeedOnline<f64>, SeedOnline<f32>>,
     sizes: Vec<usize>,
     /// (n_inputs, n_outputs)
     widths: (usize, usize),
@@ -223,17 +249,19 @@ fn trainer_config(c: &Bound<'_, PyAny>) -> PyResult<SeedOnlineConfig> {
         }
         sizes.push(convert::size(&format!("layer_sizes[{i}]"), &item)?);
     }
-    SeedOnlineConfig::new(
+    let mut cfg = SeedOnlineConfig::new(
         &sizes,
         field(c, "tau_mem", real)?,
         field(c, "threshold", real)?,
         field(c, "lr", real)?,
         field(c, "seed", integer)?,
     )
-    .map_err(to_py)
+    .map_err(to_py)?;
+    cfg.dtype = Dtype::parse(&field(c, "dtype", text)?).map_err(to_py)?;
+    Ok(cfg)
 }
 
-py_trainer!(PyOnlineTrainer, SeedOnline, SeedOnline);
+py_trainer!(PyOnlineTrainer, SeedOnline<f64>, SeedOnline<f32>);
 
 #[pymethods]
 impl PyOnlineTrainer {
@@ -242,11 +270,9 @@ impl PyOnlineTrainer {
         let cfg = trainer_config(config_obj)?;
         let sizes = cfg.layer_sizes.clone();
         let widths = (sizes[0], sizes[sizes.len() - 1]);
-        Ok(PyOnlineTrainer {
-            inner: Dual::new(false, || SeedOnline::new(cfg), || unreachable!("float64 only")),
-            sizes,
-            widths,
-        })
+        let c32 = cfg.clone();
+        let inner = Dual::new(cfg.dtype == Dtype::F32, || SeedOnline::new(cfg), || SeedOnline::new(c32));
+        Ok(PyOnlineTrainer { inner, sizes, widths })
     }
 
     /// Checks a configuration (the messages of the constructor).
@@ -266,7 +292,7 @@ impl PyOnlineTrainer {
     }
 }
 
-config_getters!(PyOnlineTrainer, tau_mem, threshold, lr, seed);
+config_getters!(PyOnlineTrainer, tau_mem, threshold, lr, seed, dtype);
 
 trainer_methods!(PyOnlineTrainer);
 seed_train_methods!(PyOnlineTrainer);

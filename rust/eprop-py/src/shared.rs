@@ -40,6 +40,14 @@ impl<A: Model, B: Model> Dual<A, B> {
         }
     }
 
+    /// Another handle on the same trainer (a view shares its trainer's).
+    pub fn share(&self) -> Self {
+        match self {
+            Dual::F64(a) => Dual::F64(Arc::clone(a)),
+            Dual::F32(b) => Dual::F32(Arc::clone(b)),
+        }
+    }
+
     /// The float type.
     pub fn dtype(&self) -> Dtype {
         match self {

@@ -18,6 +18,7 @@ use crate::kernels::{
 };
 use crate::neuron::{decay, seed_update};
 use crate::readout::{error, Loss};
+use crate::real::{Dtype, Real};
 use crate::rng::LegacyRng;
 use crate::state::{not_settable, StateDict, Stateful, Value};
 
@@ -68,56 +69,56 @@ impl SeedLayerConfig {
 /// Dynamic state of one layer for one sequence: `_v`, `_spikes`, `_trace`
 /// (and the step's pseudo-derivatives and buffers).
 #[derive(Clone, Debug, PartialEq)]
-pub struct SeedLayerState {
-    pub v: Array1<f64>,
-    pub z: Array1<f64>,
-    pub trace: Array2<f64>,
-    psi: Vec<f64>,
-    current: Vec<f64>,
+pub struct SeedLayerState<F: Real = f64> {
+    pub v: Array1<F>,
+    pub z: Array1<F>,
+    pub trace: Array2<F>,
+    psi: Vec<F>,
+    current: Vec<F>,
     idx: Vec<usize>,
 }
 
-impl SeedLayerState {
+impl<F: Real> SeedLayerState<F> {
     pub fn zeros(cfg: &SeedLayerConfig) -> Self {
         SeedLayerState {
             v: Array1::zeros(cfg.n_neurons),
             z: Array1::zeros(cfg.n_neurons),
             trace: Array2::zeros((cfg.n_neurons, cfg.n_inputs)),
-            psi: vec![0.0; cfg.n_neurons],
-            current: vec![0.0; cfg.n_neurons],
+            psi: vec![F::ZERO; cfg.n_neurons],
+            current: vec![F::ZERO; cfg.n_neurons],
             idx: Vec::with_capacity(cfg.n_inputs),
         }
     }
 
     pub fn reset(&mut self) {
-        self.v.fill(0.0);
-        self.z.fill(0.0);
-        self.trace.fill(0.0);
+        self.v.fill(F::ZERO);
+        self.z.fill(F::ZERO);
+        self.trace.fill(F::ZERO);
     }
 
     pub fn bytes(&self) -> usize {
-        8 * (self.v.len() + self.z.len() + self.trace.len() + self.psi.capacity() + self.current.capacity())
+        F::BYTES * (self.v.len() + self.z.len() + self.trace.len() + self.psi.capacity() + self.current.capacity())
             + std::mem::size_of::<usize>() * self.idx.capacity()
     }
 }
 
 /// One LIF layer's hyperparameters and weights `W` (n_neurons, n_inputs).
 #[derive(Clone, Debug, PartialEq)]
-pub struct SeedLayer {
+pub struct SeedLayer<F: Real = f64> {
     pub cfg: SeedLayerConfig,
-    pub w: Array2<f64>,
+    pub w: Array2<F>,
 }
 
-impl SeedLayer {
+impl<F: Real> SeedLayer<F> {
     /// Weights `RandomState(seed).randn(n_neurons, n_inputs) * sqrt(2 / n_inputs)`.
     pub fn new(cfg: SeedLayerConfig, seed: u32) -> Self {
         let mut rng = LegacyRng::new(seed);
-        let w = rng.normal_matrix(cfg.n_neurons, cfg.n_inputs, (2.0 / cfg.n_inputs as f64).sqrt());
+        let w = rng.normal_matrix(cfg.n_neurons, cfg.n_inputs, (2.0 / cfg.n_inputs as f64).sqrt()).mapv(F::of);
         SeedLayer { cfg, w }
     }
 
     /// Membrane, spikes and pseudo-derivative for input `x`; the trace is not touched.
-    pub fn forward(&self, st: &mut SeedLayerState, x: &[f64]) {
+    pub fn forward(&self, st: &mut SeedLayerState<F>, x: &[F]) {
         let sparse = nonzeros(x, &mut st.idx);
         matvec(flat(&self.w), x, &st.idx, sparse, &mut st.current);
         seed_update(
@@ -125,54 +126,47 @@ impl SeedLayer {
             &st.current,
             flat_mut(&mut st.z),
             &mut st.psi,
-            decay(self.cfg.dt, self.cfg.tau_mem),
-            self.cfg.threshold,
+            F::of(decay(self.cfg.dt, self.cfg.tau_mem)),
+            F::of(self.cfg.threshold),
         );
     }
 
     /// Trace update for the input `x` of the step just taken.
-    pub fn update_trace(&self, st: &mut SeedLayerState, x: &[f64]) {
-        trace_rows(flat_mut(&mut st.trace), x, &st.psi, LAYER_TRACE_DECAY);
+    pub fn update_trace(&self, st: &mut SeedLayerState<F>, x: &[F]) {
+        trace_rows(flat_mut(&mut st.trace), x, &st.psi, F::of(LAYER_TRACE_DECAY));
     }
 
     /// The seed's `step`: forward, then trace. Spikes are in `st.z`.
-    pub fn step(&self, st: &mut SeedLayerState, x: &[f64]) {
+    pub fn step(&self, st: &mut SeedLayerState<F>, x: &[F]) {
         self.forward(st, x);
         self.update_trace(st, x);
     }
 
     /// The seed's `apply_learning_signal`: `W <- W - lr signal (.) trace`.
-    pub fn apply_learning_signal(&mut self, st: &SeedLayerState, signal: &[f64]) {
+    pub fn apply_learning_signal(&mut self, st: &SeedLayerState<F>, signal: &[F]) {
         let ni = self.cfg.n_inputs;
-        add_scaled_rows(flat_mut(&mut self.w), -self.cfg.lr, signal, flat(&st.trace), ni, ni);
+        add_scaled_rows(flat_mut(&mut self.w), -F::of(self.cfg.lr), signal, flat(&st.trace), ni, ni);
     }
 
     /// Trace update and weight change in one pass, projecting the signal down
     /// (`down <- W^T signal` with the new W) when `down` is given.
-    fn learn(&mut self, st: &mut SeedLayerState, x: &[f64], signal: &[f64], down: Option<&mut [f64]>) {
+    fn learn(&mut self, st: &mut SeedLayerState<F>, x: &[F], signal: &[F], down: Option<&mut [F]>) {
         let project = down.is_some();
         let down = down.unwrap_or(&mut []);
-        down.fill(0.0);
-        let consts = (LAYER_TRACE_DECAY, self.cfg.lr);
+        down.fill(F::ZERO);
+        let consts = (F::of(LAYER_TRACE_DECAY), F::of(self.cfg.lr));
         layer_learn_rows(flat_mut(&mut self.w), flat_mut(&mut st.trace), x, (&st.psi, signal), consts, down, project);
     }
 
     /// The same step on fixed weights (a batch): the trace advances and
     /// `down` receives what [`Self::learn`] would project. Each row of W is
     /// copied into `row` and updated there, so the arithmetic is the same.
-    fn learn_fixed(
-        &self,
-        st: &mut SeedLayerState,
-        x: &[f64],
-        signal: &[f64],
-        down: Option<&mut [f64]>,
-        row: &mut Vec<f64>,
-    ) {
+    fn learn_fixed(&self, st: &mut SeedLayerState<F>, x: &[F], signal: &[F], down: Option<&mut [F]>, row: &mut Vec<F>) {
         let ni = self.cfg.n_inputs;
         let project = down.is_some();
         let down = down.unwrap_or(&mut []);
-        down.fill(0.0);
-        let consts = (LAYER_TRACE_DECAY, self.cfg.lr);
+        down.fill(F::ZERO);
+        let consts = (F::of(LAYER_TRACE_DECAY), F::of(self.cfg.lr));
         let tr = flat_mut(&mut st.trace);
         for (j, w_row) in flat(&self.w).chunks_exact(ni).enumerate() {
             row.clear();
@@ -184,7 +178,7 @@ impl SeedLayer {
 }
 
 /// Writes one layer's settable hyperparameters under `prefix`.
-fn put_layer_floats(d: &mut StateDict, prefix: &str, layer: &SeedLayer) {
+fn put_layer_floats<F: Real>(d: &mut StateDict, prefix: &str, layer: &SeedLayer<F>) {
     let c = &layer.cfg;
     for (k, v) in [("tau_mem", c.tau_mem), ("threshold", c.threshold), ("lr", c.lr), ("dt", c.dt)] {
         d.put_float(&format!("{prefix}{k}"), v);
@@ -192,7 +186,11 @@ fn put_layer_floats(d: &mut StateDict, prefix: &str, layer: &SeedLayer) {
 }
 
 /// The named arrays of one layer, under `prefix`.
-fn layer_arrays<'a>(prefix: &str, layer: &'a SeedLayer, st: &'a SeedLayerState) -> Vec<(String, ArrayViewD<'a, f64>)> {
+fn layer_arrays<'a, F: Real>(
+    prefix: &str,
+    layer: &'a SeedLayer<F>,
+    st: &'a SeedLayerState<F>,
+) -> Vec<(String, ArrayViewD<'a, F>)> {
     [("W", layer.w.view().into_dyn()), ("_v", st.v.view().into_dyn())]
         .into_iter()
         .chain([("_spikes", st.z.view().into_dyn()), ("_trace", st.trace.view().into_dyn())])
@@ -201,15 +199,15 @@ fn layer_arrays<'a>(prefix: &str, layer: &'a SeedLayer, st: &'a SeedLayerState) 
 }
 
 /// One named array (`W`, `_v`, `_spikes`, `_trace`) of layer `i` of a stack, copied.
-pub fn layer_array(t: &Trainer<SeedOnline>, i: usize, name: &str) -> Option<ndarray::ArrayD<f64>> {
+pub fn layer_array<F: Real>(t: &Trainer<SeedOnline<F>>, i: usize, name: &str) -> Option<ndarray::ArrayD<f64>> {
     layer_arrays("", &t.model.layers[i], &t.seq.states[i])
         .into_iter()
         .find(|(k, _)| k == name)
-        .map(|(_, a)| a.to_owned())
+        .map(|(_, a)| a.mapv(F::f64))
 }
 
 /// Replaces the weights `W` of layer `i` of a stack (same shape, finite).
-pub fn layer_set_array(t: &mut Trainer<SeedOnline>, i: usize, name: &str, a: ArrayD<f64>) -> Result<()> {
+pub fn layer_set_array<F: Real>(t: &mut Trainer<SeedOnline<F>>, i: usize, name: &str, a: ArrayD<f64>) -> Result<()> {
     match name {
         "W" => check::replace(name, &mut t.model.layers[i].w, a),
         _ => Err(not_settable(name, &["W"])),
@@ -217,12 +215,12 @@ pub fn layer_set_array(t: &mut Trainer<SeedOnline>, i: usize, name: &str, a: Arr
 }
 
 /// Reads and checks one layer of sizes `(n_inputs, n_neurons)` under `prefix`.
-fn load_layer(
+fn load_layer<F: Real>(
     d: &StateDict,
     what: &str,
     prefix: &str,
     (ni, nr): (usize, usize),
-) -> Result<(SeedLayer, SeedLayerState)> {
+) -> Result<(SeedLayer<F>, SeedLayerState<F>)> {
     let key = |k: &str| format!("{prefix}{k}");
     let cfg = SeedLayerConfig::new(
         what,
@@ -244,7 +242,7 @@ fn load_layer(
 /// The state of layer `i` of a stack as a standalone `OnlineLIFLayer`'s
 /// (what `OnlineLIFLayer.state_dict()` returns, for a layer of its own or a
 /// view of a trainer's layer).
-pub fn layer_state(t: &Trainer<SeedOnline>, i: usize) -> StateDict {
+pub fn layer_state<F: Real>(t: &Trainer<SeedOnline<F>>, i: usize) -> StateDict {
     let mut d = layer_config(t, i);
     d.put_arrays(layer_arrays("", &t.model.layers[i], &t.seq.states[i]));
     d
@@ -252,20 +250,22 @@ pub fn layer_state(t: &Trainer<SeedOnline>, i: usize) -> StateDict {
 
 /// The constructor arguments of layer `i` as an `OnlineLIFLayer` (a layer of
 /// a stack reports its stack's seed).
-pub fn layer_config(t: &Trainer<SeedOnline>, i: usize) -> StateDict {
+pub fn layer_config<F: Real>(t: &Trainer<SeedOnline<F>>, i: usize) -> StateDict {
     let layer = &t.model.layers[i];
     let mut d = StateDict::new(LAYER_CLASS, 1);
     d.put_int("n_inputs", layer.cfg.n_inputs as i64);
     d.put_int("n_neurons", layer.cfg.n_neurons as i64);
     d.put_int("seed", t.model.cfg.seed as i64);
+    d.put_text("dtype", F::DTYPE.name());
     put_layer_floats(&mut d, "", layer);
     d
 }
 
 /// Replaces layer `i`'s hyperparameters, weights and state by those of an
 /// `OnlineLIFLayer` state (sizes must match; checked first).
-pub fn load_layer_state(t: &mut Trainer<SeedOnline>, i: usize, d: &StateDict) -> Result<()> {
+pub fn load_layer_state<F: Real>(t: &mut Trainer<SeedOnline<F>>, i: usize, d: &StateDict) -> Result<()> {
     d.check_header(LAYER_CLASS, 1)?;
+    Dtype::check_state(d, F::DTYPE)?;
     let dims = (t.model.layers[i].cfg.n_inputs, t.model.layers[i].cfg.n_neurons);
     d.check_size("n_inputs", dims.0)?;
     d.check_size("n_neurons", dims.1)?;
@@ -278,7 +278,9 @@ pub fn load_layer_state(t: &mut Trainer<SeedOnline>, i: usize, d: &StateDict) ->
 /// The constructor arguments stored in an `OnlineLIFLayer` state.
 pub fn layer_config_of_state(d: &StateDict) -> Result<StateDict> {
     d.check_header(LAYER_CLASS, 1)?;
-    d.subset(&["n_inputs", "n_neurons", "seed"], &["tau_mem", "threshold", "lr", "dt"], &[])
+    let mut out = d.subset(&["n_inputs", "n_neurons", "seed"], &["tau_mem", "threshold", "lr", "dt"], &[])?;
+    out.put_text("dtype", Dtype::of_state(d)?.name());
+    Ok(out)
 }
 
 /// The Python class name of a standalone layer's state.
@@ -292,6 +294,8 @@ pub struct SeedOnlineConfig {
     pub threshold: f64,
     pub lr: f64,
     pub seed: u32,
+    /// Float type of weights, state and arithmetic.
+    pub dtype: Dtype,
 }
 
 impl SeedOnlineConfig {
@@ -314,6 +318,7 @@ impl SeedOnlineConfig {
             threshold: check::positive("threshold", threshold)?,
             lr: check::non_negative("lr", lr)?,
             seed: check::seed(seed)?,
+            dtype: Dtype::F64,
         };
         let mut total = 0usize;
         for layer in cfg.layer_configs() {
@@ -349,34 +354,35 @@ impl SeedOnlineConfig {
 
 /// The stack's layers (weights and hyperparameters).
 #[derive(Clone, Debug, PartialEq)]
-pub struct SeedOnline {
+pub struct SeedOnline<F: Real = f64> {
     pub cfg: SeedOnlineConfig,
-    pub layers: Vec<SeedLayer>,
+    pub layers: Vec<SeedLayer<F>>,
 }
 
 /// One sequence on the stack: each layer's state and the step's buffers.
 #[derive(Clone, Debug)]
-pub struct SeedOnlineSeq {
-    pub states: Vec<SeedLayerState>,
-    x: Vec<f64>,
-    err: Vec<f64>,
+pub struct SeedOnlineSeq<F: Real = f64> {
+    pub states: Vec<SeedLayerState<F>>,
+    x: Vec<F>,
+    err: Vec<F>,
     /// Learning signal of each layer at the last step.
-    signals: Vec<Vec<f64>>,
+    signals: Vec<Vec<F>>,
     /// A row of weights (the fixed-weight update of a batch).
-    row: Vec<f64>,
+    row: Vec<F>,
 }
 
-impl SeedOnlineSeq {
+impl<F: Real> SeedOnlineSeq<F> {
     fn bytes(&self) -> usize {
         self.states.iter().map(|s| s.bytes()).sum::<usize>()
-            + 8 * (self.x.capacity()
-                + self.err.capacity()
-                + self.row.capacity()
-                + self.signals.iter().map(|v| v.capacity()).sum::<usize>())
+            + F::BYTES
+                * (self.x.capacity()
+                    + self.err.capacity()
+                    + self.row.capacity()
+                    + self.signals.iter().map(|v| v.capacity()).sum::<usize>())
     }
 }
 
-impl SeedOnline {
+impl<F: Real> SeedOnline<F> {
     /// Every layer draws its weights from a fresh `RandomState(seed)`, as the seed does.
     pub fn new(cfg: SeedOnlineConfig) -> Self {
         let layers = cfg.layer_configs().into_iter().map(|c| SeedLayer::new(c, cfg.seed)).collect();
@@ -384,13 +390,14 @@ impl SeedOnline {
     }
 
     /// A stack of one layer: what a standalone `OnlineLIFLayer` is.
-    pub fn single(layer: SeedLayerConfig, seed: u32) -> Self {
+    pub fn single(layer: SeedLayerConfig, seed: u32, dtype: Dtype) -> Self {
         let cfg = SeedOnlineConfig {
             layer_sizes: vec![layer.n_inputs, layer.n_neurons],
             tau_mem: layer.tau_mem,
             threshold: layer.threshold,
             lr: layer.lr,
             seed,
+            dtype,
         };
         SeedOnline { cfg, layers: vec![SeedLayer::new(layer, seed)] }
     }
@@ -401,7 +408,7 @@ impl SeedOnline {
     }
 
     /// Forward pass of one sequence's states through the stack.
-    fn forward(&self, seq: &mut SeedOnlineSeq, x: &[f64]) {
+    fn forward(&self, seq: &mut SeedOnlineSeq<F>, x: &[F]) {
         seq.x.copy_from_slice(x);
         for (l, layer) in self.layers.iter().enumerate() {
             let (below, rest) = seq.states.split_at_mut(l);
@@ -411,19 +418,19 @@ impl SeedOnline {
     }
 
     /// Error and loss of the top layer's spikes; the top signal is the error.
-    fn top_error(&self, seq: &mut SeedOnlineSeq, target: &[f64]) -> f64 {
+    fn top_error(&self, seq: &mut SeedOnlineSeq<F>, target: &[F]) -> f64 {
         let top = self.layers.len() - 1;
         let loss = error(Loss::Mse, flat(&seq.states[top].z), target, &mut seq.err);
         seq.signals[top].copy_from_slice(&seq.err);
-        loss
+        loss.f64()
     }
 }
 
-impl FixedWeights for SeedOnline {
-    type F = f64;
-    type Seq = SeedOnlineSeq;
+impl<F: Real> FixedWeights for SeedOnline<F> {
+    type F = F;
+    type Seq = SeedOnlineSeq<F>;
 
-    type Acc = Vec<Vec<f64>>;
+    type Acc = Vec<Vec<F>>;
 
     fn n_inputs(&self) -> usize {
         self.cfg.n_inputs()
@@ -433,13 +440,13 @@ impl FixedWeights for SeedOnline {
         self.cfg.n_outputs()
     }
 
-    fn new_seq(&self) -> SeedOnlineSeq {
+    fn new_seq(&self) -> SeedOnlineSeq<F> {
         let widest = self.cfg.layer_sizes.iter().copied().max().unwrap_or(1);
         SeedOnlineSeq {
             states: self.layers.iter().map(|l| SeedLayerState::zeros(&l.cfg)).collect(),
-            x: vec![0.0; self.cfg.n_inputs()],
-            err: vec![0.0; self.cfg.n_outputs()],
-            signals: self.layers.iter().map(|l| vec![0.0; l.cfg.n_neurons]).collect(),
+            x: vec![F::ZERO; self.cfg.n_inputs()],
+            err: vec![F::ZERO; self.cfg.n_outputs()],
+            signals: self.layers.iter().map(|l| vec![F::ZERO; l.cfg.n_neurons]).collect(),
             row: Vec::with_capacity(widest),
         }
     }
@@ -448,15 +455,15 @@ impl FixedWeights for SeedOnline {
         self.new_seq().bytes()
     }
 
-    fn new_acc(&self) -> Vec<Vec<f64>> {
-        self.layers.iter().map(|l| vec![0.0; l.w.len()]).collect()
+    fn new_acc(&self) -> Vec<Vec<F>> {
+        self.layers.iter().map(|l| vec![F::ZERO; l.w.len()]).collect()
     }
 
     fn acc_bytes(&self) -> usize {
-        self.layers.iter().map(|l| 8 * l.w.len()).sum()
+        self.layers.iter().map(|l| F::BYTES * l.w.len()).sum()
     }
 
-    fn fixed_step(&self, seq: &mut SeedOnlineSeq, x: &[f64], target: &[f64], _learn: bool) -> f64 {
+    fn fixed_step(&self, seq: &mut SeedOnlineSeq<F>, x: &[F], target: &[F], _learn: bool) -> f64 {
         self.forward(seq, x);
         let loss = self.top_error(seq, target);
         for l in (0..self.layers.len()).rev() {
@@ -469,23 +476,23 @@ impl FixedWeights for SeedOnline {
         loss
     }
 
-    fn accumulate(&self, seq: &mut SeedOnlineSeq, acc: &mut Vec<Vec<f64>>) {
+    fn accumulate(&self, seq: &mut SeedOnlineSeq<F>, acc: &mut Vec<Vec<F>>) {
         for ((layer, st), (a, sig)) in self.layers.iter().zip(&seq.states).zip(acc.iter_mut().zip(&seq.signals)) {
-            let (ni, lr) = (layer.cfg.n_inputs, layer.cfg.lr);
+            let (ni, lr) = (layer.cfg.n_inputs, F::of(layer.cfg.lr));
             add_scaled_rows(a, lr, sig, flat(&st.trace), ni, ni);
         }
     }
 
-    fn predict(&self, seq: &mut SeedOnlineSeq, x: &[f64], out: &mut [f64]) {
+    fn predict(&self, seq: &mut SeedOnlineSeq<F>, x: &[F], out: &mut [F]) {
         self.forward(seq, x);
         out.copy_from_slice(flat(&seq.states[self.layers.len() - 1].z));
     }
 }
 
-impl Model for SeedOnline {
+impl<F: Real> Model for SeedOnline<F> {
     const STEP_MEAN: bool = true;
 
-    fn step(&mut self, seq: &mut SeedOnlineSeq, x: &[f64], target: Option<&[f64]>, _learn: bool) -> f64 {
+    fn step(&mut self, seq: &mut SeedOnlineSeq<F>, x: &[F], target: Option<&[F]>, _learn: bool) -> f64 {
         self.forward(seq, x);
         let Some(target) = target else {
             for (l, layer) in self.layers.iter().enumerate() {
@@ -505,43 +512,43 @@ impl Model for SeedOnline {
         loss
     }
 
-    fn infer(&mut self, seq: &mut SeedOnlineSeq, x: &[f64]) {
+    fn infer(&mut self, seq: &mut SeedOnlineSeq<F>, x: &[F]) {
         self.step(seq, x, None, false);
     }
 
-    fn output<'s>(&self, seq: &'s SeedOnlineSeq) -> &'s [f64] {
+    fn output<'s>(&self, seq: &'s SeedOnlineSeq<F>) -> &'s [F] {
         flat(&seq.states[self.layers.len() - 1].z)
     }
 
-    fn reset(&mut self, seq: &mut SeedOnlineSeq) {
+    fn reset(&mut self, seq: &mut SeedOnlineSeq<F>) {
         seq.states.iter_mut().for_each(SeedLayerState::reset);
     }
 
-    fn apply_step_mean(&mut self, seqs: &[SeedOnlineSeq]) {
+    fn apply_step_mean(&mut self, seqs: &[SeedOnlineSeq<F>]) {
         for (l, layer) in self.layers.iter_mut().enumerate() {
             let ni = layer.cfg.n_inputs;
-            let changes: Vec<Change<f64>> =
+            let changes: Vec<Change<F>> =
                 seqs.iter().map(|s| Change::scaled(&s.signals[l], flat(&s.states[l].trace), ni)).collect();
-            batch_mean(flat_mut(&mut layer.w), ni, layer.cfg.lr, &changes, MeanInto::Subtract);
+            batch_mean(flat_mut(&mut layer.w), ni, F::of(layer.cfg.lr), &changes, MeanInto::Subtract);
         }
     }
 
-    fn apply_acc_mean(&mut self, _seqs: &mut [SeedOnlineSeq], accs: &mut [Vec<Vec<f64>>]) {
+    fn apply_acc_mean(&mut self, _seqs: &mut [SeedOnlineSeq<F>], accs: &mut [Vec<Vec<F>>]) {
         for (l, layer) in self.layers.iter_mut().enumerate() {
             let ni = layer.cfg.n_inputs;
-            let changes: Vec<Change<f64>> = accs.iter().map(|a| Change::plain(&a[l], ni)).collect();
-            batch_mean(flat_mut(&mut layer.w), ni, 1.0, &changes, MeanInto::Subtract);
+            let changes: Vec<Change<F>> = accs.iter().map(|a| Change::plain(&a[l], ni)).collect();
+            batch_mean(flat_mut(&mut layer.w), ni, F::ONE, &changes, MeanInto::Subtract);
         }
         for acc in accs.iter_mut().flat_map(|a| a.iter_mut()) {
-            acc.fill(0.0);
+            acc.fill(F::ZERO);
         }
     }
 }
 
 /// The Python `OnlineTrainer`: the stack and its own sequence.
-pub type SeedOnlineTrainer = Trainer<SeedOnline>;
+pub type SeedOnlineTrainer<F = f64> = Trainer<SeedOnline<F>>;
 
-impl Described for Trainer<SeedOnline> {
+impl<F: Real> Described for Trainer<SeedOnline<F>> {
     type Config = SeedOnlineConfig;
 
     fn config_mut(&mut self) -> &mut SeedOnlineConfig {
@@ -554,19 +561,19 @@ impl Described for Trainer<SeedOnline> {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.model.layers.iter().map(|l| 8 * l.w.len()).sum::<usize>() + self.seq.bytes()
+        self.model.layers.iter().map(|l| F::BYTES * l.w.len()).sum::<usize>() + self.seq.bytes()
     }
 }
 
-impl Trainer<SeedOnline> {
+impl<F: Real> Trainer<SeedOnline<F>> {
     /// Layer `i`'s weights and own state.
-    pub fn layer_mut(&mut self, i: usize) -> (&mut SeedLayer, &mut SeedLayerState) {
+    pub fn layer_mut(&mut self, i: usize) -> (&mut SeedLayer<F>, &mut SeedLayerState<F>) {
         (&mut self.model.layers[i], &mut self.seq.states[i])
     }
 }
 
-impl Stateful for Trainer<SeedOnline> {
-    type F = f64;
+impl<F: Real> Stateful for Trainer<SeedOnline<F>> {
+    type F = F;
     const CLASS: &'static str = "OnlineTrainer";
     const VERSION: i64 = 1;
 
@@ -578,13 +585,14 @@ impl Stateful for Trainer<SeedOnline> {
         d.put_float("threshold", c.threshold);
         d.put_float("lr", c.lr);
         d.put_int("seed", c.seed as i64);
+        d.put_text("dtype", c.dtype.name());
         for (i, l) in self.model.layers.iter().enumerate() {
             put_layer_floats(&mut d, &format!("layers.{i}."), l);
         }
         d
     }
 
-    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, f64>)> {
+    fn arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
         let layers = self.model.layers.iter().zip(&self.seq.states).enumerate();
         layers.flat_map(|(i, (l, st))| layer_arrays(&format!("layers.{i}."), l, st)).collect()
     }
@@ -597,6 +605,7 @@ impl Stateful for Trainer<SeedOnline> {
             out.put(k, v.clone());
         }
         out.put_int("seed", d.int("seed")?);
+        out.put_text("dtype", Dtype::of_state(d)?.name());
         Ok(out)
     }
 
@@ -608,6 +617,7 @@ impl Stateful for Trainer<SeedOnline> {
     /// Every layer's hyperparameters, weights and state (layer sizes must match).
     fn load_state(&mut self, d: &StateDict) -> Result<()> {
         d.check_header(Self::CLASS, Self::VERSION)?;
+        Dtype::check_state(d, F::DTYPE)?;
         let sizes = d.ints("layer_sizes")?;
         let ours: Vec<i64> = self.model.cfg.layer_sizes.iter().map(|&n| n as i64).collect();
         if sizes != ours {
