@@ -24,11 +24,7 @@ def test_same_scenarios(replay, golden):
     # added since the recording: the states name their kernel (RecurrentNetwork,
     # EpropTrainer) and dtype (every class); every scenario runs the dense
     # reference in float64
-    added = {
-        k: str(v)
-        for k, v in replay.items()
-        if k.endswith((".kernel", ".dtype"))
-    }
+    added = {k: str(v) for k, v in replay.items() if k.endswith((".kernel", ".dtype"))}
     assert added and set(added.values()) == {"dense", "float64"}
     assert {v for k, v in added.items() if k.endswith(".dtype")} == {"float64"}
     assert sorted(k for k in replay if k not in added) == sorted(golden)
