@@ -268,7 +268,13 @@ def run_nest(
 
 # --------------------------------------------------------------------------- eprop
 def eprop_network(
-    task: dict[str, np.ndarray], optimizer: str, lr: float, feedback: str, init: str, kernel: str = "dense"
+    task: dict[str, np.ndarray],
+    optimizer: str,
+    lr: float,
+    feedback: str,
+    init: str,
+    kernel: str = "dense",
+    dtype: str = "float64",
 ):
     """eprop's network for the task (see the module docs)."""
     import eprop
@@ -291,6 +297,7 @@ def eprop_network(
         lr=lr,
         seed=1,
         kernel=kernel,
+        dtype=dtype,
     )
     if init == "nest":
         # NEST's initial weights in eprop's units: v_eprop = v_nest / zeta, so W_in and
@@ -317,10 +324,11 @@ def run_eprop(
     init: str,
     learn_bias: bool = False,
     kernel: str = "dense",
+    dtype: str = "float64",
 ) -> dict:
     import eprop
 
-    net = eprop_network(task, optimizer, lr, feedback, init, kernel)
+    net = eprop_network(task, optimizer, lr, feedback, init, kernel, dtype)
     inputs, targets = sequence(task)
     no_bias = np.zeros(N_OUT)
     losses = np.empty(iterations)
@@ -336,7 +344,9 @@ def run_eprop(
     y = net.predict_sequence(inputs)
     frozen = float(0.5 * np.sum((y - targets) ** 2))
     return {
-        "library": f"eprop {eprop.__version__}" + ("" if kernel == "dense" else f" ({kernel})"),
+        "library": f"eprop {eprop.__version__}"
+        + ("" if kernel == "dense" else f" ({kernel})")
+        + ("" if dtype == "float64" else f" {dtype}"),
         "optimizer": f"{'Adam' if optimizer == 'adam' else 'SGD'} lr={lr:g}" + (", bias learns" if learn_bias else ""),
         "iterations": iterations,
         "wall_s": elapsed,

@@ -46,8 +46,9 @@ use crate::real::Real;
 /// Largest power (alpha^-s, kappa^-s, 1/P) allowed before the origin moves.
 pub const LIMIT: f64 = 1024.0;
 
-/// [`LIMIT`] in float32: the origin moves ~6x more often (every ~55 steps at
-/// tau = 20 ms), and the event path stays within ~1e-5 of the dense one.
+/// [`LIMIT`] in float32: the origin moves 2.5x as often (every ~55 steps at
+/// tau = 20 ms), and the event path stays within ~2e-6 of the dense one
+/// (with 1024: ~2e-4).
 pub const LIMIT_F32: f64 = 16.0;
 
 /// The limit for values of type `F`.

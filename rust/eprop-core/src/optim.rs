@@ -75,9 +75,10 @@ pub fn update<F: Real>(
     let t = state.t as f64;
     match optimizer {
         Optimizer::Adam => {
-            let c1 = F::of(1.0 - ADAM_BETA1.powf(t));
-            let c2 = F::of(1.0 - ADAM_BETA2.powf(t));
             let (b1, b2, eps) = (F::of(ADAM_BETA1), F::of(ADAM_BETA2), F::of(ADAM_EPS));
+            // bias corrections of the betas as the moments use them (rounded to F)
+            let c1 = F::of(1.0 - b1.f64().powf(t));
+            let c2 = F::of(1.0 - b2.f64().powf(t));
             for (((w, g), m), v) in weights.into_iter().zip(grads).zip(state.m.iter_mut()).zip(state.v.iter_mut()) {
                 for (((wk, &gk), mk), vk) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                     *mk = b1 * *mk + (F::ONE - b1) * gk;

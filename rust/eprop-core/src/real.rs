@@ -168,6 +168,27 @@ impl Dtype {
         }
     }
 
+    /// Hyperparameters that enter the arithmetic in this type: a finite value
+    /// beyond its range (it would become infinity) or a non-zero value below
+    /// its smallest normal value (it would become zero or subnormal) is
+    /// refused, naming it. Always passes for `float64`.
+    pub fn check_hypers(self, values: &[(&str, f64)]) -> Result<()> {
+        if self == Dtype::F64 {
+            return Ok(());
+        }
+        let (max, min) = (f32::MAX as f64, f32::MIN_POSITIVE as f64);
+        for &(name, v) in values {
+            if v.is_finite() && (v.abs() > max || (v != 0.0 && v.abs() < min)) {
+                return Err(EpropError::param(
+                    name,
+                    format!("0 or a magnitude in [{}, {}] for a float32 network", fmt_float(min), fmt_float(max)),
+                    fmt_float(v),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The dtype a state dict records; states written before the option
     /// existed are float64.
     pub fn of_state(d: &crate::state::StateDict) -> Result<Self> {

@@ -210,13 +210,16 @@ pub fn path(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
 }
 
 /// A `state_dict` as a Python dict (arrays as fresh NumPy arrays, float32
-/// when the state records `dtype='float32'`).
+/// when the state records `dtype='float32'` and the array's values are
+/// float32 values: a file whose arrays are not stays float64, for the
+/// loading network to refuse rather than round).
 pub fn state_to_dict<'py>(py: Python<'py>, d: &StateDict) -> PyResult<Bound<'py, PyDict>> {
     let dtype = Dtype::of_state(d).unwrap_or_default();
     let out = PyDict::new(py);
     for (k, v) in d.entries() {
         let obj = match v {
-            Value::Array(a) => array_out(py, a.clone(), dtype),
+            Value::Array(a) if dtype.check_exact(k, a.iter()).is_ok() => array_out(py, a.clone(), dtype),
+            Value::Array(a) => array_out(py, a.clone(), Dtype::F64),
             v => value_to_py(py, v)?,
         };
         out.set_item(k, obj)?;

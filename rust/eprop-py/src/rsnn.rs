@@ -300,6 +300,7 @@ impl PyRecurrentNetwork {
         n_threads: Option<i64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let ((x, y, m), _) = self.batch_or_sequence(inputs, targets, mask)?;
+        self.float_type().check_range("targets", y.iter()).map_err(to_py)?;
         let out = shared::predict_batch_array(py, self, x, n_threads)?;
         let loss_kind = self.cfg.loss;
         let (loss, acc) =

@@ -44,8 +44,7 @@ fn config(c: &Bound<'_, PyAny>) -> PyResult<SeedEpropConfig> {
     )
     .map_err(to_py)?;
     cfg.kernel = Kernel::parse(&field(c, "kernel", text)?).map_err(to_py)?;
-    cfg.dtype = Dtype::parse(&field(c, "dtype", text)?).map_err(to_py)?;
-    Ok(cfg)
+    cfg.with_dtype(Dtype::parse(&field(c, "dtype", text)?).map_err(to_py)?).map_err(to_py)
 }
 
 py_trainer!(PyEpropTrainer, SeedEpropNet<f64>, SeedEpropNet<f32>);

@@ -67,6 +67,7 @@ fn layer_config(c: &Bound<'_, PyAny>) -> PyResult<(SeedLayerConfig, u32, Dtype)>
     .map_err(to_py)?;
     let seed = eprop_core::check::seed(field(c, "seed", integer)?).map_err(to_py)?;
     let dtype = Dtype::parse(&field(c, "dtype", text)?).map_err(to_py)?;
+    cfg.check_dtype(dtype).map_err(to_py)?;
     Ok((cfg, seed, dtype))
 }
 
@@ -74,6 +75,11 @@ impl PyOnlineLIFLayer {
     fn with_config<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut SeedLayerConfig) -> R + Send) -> PyResult<R> {
         let i = self.index;
         on_stack!(py, self, t => f(&mut t.layer_mut(i).0.cfg))
+    }
+
+    /// A new value of hyperparameter `name`, checked for the float type.
+    fn check_hyper(&self, name: &str, v: f64) -> PyResult<()> {
+        self.stack.dtype().check_hypers(&[(name, v)]).map_err(to_py)
     }
 
     fn state<'py>(&self, py: Python<'py>) -> PyResult<eprop_core::state::StateDict> {
@@ -249,7 +255,7 @@ fn trainer_config(c: &Bound<'_, PyAny>) -> PyResult<SeedOnlineConfig> {
         }
         sizes.push(convert::size(&format!("layer_sizes[{i}]"), &item)?);
     }
-    let mut cfg = SeedOnlineConfig::new(
+    let cfg = SeedOnlineConfig::new(
         &sizes,
         field(c, "tau_mem", real)?,
         field(c, "threshold", real)?,
@@ -257,8 +263,7 @@ fn trainer_config(c: &Bound<'_, PyAny>) -> PyResult<SeedOnlineConfig> {
         field(c, "seed", integer)?,
     )
     .map_err(to_py)?;
-    cfg.dtype = Dtype::parse(&field(c, "dtype", text)?).map_err(to_py)?;
-    Ok(cfg)
+    cfg.with_dtype(Dtype::parse(&field(c, "dtype", text)?).map_err(to_py)?).map_err(to_py)
 }
 
 py_trainer!(PyOnlineTrainer, SeedOnline<f64>, SeedOnline<f32>);

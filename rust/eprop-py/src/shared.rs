@@ -97,6 +97,10 @@ pub trait PyTrainer: Send + Sync + Sized + 'static {
     fn float_type(&self) -> Dtype {
         self.inner().dtype()
     }
+    /// A new value of hyperparameter `name`, checked for the float type.
+    fn check_hyper(&self, name: &str, v: f64) -> PyResult<()> {
+        self.float_type().check_hypers(&[(name, v)]).map_err(to_py)
+    }
     /// (n_inputs, n_outputs).
     fn widths(&self) -> (usize, usize);
     /// Reads the targets of a sequence of `t` steps (the mask selects the
@@ -550,6 +554,7 @@ macro_rules! float_setters {
                 fn $setter(&self, py: Python<'_>, value: &Obj<'_>) -> PyResult<()> {
                     let name = stringify!($name);
                     let v = eprop_core::check::$check(name, $crate::convert::real(name, value)?).map_err(to_py)?;
+                    self.check_hyper(name, v)?;
                     self.with_config(py, move |c| c.$name = v)
                 }
             )*

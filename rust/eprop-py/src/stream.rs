@@ -61,6 +61,19 @@ impl Rows {
         }
     }
 
+    /// A block of rows as [`Self::view_or_block`] reads it, checked again for
+    /// the range of `F` when it was re-read from a borrowed array (which
+    /// another thread may have written to since the whole was checked).
+    fn rows_of<F: Real>(&self, start: usize, end: usize) -> Result<std::borrow::Cow<'_, Array2<f64>>, String> {
+        let b = self.view_or_block(start, end)?;
+        if let Rows::Borrowed(_, _, arg) = self {
+            F::DTYPE
+                .check_range(arg, b.iter())
+                .map_err(|e| format!("{e} (the array changed while it was being read)"))?;
+        }
+        Ok(b)
+    }
+
     /// Refuses finite values the trainer's float type cannot hold (checked
     /// whole, before any step runs).
     pub fn check_range(&self, name: &str, dtype: Dtype) -> PyResult<()> {
@@ -69,10 +82,12 @@ impl Rows {
         }
         match self {
             Rows::Owned(a) => dtype.check_range(name, a.iter()),
-            Rows::Borrowed(p, _, arg) => Python::attach(|py| {
-                let ro = p.bind(py).readonly();
-                dtype.check_range(arg, ro.as_array().iter())
-            }),
+            Rows::Borrowed(p, _, arg) => {
+                return Python::attach(|py| {
+                    let ro = p.bind(py).try_readonly().map_err(|e| value_error(format!("{arg}: {e}")))?;
+                    dtype.check_range(arg, ro.as_array().iter()).map_err(to_py)
+                })
+            }
         }
         .map_err(to_py)
     }
@@ -137,8 +152,8 @@ fn train_chunk<M: Model>(g: &mut Trainer<M>, c: &Chunk, width: usize, sum: &mut 
     let step = block_rows(width);
     for start in (0..t).step_by(step) {
         let end = (start + step).min(t);
-        let xb = c.x.view_or_block(start, end)?;
-        let yb = c.y.view_or_block(start, end)?;
+        let xb = c.x.rows_of::<M::F>(start, end)?;
+        let yb = c.y.rows_of::<M::F>(start, end)?;
         let mb = c.mask.as_ref().map(|m| m.slice(s![start..end]));
         driver::train_rows(g, xb.view(), yb.view(), mb, sum);
     }
@@ -208,7 +223,7 @@ pub fn predict_sequence<'py, M: Model>(
         let mut out = Array2::zeros((t, widths.1));
         for start in (0..t).step_by(step) {
             let end = (start + step).min(t);
-            let xb = x.view_or_block(start, end)?;
+            let xb = x.rows_of::<M::F>(start, end)?;
             driver::predict_rows(g, xb.view(), out.slice_mut(s![start..end, ..]));
         }
         Ok(out)

@@ -234,8 +234,22 @@ impl RsnnConfig {
         if cfg.tau_reg < cfg.dt {
             return Err(EpropError::param("tau_reg", format!("a value >= dt={}", cfg.dt), cfg.tau_reg));
         }
+        cfg.dtype.check_hypers(&cfg.hypers())?;
         check::alloc("RecurrentNetwork", cfg.n_f64()?)?;
         Ok(cfg)
+    }
+
+    /// The hyperparameters that enter the arithmetic in the network's type
+    /// (the time constants enter as decays computed in f64).
+    pub fn hypers(&self) -> [(&'static str, f64); 6] {
+        [
+            ("threshold", self.threshold),
+            ("beta", self.beta),
+            ("lr", self.lr),
+            ("surrogate_height", self.surrogate_height),
+            ("reg_rate", self.reg_rate),
+            ("feedback_decay", self.feedback_decay),
+        ]
     }
 
     /// Float64 values of a network of this size with one sequence in flight.
@@ -450,7 +464,7 @@ pub struct RsnnState<F: Real = f64> {
     pub e_sum_in: Array2<F>,
     pub e_sum_rec: Array2<F>,
     /// Spikes per neuron since reset (regularization, `update="sequence"`).
-    pub spike_count: Array1<F>,
+    pub spike_count: Array1<f64>,
     /// Running rate per neuron, spikes per step (regularization, online).
     pub rate: Array1<F>,
     pub steps: u64,
@@ -591,7 +605,7 @@ impl<F: Real> RsnnSeq<F> {
         ] {
             a.fill(F::ZERO);
         }
-        st.spike_count.fill(F::ZERO);
+        st.spike_count.fill(0.0);
         st.rate.fill(F::ZERO);
         st.steps = 0;
         self.tracking = false;
@@ -829,7 +843,7 @@ impl<F: Real> RsnnNet<F> {
             }
         } else {
             for (c, &zj) in flat_mut(&mut st.spike_count).iter_mut().zip(z) {
-                *c += zj;
+                *c += zj.f64();
             }
         }
     }
@@ -921,9 +935,10 @@ impl<F: Real> RsnnNet<F> {
         if cfg.reg_rate <= 0.0 || st.steps == 0 {
             return;
         }
-        let t = F::of(st.steps as f64);
-        let f0 = F::of(cfg.rate_per_step());
-        let reg = F::of(cfg.reg_rate);
+        // counts and steps in f64 (exact to 2^53 in any dtype)
+        let t = st.steps as f64;
+        let f0 = cfg.rate_per_step();
+        let reg = cfg.reg_rate;
         for (grad, esum) in [(&mut st.grads.w_in, &st.e_sum_in), (&mut st.grads.w_rec, &st.e_sum_rec)] {
             let cols = grad.ncols();
             if cols == 0 {
@@ -931,7 +946,7 @@ impl<F: Real> RsnnNet<F> {
             }
             let counts = flat(&st.spike_count);
             for ((g, es), &c) in flat_mut(grad).chunks_exact_mut(cols).zip(flat(esum).chunks_exact(cols)).zip(counts) {
-                let r = reg * (c / t - f0) / t;
+                let r = F::of(reg * (c / t - f0) / t);
                 for (gi, &e) in g.iter_mut().zip(es) {
                     *gi += r * e;
                 }
@@ -1234,7 +1249,7 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
         d.put_text("update", &c.update.name());
         d.put_int("seed", c.seed as i64);
         d.put_text("kernel", c.kernel.name());
-        d.put_text("dtype", c.dtype.name());
+        d.put_text("dtype", F::DTYPE.name());
         d
     }
 
@@ -1243,6 +1258,7 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
         d.put_int("optimizer_t", self.model.optim.t as i64);
         let refr: Vec<f64> = st.refractory.iter().map(|&r| r as f64).collect();
         d.put_vec("_refractory", &refr);
+        d.put_vec("_spike_count", flat(&st.spike_count));
         d.put_int("_steps", st.steps as i64);
         d.put_int("_pending", st.pending as i64);
     }
@@ -1273,7 +1289,6 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
             ("_zbar_rec", st.zbar_rec.view().into_dyn()),
             ("_zhat", st.zhat.view().into_dyn()),
             ("_y", st.y.view().into_dyn()),
-            ("_spike_count", st.spike_count.view().into_dyn()),
             ("_rate", st.rate.view().into_dyn()),
             ("grad.b_out", st.grads.b_out.view().into_dyn()),
             ("_eps_a_in", st.eps_a_in.view().into_dyn()),
@@ -1347,6 +1362,7 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
         Dtype::check_state(d, F::DTYPE)?;
         let c = self.model.cfg.clone();
         let lr = check::non_negative("lr", d.float("lr")?)?;
+        F::DTYPE.check_hypers(&[("lr", lr)])?;
         let (ni, n, no, na) = (c.n_inputs, c.n_neurons, c.n_outputs, c.n_adaptive);
         let params = Params::from_parts(
             d.matrix("W_in", n, ni)?,
@@ -1385,7 +1401,7 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
         st.zbar_rec = d.vector("_zbar_rec", n)?;
         st.zhat = d.vector("_zhat", n)?;
         st.y = d.vector("_y", no)?;
-        st.spike_count = d.vector("_spike_count", n)?;
+        st.spike_count = d.vector::<f64>("_spike_count", n)?;
         st.rate = d.vector("_rate", n)?;
         st.eps_a_in = d.matrix("_eps_a_in", na, ni)?;
         st.eps_a_rec = d.matrix("_eps_a_rec", na, n)?;

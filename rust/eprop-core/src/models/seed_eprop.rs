@@ -87,6 +87,14 @@ impl SeedEpropConfig {
         Ok(cfg)
     }
 
+    /// This configuration in float type `dtype` (its hyperparameters checked
+    /// for that type's range).
+    pub fn with_dtype(mut self, dtype: Dtype) -> Result<Self> {
+        dtype.check_hypers(&[("threshold", self.threshold), ("lr", self.lr)])?;
+        self.dtype = dtype;
+        Ok(self)
+    }
+
     pub fn alpha(&self) -> f64 {
         decay(self.dt, self.tau_mem)
     }
@@ -179,10 +187,8 @@ impl<F: Real> SeedEpropSeq<F> {
                     + sc.psi.capacity()
                     + sc.output.capacity()
                     + sc.err.capacity()
-                    + sc.signal.capacity()
-                    + sc.idx_in.capacity()
-                    + sc.idx_rec.capacity()
-                    + sc.idx_out.capacity())
+                    + sc.signal.capacity())
+            + std::mem::size_of::<usize>() * (sc.idx_in.capacity() + sc.idx_rec.capacity() + sc.idx_out.capacity())
     }
 }
 
@@ -532,7 +538,7 @@ impl<F: Real> Stateful for Trainer<SeedEpropNet<F>> {
         }
         d.put_int("seed", c.seed as i64);
         d.put_text("kernel", c.kernel.name());
-        d.put_text("dtype", c.dtype.name());
+        d.put_text("dtype", F::DTYPE.name());
         d
     }
 
@@ -595,9 +601,8 @@ impl<F: Real> Stateful for Trainer<SeedEpropNet<F>> {
         )?;
         let mut w_rec = d.matrix("W_rec", nr, nr)?;
         zero_diagonal(&mut w_rec);
-        let mut cfg = cfg;
+        let mut cfg = cfg.with_dtype(F::DTYPE)?;
         cfg.kernel = c.kernel;
-        cfg.dtype = c.dtype;
         let net = SeedEpropNet::from_parts(cfg, d.matrix("W_in", nr, ni)?, w_rec, d.matrix("W_out", no, nr)?);
         let mut seq = SeedEpropSeq::<F>::new(&net.cfg);
         let st = &mut seq.state;

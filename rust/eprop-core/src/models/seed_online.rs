@@ -59,6 +59,11 @@ impl SeedLayerConfig {
         Ok(cfg)
     }
 
+    /// Checks the hyperparameters for the range of float type `dtype`.
+    pub fn check_dtype(&self, dtype: Dtype) -> Result<()> {
+        dtype.check_hypers(&[("threshold", self.threshold), ("lr", self.lr)])
+    }
+
     /// Float64 values held by one layer (weights, trace, vectors).
     pub fn n_f64(&self, what: &str) -> Result<usize> {
         let (ni, nr) = (self.n_inputs, self.n_neurons);
@@ -231,6 +236,7 @@ fn load_layer<F: Real>(
         d.float(&key("dt"))?,
     )
     .map_err(|e| EpropError::param(&format!("state_dict['{prefix}...']"), "valid layer hyperparameters", e))?;
+    cfg.check_dtype(F::DTYPE)?;
     let mut st = SeedLayerState::zeros(&cfg);
     st.v = d.vector(&key("_v"), nr)?;
     st.z = d.vector(&key("_spikes"), nr)?;
@@ -326,6 +332,14 @@ impl SeedOnlineConfig {
         }
         check::alloc("OnlineTrainer", total)?;
         Ok(cfg)
+    }
+
+    /// This configuration in float type `dtype` (its hyperparameters checked
+    /// for that type's range).
+    pub fn with_dtype(mut self, dtype: Dtype) -> Result<Self> {
+        dtype.check_hypers(&[("threshold", self.threshold), ("lr", self.lr)])?;
+        self.dtype = dtype;
+        Ok(self)
     }
 
     pub fn n_inputs(&self) -> usize {
@@ -585,7 +599,7 @@ impl<F: Real> Stateful for Trainer<SeedOnline<F>> {
         d.put_float("threshold", c.threshold);
         d.put_float("lr", c.lr);
         d.put_int("seed", c.seed as i64);
-        d.put_text("dtype", c.dtype.name());
+        d.put_text("dtype", F::DTYPE.name());
         for (i, l) in self.model.layers.iter().enumerate() {
             put_layer_floats(&mut d, &format!("layers.{i}."), l);
         }
