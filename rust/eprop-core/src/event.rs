@@ -163,9 +163,21 @@ impl<F: Real> Columns<F> {
 
     /// The non-zero values of `pre` as events of increment `pre_i * scale`.
     fn collect(&mut self, pre: &[F], scale: F) {
-        self.events.clear();
-        self.events.extend(pre.iter().enumerate().filter(|(_, v)| **v != F::ZERO).map(|(i, &v)| (i, v * scale)));
+        events_of(pre, scale, &mut self.events);
     }
+}
+
+/// The non-zero entries of `pre` as `(i, pre_i * scale)`, in order, into
+/// `events` (cleared first); branch-free, as [`crate::kernels::nonzeros`].
+fn events_of<F: Real>(pre: &[F], scale: F, events: &mut Vec<(usize, F)>) {
+    events.clear();
+    events.resize(pre.len(), (0, F::ZERO));
+    let mut k = 0;
+    for (i, &v) in pre.iter().enumerate() {
+        events[k] = (i, v * scale);
+        k += usize::from(v != F::ZERO);
+    }
+    events.truncate(k);
 }
 
 /// Running sums of the event-driven path (see the module documentation),
@@ -800,8 +812,7 @@ impl<F: Real> SeedLazy<F> {
         let n = self.k.len();
         let lr = self.lr;
         for ((c, pre), out) in [&mut self.inp, &mut self.rec].into_iter().zip([x, z_prev]).zip([current, rec_current]) {
-            c.events.clear();
-            c.events.extend(pre.iter().enumerate().filter(|(_, v)| **v != F::ZERO).map(|(i, &v)| (i, v)));
+            events_of(pre, F::ONE, &mut c.events);
             out.fill(F::ZERO);
             for &(i, v) in &c.events {
                 let r = i * n..(i + 1) * n;

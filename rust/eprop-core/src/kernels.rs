@@ -69,11 +69,20 @@ pub fn flat_mut<F: Real, D: ndarray::Dimension>(a: &mut ndarray::Array<F, D>) ->
 /// Indices of the non-zero entries of `x`, written into `idx` (cleared first).
 /// Returns true when `x` is sparse enough (at most half non-zero) for the
 /// gathered dot products to pay off.
+/// Branch-free: every index is written and the count advances only past the
+/// non-zero ones (a data-dependent branch per entry would be mispredicted
+/// on spike trains).
 #[inline]
 pub fn nonzeros<F: Real>(x: &[F], idx: &mut Vec<usize>) -> bool {
     idx.clear();
-    idx.extend(x.iter().enumerate().filter(|(_, v)| **v != F::ZERO).map(|(i, _)| i));
-    2 * idx.len() <= x.len()
+    idx.resize(x.len(), 0);
+    let mut k = 0;
+    for (i, v) in x.iter().enumerate() {
+        idx[k] = i;
+        k += usize::from(*v != F::ZERO);
+    }
+    idx.truncate(k);
+    2 * k <= x.len()
 }
 
 /// Dot product with four partial sums (lets the compiler vectorize).

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use eprop_core::check;
 use eprop_core::driver::{self, LossSum, Model, Trainer};
 use eprop_core::real::{Dtype, Real};
-use numpy::ndarray::{s, Array1, Array2};
+use numpy::ndarray::{s, Array1, Array2, ArrayView2};
 use numpy::{PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 
@@ -64,11 +64,11 @@ impl Rows {
     /// A block of rows as [`Self::view_or_block`] reads it, checked again for
     /// the range of `F` when it was re-read from a borrowed array (which
     /// another thread may have written to since the whole was checked).
-    fn rows_of<F: Real>(&self, start: usize, end: usize) -> Result<std::borrow::Cow<'_, Array2<f64>>, String> {
+    fn rows_of<F: Real>(&self, start: usize, end: usize) -> Result<Block<'_>, String> {
         let b = self.view_or_block(start, end)?;
         if let Rows::Borrowed(_, _, arg) = self {
             F::DTYPE
-                .check_range(arg, b.iter())
+                .check_range(arg, b.view().iter())
                 .map_err(|e| format!("{e} (the array changed while it was being read)"))?;
         }
         Ok(b)
@@ -92,10 +92,27 @@ impl Rows {
         .map_err(to_py)
     }
 
-    fn view_or_block(&self, start: usize, end: usize) -> Result<std::borrow::Cow<'_, Array2<f64>>, String> {
+    /// Rows `[start, end)`: a view of an owned array (no copy), or a block
+    /// copied from a borrowed one.
+    fn view_or_block(&self, start: usize, end: usize) -> Result<Block<'_>, String> {
         match self {
-            Rows::Owned(a) if start == 0 && end == a.nrows() => Ok(std::borrow::Cow::Borrowed(a)),
-            _ => self.block(start, end).map(std::borrow::Cow::Owned),
+            Rows::Owned(a) => Ok(Block::View(a.slice(s![start..end, ..]))),
+            _ => self.block(start, end).map(Block::Owned),
+        }
+    }
+}
+
+/// Rows of a [`Rows`]: a view, or a block read from a borrowed array.
+enum Block<'a> {
+    View(ArrayView2<'a, f64>),
+    Owned(Array2<f64>),
+}
+
+impl Block<'_> {
+    fn view(&self) -> ArrayView2<'_, f64> {
+        match self {
+            Block::View(v) => v.view(),
+            Block::Owned(a) => a.view(),
         }
     }
 }
