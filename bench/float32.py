@@ -30,6 +30,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 import eprop  # noqa: E402
 import numpy as np  # noqa: E402
 from _timing import alternate, best_of  # noqa: E402
+from event_kernel import task as rsnn_data  # noqa: E402  (the pattern-generation shaped task)
 
 SEED_SHAPES = [(4, 16, 2), (40, 100, 3), (100, 256, 10), (200, 1024, 10)]
 RSNN_SHAPES = [(100, 100, 1), (100, 256, 10), (200, 1024, 10)]
@@ -47,41 +48,18 @@ def seed_data(sizes, steps, p, seed=0):
     return (rng.random((steps, ni)) < p).astype(np.float64), 0.1 * rng.random((steps, no))
 
 
-def rsnn_data(sizes, steps, p, seed=0):
-    ni, _, no = sizes
-    rng = np.random.default_rng(seed)
-    x = (rng.random((steps, ni)) < p).astype(np.float64)
-    t = np.arange(steps)
-    y = np.zeros((steps, no))
-    for k in range(no):
-        for period in (1000, 500, 333, 200):
-            y[:, k] += rng.uniform(0.5, 2) * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
-    return x, y / np.abs(y).max()
-
-
 def cases(args):
-    for sizes in SEED_SHAPES:
-        steps = steps_for(sizes, args.budget)
-        x, y = seed_data(sizes, steps, args.p_seed)
-        for kernel in ("dense", "event"):
-            yield (
-                f"EpropTrainer{sizes} {kernel}",
-                steps,
-                (lambda d, s=sizes, k=kernel: eprop.EpropTrainer(*s, kernel=k, dtype=d)),
-                x,
-                y,
-            )
-    for sizes in RSNN_SHAPES:
-        steps = steps_for(sizes, args.budget)
-        x, y = rsnn_data(sizes, steps, args.p)
-        for kernel in ("dense", "event"):
-            yield (
-                f"RecurrentNetwork{sizes} {kernel}",
-                steps,
-                (lambda d, s=sizes, k=kernel: eprop.RecurrentNetwork(*s, kernel=k, dtype=d)),
-                x,
-                y,
-            )
+    groups = [
+        (eprop.EpropTrainer, SEED_SHAPES, seed_data, args.p_seed),
+        (eprop.RecurrentNetwork, RSNN_SHAPES, rsnn_data, args.p),
+    ]
+    for cls, shapes, data, p in groups:
+        for sizes in shapes:
+            steps = steps_for(sizes, args.budget)
+            x, y = data(sizes, steps, p)
+            for kernel in ("dense", "event"):
+                make = lambda d, c=cls, s=sizes, k=kernel: c(*s, kernel=k, dtype=d)  # noqa: E731
+                yield f"{cls.__name__}{sizes} {kernel}", steps, make, x, y
     sizes = [100, 256, 10]
     steps = steps_for((100, 256, 10), args.budget)
     x, y = seed_data((100, 256, 10), steps, args.p_seed)
