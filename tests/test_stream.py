@@ -444,3 +444,49 @@ def test_memory_per_step_is_the_seed_formula():
         t = eprop.OnlineTrainer(sizes)
         expected = sum(n + n + n * m for m, n in itertools.pairwise(sizes))
         assert t.memory_per_step == expected
+
+
+@pytest.fixture(scope="module")
+def large_float32_memmap(tmp_path_factory):
+    """A (T, 100) float32 input memmap whose float64 copy (72 MB) is above the
+    size up to which inputs are copied whole: it is read in blocks."""
+    T, n_in = 90_000, 100
+    path = tmp_path_factory.mktemp("f32") / "x.npy"
+    x = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(T, n_in))
+    rng = np.random.default_rng(21)
+    for a in range(0, T, 10_000):
+        x[a : a + 10_000] = (rng.random((10_000, n_in)) < 0.05) * np.float32(1.5)
+    x.flush()
+    del x
+    return np.load(path, mmap_mode="r")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_large_float32_memmap_read_in_blocks_equals_in_memory(large_float32_memmap, dtype):
+    mx = large_float32_memmap
+    assert mx.dtype == np.float32 and 8 * mx.size > 64 << 20
+    y = np.random.default_rng(22).random((len(mx), 2))
+    a = eprop.RecurrentNetwork(100, 8, 2, dtype=dtype)
+    b = eprop.RecurrentNetwork(100, 8, 2, dtype=dtype)
+    assert a.train_sequence(mx, y) == b.train_sequence(np.array(mx, dtype=np.float64), y)
+    assert a.W_in.tobytes() == b.W_in.tobytes()
+    assert_bitwise(a.predict_sequence(mx), b.predict_sequence(np.array(mx, dtype=np.float64)))
+
+
+def test_large_float32_memmap_is_not_copied_whole(large_float32_memmap):
+    """Peak memory of a fresh process predicting over the memmap: its file
+    pages (36 MB) and 8 MB blocks, not a 72 MB float64 copy on top."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, numpy as np, eprop\n"
+        f"x = np.load({str(large_float32_memmap.filename)!r}, mmap_mode='r')\n"
+        "net = eprop.RecurrentNetwork(100, 8, 2, dtype='float32')\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "net.predict_sequence(x)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)\n"
+    )
+    grown_kib = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    # file pages 36 MB + one 8 MB block + the (90000, 2) output: well under the 72 MB copy
+    assert grown_kib < 60 * 1024, grown_kib

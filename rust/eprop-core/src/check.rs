@@ -58,7 +58,7 @@ pub fn threads(value: Option<i64>) -> Result<Option<usize>> {
 }
 
 /// Every value of `data` (of shape `shape`, row-major) is finite.
-pub fn finite(arg: &str, data: &[f64], shape: &[usize]) -> Result<()> {
+pub fn finite<F: crate::real::Real>(arg: &str, data: &[F], shape: &[usize]) -> Result<()> {
     let Some(flat) = data.iter().position(|v| !v.is_finite()) else {
         return Ok(());
     };
@@ -71,11 +71,11 @@ pub fn finite(arg: &str, data: &[f64], shape: &[usize]) -> Result<()> {
         }
     }
     let index = if idx.len() == 1 { idx[0].to_string() } else { fmt_shape(&idx) };
-    Err(EpropError::NonFinite { arg: arg.to_string(), index, value: data[flat] })
+    Err(EpropError::NonFinite { arg: arg.to_string(), index, value: data[flat].f64() })
 }
 
 /// Finiteness of an array view of any layout (the index in its own shape).
-pub fn finite_view(arg: &str, a: &ArrayViewD<f64>) -> Result<()> {
+pub fn finite_view<F: crate::real::Real>(arg: &str, a: &ArrayViewD<F>) -> Result<()> {
     match a.as_slice() {
         Some(s) => finite(arg, s, a.shape()),
         None => match a.indexed_iter().find(|(_, v)| !v.is_finite()) {
@@ -85,7 +85,7 @@ pub fn finite_view(arg: &str, a: &ArrayViewD<f64>) -> Result<()> {
                 Err(EpropError::NonFinite {
                     arg: arg.to_string(),
                     index: if ix.len() == 1 { ix[0].to_string() } else { fmt_shape(&ix) },
-                    value: *v,
+                    value: v.f64(),
                 })
             }
         },
@@ -171,7 +171,7 @@ pub fn matrix_shape(arg: &str, shape: &[usize], rows: Option<usize>, width: usiz
 }
 
 /// A (T, width) sequence (T fixed when given): shape and finiteness.
-pub fn sequence(arg: &str, a: ArrayView2<f64>, width: usize, t: Option<usize>) -> Result<()> {
+pub fn sequence<F: crate::real::Real>(arg: &str, a: ArrayView2<F>, width: usize, t: Option<usize>) -> Result<()> {
     matrix_shape(arg, a.shape(), t, width)?;
     finite_view(arg, &a.into_dyn())
 }

@@ -23,12 +23,36 @@ const BLOCK_BYTES: usize = 8 << 20;
 /// Arrays smaller than this are copied whole; larger ones are read in blocks.
 const COPY_WHOLE_BYTES: usize = 64 << 20;
 
-/// A (T, width) float64 sequence: copied already, or a NumPy array read in blocks.
+/// A (T, width) sequence: copied already (as float64), or a large float64 or
+/// float32 NumPy array read in blocks.
 pub enum Rows {
     Owned(Array2<f64>),
     /// A large array checked in place, read block by block (argument name kept
     /// for the message if a block changed after the check).
-    Borrowed(Py<PyArray2<f64>>, usize, String),
+    Borrowed(Large, usize, String),
+}
+
+/// A large NumPy array read in blocks: float64, or float32 (each block
+/// widened to float64, exactly).
+pub enum Large {
+    F64(Py<PyArray2<f64>>),
+    F32(Py<PyArray2<f32>>),
+}
+
+impl Large {
+    /// Rows `[start, end)` as float64, copied.
+    fn rows(&self, py: Python<'_>, start: usize, end: usize) -> Result<Array2<f64>, String> {
+        match self {
+            Large::F64(p) => {
+                let ro = p.bind(py).try_readonly().map_err(|e| e.to_string())?;
+                Ok(ro.as_array().slice(s![start..end, ..]).to_owned())
+            }
+            Large::F32(p) => {
+                let ro = p.bind(py).try_readonly().map_err(|e| e.to_string())?;
+                Ok(ro.as_array().slice(s![start..end, ..]).mapv(f64::from))
+            }
+        }
+    }
 }
 
 impl Rows {
@@ -46,8 +70,7 @@ impl Rows {
         match self {
             Rows::Owned(a) => Ok(a.slice(s![start..end, ..]).to_owned()),
             Rows::Borrowed(p, _, arg) => Python::attach(|py| {
-                let ro = p.bind(py).try_readonly().map_err(|e| format!("{arg}: {e}"))?;
-                let b = ro.as_array().slice(s![start..end, ..]).to_owned();
+                let b = p.rows(py, start, end).map_err(|e| format!("{arg}: {e}"))?;
                 match b.iter().position(|x| !x.is_finite()) {
                     None => Ok(b),
                     Some(i) => Err(format!(
@@ -82,7 +105,9 @@ impl Rows {
         }
         match self {
             Rows::Owned(a) => dtype.check_range(name, a.iter()),
-            Rows::Borrowed(p, _, arg) => {
+            // float32 values are always in range
+            Rows::Borrowed(Large::F32(_), ..) => Ok(()),
+            Rows::Borrowed(Large::F64(p), _, arg) => {
                 return Python::attach(|py| {
                     let ro = p.bind(py).try_readonly().map_err(|e| value_error(format!("{arg}: {e}")))?;
                     dtype.check_range(arg, ro.as_array().iter()).map_err(to_py)
@@ -117,18 +142,36 @@ impl Block<'_> {
     }
 }
 
-/// Checks a (T, width) sequence (T fixed when `rows` is given). A float64
-/// NumPy array is checked in place and not copied.
+/// Checks a (T, width) sequence (T fixed when `rows` is given). A large
+/// float64 or float32 NumPy array (a `numpy.memmap`, say) is checked in place
+/// and read in blocks, not copied whole.
 pub fn rows(arg: &str, obj: &Bound<'_, PyAny>, rows: Option<usize>, width: usize) -> PyResult<Rows> {
-    if let Ok(a) = obj.cast::<PyArray2<f64>>() {
-        let ro = a.try_readonly().map_err(|e| value_error(format!("{arg}: {e}")))?;
-        let v = ro.as_array();
-        if 8 * v.len() > COPY_WHOLE_BYTES {
-            check::sequence(arg, v, width, rows).map_err(to_py)?;
-            return Ok(Rows::Borrowed(a.clone().unbind(), v.nrows(), arg.to_string()));
-        }
+    if let Some(r) = large::<f64>(arg, obj, rows, width, |a| Large::F64(a.clone().unbind()))? {
+        return Ok(r);
+    }
+    if let Some(r) = large::<f32>(arg, obj, rows, width, |a| Large::F32(a.clone().unbind()))? {
+        return Ok(r);
     }
     Ok(Rows::Owned(matrix(arg, obj, rows, width)?))
+}
+
+/// `obj` as [`Rows::Borrowed`] when it is a NumPy array of `F` whose float64
+/// copy would exceed [`COPY_WHOLE_BYTES`] (checked in place).
+fn large<F: Real + numpy::Element>(
+    arg: &str,
+    obj: &Bound<'_, PyAny>,
+    rows: Option<usize>,
+    width: usize,
+    keep: impl Fn(&Bound<'_, PyArray2<F>>) -> Large,
+) -> PyResult<Option<Rows>> {
+    let Ok(a) = obj.cast::<PyArray2<F>>() else { return Ok(None) };
+    let ro = a.try_readonly().map_err(|e| value_error(format!("{arg}: {e}")))?;
+    let v = ro.as_array();
+    if 8 * v.len() <= COPY_WHOLE_BYTES {
+        return Ok(None);
+    }
+    check::sequence(arg, v, width, rows).map_err(to_py)?;
+    Ok(Some(Rows::Borrowed(keep(a), v.nrows(), arg.to_string())))
 }
 
 fn block_rows(width: usize) -> usize {
