@@ -613,15 +613,20 @@ mod tests {
         if !avx2() {
             return;
         }
+        row_kernels_on_both_builds::<f64>();
+        row_kernels_on_both_builds::<f32>();
+    }
+
+    fn row_kernels_on_both_builds<F: Real>() {
         for n in [1usize, 3, 7, 33] {
-            let v = |seed: u32| values(seed, n, 0.2);
-            let rows: Vec<Vec<f64>> = (0..10).map(|k| v(900 + k)).collect();
-            let outs = || -> Vec<Vec<f64>> { (0..4).map(|k| v(950 + k)).collect() };
+            let v = |seed: u32| values(seed, n, 0.2).into_iter().map(F::of).collect::<Vec<F>>();
+            let rows: Vec<Vec<F>> = (0..10).map(|k| v(900 + k)).collect();
+            let outs = || -> Vec<Vec<F>> { (0..4).map(|k| v(950 + k)).collect() };
             let (mut a, mut b) = (outs(), outs());
             let r = |k: usize| &rows[k][..];
             for (o, use_avx) in [(&mut a, false), (&mut b, true)] {
                 let [cx, cy, cw, cb] = o.as_mut_slice() else { unreachable!() };
-                let args = ((r(0), r(1), r(2), r(3), r(4), r(5)), (r(6), r(7), r(8), r(9)), 0.3);
+                let args = ((r(0), r(1), r(2), r(3), r(4), r(5)), (r(6), r(7), r(8), r(9)), F::of(0.3));
                 if use_avx {
                     // SAFETY: avx2() checked the CPU.
                     unsafe { coefficients_avx2(args.0, args.1, args.2, (cx, cy, cw, cb)) };
@@ -633,12 +638,12 @@ mod tests {
                 same(x, y, "coefficients");
             }
             for sum_e in [false, true] {
-                let sums = || -> Vec<Vec<f64>> { (0..9).map(|k| v(970 + k)).collect() };
+                let sums = || -> Vec<Vec<F>> { (0..9).map(|k| v(970 + k)).collect() };
                 let (mut a, mut b) = (sums(), sums());
                 for (o, use_avx) in [(&mut a, false), (&mut b, true)] {
                     let [f1, f2, k, g1, g2, r1, r2, s1, s2] = o.as_mut_slice() else { unreachable!() };
                     let inp = (r(0), r(1), r(2), r(3), r(4));
-                    let c = (0.9, 0.8, 1.2, 0.4);
+                    let c = (F::of(0.9), F::of(0.8), F::of(1.2), F::of(0.4));
                     if use_avx {
                         // SAFETY: avx2() checked the CPU.
                         unsafe { add_step_avx2(inp, (f1, f2, k), (g1, g2, r1, r2), (s1, s2), c, sum_e) };

@@ -531,11 +531,11 @@ pub(crate) mod testing {
     /// Shapes (rows, cols) that exercise every remainder of 4-wide loops.
     pub const SHAPES: [(usize, usize); 6] = [(1, 1), (2, 3), (3, 5), (7, 33), (16, 64), (5, 0)];
 
-    /// Bitwise equality of two slices (NaN-free data).
-    pub fn same(a: &[f64], b: &[f64], what: &str) {
+    /// Bitwise equality of two slices (NaN-free data; f32 widens exactly).
+    pub fn same<F: crate::real::Real>(a: &[F], b: &[F], what: &str) {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i}: {x} vs {y}");
+            assert_eq!(x.f64().to_bits(), y.f64().to_bits(), "{what}: element {i}: {x} vs {y}");
         }
     }
 

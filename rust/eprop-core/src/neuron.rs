@@ -150,30 +150,36 @@ mod tests {
 
     #[test]
     fn canonical_update_same_on_both_builds() {
-        use crate::kernels::testing::{avx2, same, values};
-        if !avx2() {
+        if !crate::kernels::testing::avx2() {
             return;
         }
+        canonical_on_both_builds::<f64>();
+        canonical_on_both_builds::<f32>();
+    }
+
+    fn canonical_on_both_builds<F: Real>() {
+        use crate::kernels::testing::{same, values};
+        let vals = |seed, n, zeros| values(seed, n, zeros).into_iter().map(F::of).collect::<Vec<F>>();
         for n in [1usize, 5, 17, 64] {
             let c = Canonical {
-                alpha: 0.9,
-                rho: 0.99,
-                threshold: 0.3,
-                beta: 0.2,
-                gamma: 0.3,
+                alpha: F::of(0.9),
+                rho: F::of(0.99),
+                threshold: F::of(0.3),
+                beta: F::of(0.2),
+                gamma: F::of(0.3),
                 first_adaptive: n / 2,
                 blocked_after_spike: 2,
             };
-            let cur = values(1, n, 0.3);
-            let rec = values(2, n, 0.3);
-            let start = (values(3, n, 0.0), values(4, n, 0.0).iter().map(|v| v.abs()).collect::<Vec<_>>());
-            let z0: Vec<f64> = values(5, n, 0.0).iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect();
+            let cur = vals(1, n, 0.3);
+            let rec = vals(2, n, 0.3);
+            let start = (vals(3, n, 0.0), vals(4, n, 0.0).iter().map(|v| v.abs()).collect::<Vec<_>>());
+            let z0: Vec<F> = vals(5, n, 0.0).iter().map(|&v| if v > F::ZERO { F::ONE } else { F::ZERO }).collect();
             let r0: Vec<u32> = (0..n as u32).map(|j| j % 3).collect();
             let mut outs = Vec::new();
             let mut spikes = 0.0;
             for use_avx in [false, true] {
                 let (mut v, mut a, mut z, mut psi, mut r) =
-                    (start.0.clone(), start.1.clone(), z0.clone(), vec![0.0; n], r0.clone());
+                    (start.0.clone(), start.1.clone(), z0.clone(), vec![F::ZERO; n], r0.clone());
                 for _ in 0..5 {
                     let s = CanonicalState { v: &mut v, a: &mut a, z: &mut z, psi: &mut psi, refractory: &mut r };
                     if use_avx {
@@ -182,7 +188,7 @@ mod tests {
                     } else {
                         canonical_update_imp(&c, s, &cur, &rec);
                     }
-                    spikes += z.iter().sum::<f64>();
+                    spikes += z.iter().map(|v| v.f64()).sum::<f64>();
                 }
                 outs.push((v, a, z, psi, r));
             }
