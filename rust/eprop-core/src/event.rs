@@ -40,7 +40,7 @@
 //! very large beta) runs densely. In float32 the limit is [`LIMIT_F32`]:
 //! with 24 bits, ~1024 ulps would be a 1e-4 error.
 
-use crate::kernels::{axpy, flat_mut, flush, transpose};
+use crate::kernels::{axpy, compact, flat_mut, flush, transpose};
 use crate::real::Real;
 
 /// Largest power (alpha^-s, kappa^-s, 1/P) allowed before the origin moves.
@@ -168,16 +168,9 @@ impl<F: Real> Columns<F> {
 }
 
 /// The non-zero entries of `pre` as `(i, pre_i * scale)`, in order, into
-/// `events` (cleared first); branch-free, as [`crate::kernels::nonzeros`].
+/// `events` (cleared first).
 fn events_of<F: Real>(pre: &[F], scale: F, events: &mut Vec<(usize, F)>) {
-    events.clear();
-    events.resize(pre.len(), (0, F::ZERO));
-    let mut k = 0;
-    for (i, &v) in pre.iter().enumerate() {
-        events[k] = (i, v * scale);
-        k += usize::from(v != F::ZERO);
-    }
-    events.truncate(k);
+    compact(pre, events, |i, v| (i, v * scale));
 }
 
 /// Running sums of the event-driven path (see the module documentation),

@@ -69,20 +69,27 @@ pub fn flat_mut<F: Real, D: ndarray::Dimension>(a: &mut ndarray::Array<F, D>) ->
 /// Indices of the non-zero entries of `x`, written into `idx` (cleared first).
 /// Returns true when `x` is sparse enough (at most half non-zero) for the
 /// gathered dot products to pay off.
-/// Branch-free: every index is written and the count advances only past the
-/// non-zero ones (a data-dependent branch per entry would be mispredicted
-/// on spike trains).
 #[inline]
 pub fn nonzeros<F: Real>(x: &[F], idx: &mut Vec<usize>) -> bool {
-    idx.clear();
-    idx.resize(x.len(), 0);
-    let mut k = 0;
-    for (i, v) in x.iter().enumerate() {
-        idx[k] = i;
-        k += usize::from(*v != F::ZERO);
-    }
-    idx.truncate(k);
+    let k = compact(x, idx, |i, _| i);
     2 * k <= x.len()
+}
+
+/// `out` (cleared first) gets `f(i, x_i)` for the non-zero `x_i`, in order;
+/// returns how many. Branch-free: every entry is written and the count
+/// advances only past the non-zero ones (a data-dependent branch per entry
+/// would be mispredicted on spike trains).
+#[inline]
+pub fn compact<F: Real, T: Default>(x: &[F], out: &mut Vec<T>, f: impl Fn(usize, F) -> T) -> usize {
+    out.clear();
+    out.resize_with(x.len(), T::default);
+    let mut k = 0;
+    for (i, &v) in x.iter().enumerate() {
+        out[k] = f(i, v);
+        k += usize::from(v != F::ZERO);
+    }
+    out.truncate(k);
+    k
 }
 
 /// Dot product with four partial sums (lets the compiler vectorize).
