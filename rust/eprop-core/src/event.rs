@@ -256,6 +256,15 @@ impl<F: Real> Lazy<F> {
         F::BYTES * 15 * self.p.len() + self.inp.bytes() + self.rec.bytes() + std::mem::size_of::<Self>()
     }
 
+    /// The indices of this step's active inputs and neurons (the events of
+    /// [`Self::begin_step`], in order: what `kernels::nonzeros` finds).
+    pub fn active(&self, inp: &mut Vec<usize>, rec: &mut Vec<usize>) {
+        for (out, c) in [(inp, &self.inp), (rec, &self.rec)] {
+            out.clear();
+            out.extend(c.events.iter().map(|e| e.0));
+        }
+    }
+
     /// Whether the encoded values are loaded.
     pub fn loaded(&self) -> bool {
         self.loaded

@@ -676,10 +676,14 @@ impl<F: Real> RsnnNet<F> {
     /// (0 when not learning). The weights are not changed.
     pub fn run_step(&self, seq: &mut RsnnSeq<F>, x: &[F], target: Option<&[F]>, learn: bool, online_reg: bool) -> f64 {
         let event = seq.event && self.begin_event_step(seq, x);
-        if !event {
+        if event {
+            // this step's events are its active inputs and neurons
+            let lz = seq.lazy.as_ref().expect("event kernel has its sums");
+            lz.active(&mut seq.scratch.idx_in, &mut seq.scratch.idx_rec);
+        } else {
             self.adapt_eligibility(seq);
         }
-        self.forward(seq, x);
+        self.forward(seq, x, event);
         self.update_rate(seq, online_reg);
         let loss = match target.filter(|_| learn) {
             Some(t) => error(self.cfg.loss, flat(&seq.state.y), t, &mut seq.scratch.err),
@@ -748,7 +752,7 @@ impl<F: Real> RsnnNet<F> {
     /// The forward dynamics alone (prediction): membranes, adaptation, spikes,
     /// presynaptic traces and readout. Eligibility traces are not advanced.
     pub fn forward_only(&self, seq: &mut RsnnSeq<F>, x: &[F]) {
-        self.forward(seq, x);
+        self.forward(seq, x, false);
     }
 
     /// ALIF eligibility vectors with psi(t-1) and zbar(t-1):
@@ -776,7 +780,9 @@ impl<F: Real> RsnnNet<F> {
 
     /// Presynaptic traces, adaptation, membrane, spikes, pseudo-derivative
     /// and readout of one step.
-    fn forward(&self, seq: &mut RsnnSeq<F>, x: &[F]) {
+    /// `active_known`: the indices of the active inputs and neurons are in
+    /// the scratch already (from the event kernel's events of this step).
+    fn forward(&self, seq: &mut RsnnSeq<F>, x: &[F], active_known: bool) {
         let cfg = &self.cfg;
         let p = &self.params;
         let n = cfg.n_neurons;
@@ -789,8 +795,11 @@ impl<F: Real> RsnnNet<F> {
         for (zb, &zi) in flat_mut(&mut st.zbar_rec).iter_mut().zip(flat(&st.z)) {
             *zb = flush(alpha * *zb + zi);
         }
-        let sparse_in = nonzeros(x, &mut sc.idx_in);
-        let sparse_rec = nonzeros(flat(&st.z), &mut sc.idx_rec);
+        let (sparse_in, sparse_rec) = if active_known {
+            (2 * sc.idx_in.len() <= x.len(), 2 * sc.idx_rec.len() <= st.z.len())
+        } else {
+            (nonzeros(x, &mut sc.idx_in), nonzeros(flat(&st.z), &mut sc.idx_rec))
+        };
         // sparse: the columns of the active units (bitwise the sparse row
         // products); otherwise row products with four partial sums
         if sparse_in && p.transposed {
