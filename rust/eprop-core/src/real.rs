@@ -245,6 +245,16 @@ impl Dtype {
     }
 }
 
+/// `src` rounded to `F`, as a new vector.
+pub fn rounded<F: Real>(src: &[f64]) -> Vec<F> {
+    src.iter().map(|&v| F::of(v)).collect()
+}
+
+/// `src` widened to `f64` (exact), as a new vector.
+pub fn widened<F: Real>(src: &[F]) -> Vec<f64> {
+    src.iter().map(|&v| v.f64()).collect()
+}
+
 /// `a` rounded to `F`, element by element.
 pub fn cast_slice<F: Real>(src: &[f64], dst: &mut [F]) {
     for (d, &s) in dst.iter_mut().zip(src) {

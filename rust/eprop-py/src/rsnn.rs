@@ -9,7 +9,7 @@ use eprop_core::models::rsnn::{self, Feedback, RsnnConfig, RsnnNet, RsnnSpec, PA
 use eprop_core::optim::Optimizer;
 use eprop_core::pool::run_in_pool;
 use eprop_core::readout::{self, Loss};
-use eprop_core::real::{Dtype, Real};
+use eprop_core::real::{widened, Dtype};
 use numpy::ndarray::{Array1, Array2, Array3, Axis};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -278,7 +278,7 @@ impl PyRecurrentNetwork {
         dtype.check_range("targets", y.iter()).map_err(to_py)?;
         let (g, losses) = with_trainer!(py, self, t => {
             run_in_pool(n_threads, || rsnn::gradients(&t.model, x.view(), y.view(), m.as_ref().map(|m| m.view())))
-                .and_then(|r| r.map(|(g, l)| (g.parts().map(|p| p.iter().map(|&v| Real::f64(v)).collect::<Vec<f64>>()), l)))
+                .and_then(|r| r.map(|(g, l)| (g.parts().map(widened), l)))
         })?
         .map_err(to_py)?;
         let d = grads_dict(py, g, &self.cfg, dtype)?;

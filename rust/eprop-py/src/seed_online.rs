@@ -5,17 +5,18 @@
 //! `OnlineTrainer` (what `trainer.layers` hands out): reading `W` or `_v` shows
 //! the trainer's current state and writing `W` changes it.
 
+use eprop_core::kernels::flat;
 use eprop_core::models::seed_online::{self, SeedLayerConfig, SeedOnline, SeedOnlineConfig};
 use eprop_core::npz;
-use eprop_core::real::{Dtype, Real};
+use eprop_core::real::{rounded, widened, Dtype};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::convert::{self, field, integer, real, size, state_to_dict, text, vector};
-use crate::errors::{locked, locked_try, to_py};
+use crate::errors::to_py;
 use crate::shared::{
-    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Dual,
-    Obj, PyTrainer,
+    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods,
+    try_dual, with_dual, Dual, Obj, PyTrainer,
 };
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -32,27 +33,6 @@ pub struct PyOnlineLIFLayer {
     index: usize,
     /// (n_inputs, n_neurons)
     dims: (usize, usize),
-}
-
-/// `$body` on the locked stack `$t` of layer object `$l` with the GIL
-/// released, whichever its float type.
-macro_rules! on_stack {
-    ($py:expr, $l:expr, $t:ident => $body:expr) => {
-        match &$l.stack {
-            Dual::F64(m) => locked($py, m, move |$t| $body),
-            Dual::F32(m) => locked($py, m, move |$t| $body),
-        }
-    };
-}
-
-/// [`on_stack`] for work that can fail with a core error.
-macro_rules! try_stack {
-    ($py:expr, $l:expr, $t:ident => $body:expr) => {
-        match &$l.stack {
-            Dual::F64(m) => locked_try($py, m, move |$t| $body),
-            Dual::F32(m) => locked_try($py, m, move |$t| $body),
-        }
-    };
 }
 
 fn layer_config(c: &Bound<'_, PyAny>) -> PyResult<(SeedLayerConfig, u32, Dtype)> {
@@ -74,7 +54,7 @@ fn layer_config(c: &Bound<'_, PyAny>) -> PyResult<(SeedLayerConfig, u32, Dtype)>
 impl PyOnlineLIFLayer {
     fn with_config<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut SeedLayerConfig) -> R + Send) -> PyResult<R> {
         let i = self.index;
-        on_stack!(py, self, t => f(&mut t.layer_mut(i).0.cfg))
+        with_dual!(py, &self.stack, t => f(&mut t.layer_mut(i).0.cfg))
     }
 
     /// A new value of hyperparameter `name`, checked for the float type.
@@ -84,13 +64,13 @@ impl PyOnlineLIFLayer {
 
     fn state<'py>(&self, py: Python<'py>) -> PyResult<eprop_core::state::StateDict> {
         let i = self.index;
-        on_stack!(py, self, t => seed_online::layer_state(t, i))
+        with_dual!(py, &self.stack, t => seed_online::layer_state(t, i))
     }
 
     /// One hyperparameter by name (a view reports its trainer's seed).
     fn config_value<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>> {
         let i = self.index;
-        let d = on_stack!(py, self, t => seed_online::layer_config(t, i))?;
+        let d = with_dual!(py, &self.stack, t => seed_online::layer_config(t, i))?;
         convert::value_to_py(py, d.get(name).map_err(to_py)?)
     }
 
@@ -98,13 +78,13 @@ impl PyOnlineLIFLayer {
     fn set_named_array(&self, py: Python<'_>, name: &str, value: &Obj<'_>) -> PyResult<()> {
         let a = convert::array(name, value)?;
         let i = self.index;
-        try_stack!(py, self, t => seed_online::layer_set_array(t, i, name, a))
+        try_dual!(py, &self.stack, t => seed_online::layer_set_array(t, i, name, a))
     }
 
     /// One array (`W`, `_v`, `_spikes`, `_trace`) by name, as a read-only copy.
     fn named_array<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>> {
         let i = self.index;
-        let a = on_stack!(py, self, t => seed_online::layer_array(t, i, name))?;
+        let a = with_dual!(py, &self.stack, t => seed_online::layer_array(t, i, name))?;
         convert::named_array(py, name, a, self.stack.dtype())
     }
 }
@@ -151,7 +131,7 @@ impl PyOnlineLIFLayer {
     /// Reset membrane, spikes and trace to zero.
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
         let i = self.index;
-        on_stack!(py, self, t => t.layer_mut(i).1.reset())
+        with_dual!(py, &self.stack, t => t.layer_mut(i).1.reset())
     }
 
     /// Forward one timestep with input `x` (n_inputs,); returns the spikes (n_neurons,).
@@ -160,11 +140,10 @@ impl PyOnlineLIFLayer {
         let dtype = self.stack.dtype();
         dtype.check_range("x", x.iter()).map_err(to_py)?;
         let i = self.index;
-        let z = on_stack!(py, self, t => {
+        let z = with_dual!(py, &self.stack, t => {
             let (layer, state) = t.layer_mut(i);
-            let x: Vec<_> = x.iter().map(|&v| Real::of(v)).collect();
-            layer.step(state, &x);
-            state.z.iter().map(|&v| Real::f64(v)).collect::<Vec<f64>>()
+            layer.step(state, &rounded(x.as_slice().unwrap_or(&[])));
+            widened(flat(&state.z))
         })?;
         Ok(convert::vec_out(py, z, dtype))
     }
@@ -174,10 +153,9 @@ impl PyOnlineLIFLayer {
         let s = vector("signal", signal, self.dims.1)?;
         self.stack.dtype().check_range("signal", s.iter()).map_err(to_py)?;
         let i = self.index;
-        on_stack!(py, self, t => {
+        with_dual!(py, &self.stack, t => {
             let (layer, state) = t.layer_mut(i);
-            let s: Vec<_> = s.iter().map(|&v| Real::of(v)).collect();
-            layer.apply_learning_signal(state, &s)
+            layer.apply_learning_signal(state, &rounded(s.as_slice().unwrap_or(&[])))
         })
     }
 
@@ -191,7 +169,7 @@ impl PyOnlineLIFLayer {
     fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
         let d = convert::dict_to_state(state)?;
         let i = self.index;
-        try_stack!(py, self, t => seed_online::load_layer_state(t, i, &d))
+        try_dual!(py, &self.stack, t => seed_online::load_layer_state(t, i, &d))
     }
 
     /// The constructor arguments stored in a `state_dict` (whose class and

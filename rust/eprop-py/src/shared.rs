@@ -9,7 +9,7 @@ use eprop_core::check;
 use eprop_core::driver::{self, Described, Model, Trainer, Update};
 use eprop_core::npz;
 use eprop_core::pool::run_in_pool;
-use eprop_core::real::{Dtype, Real};
+use eprop_core::real::{rounded, widened, Dtype};
 use eprop_core::state::{StateDict, Stateful};
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::PyArray;
@@ -57,31 +57,55 @@ impl<A: Model, B: Model> Dual<A, B> {
     }
 }
 
-/// `$body` with `$m` bound to the lock of the trainer of `$p` (a
-/// [`PyTrainer`]), whichever its float type: the body is compiled once for each.
-macro_rules! each_trainer {
-    ($p:expr, $m:ident => $body:expr) => {
-        match $crate::shared::PyTrainer::inner($p) {
+/// `$body` with `$m` bound to the lock of the trainer in `$dual` (a
+/// [`Dual`]), whichever its float type: the body is compiled once for each.
+macro_rules! each_dual {
+    ($dual:expr, $m:ident => $body:expr) => {
+        match $dual {
             $crate::shared::Dual::F64($m) => $body,
             $crate::shared::Dual::F32($m) => $body,
         }
     };
 }
+pub(crate) use each_dual;
+
+/// `$body` run on the locked trainer `$t` of `$dual` with the GIL released
+/// (see [`crate::errors::locked`]), whichever its float type.
+macro_rules! with_dual {
+    ($py:expr, $dual:expr, $t:ident => $body:expr) => {
+        $crate::shared::each_dual!($dual, m => $crate::errors::locked($py, m, move |$t| $body))
+    };
+}
+pub(crate) use with_dual;
+
+/// [`with_dual`] for work that can fail with a core error.
+macro_rules! try_dual {
+    ($py:expr, $dual:expr, $t:ident => $body:expr) => {
+        $crate::shared::each_dual!($dual, m => $crate::errors::locked_try($py, m, move |$t| $body))
+    };
+}
+pub(crate) use try_dual;
+
+/// [`each_dual`] on the trainer of `$p` (a [`PyTrainer`]).
+macro_rules! each_trainer {
+    ($p:expr, $m:ident => $body:expr) => {
+        $crate::shared::each_dual!($crate::shared::PyTrainer::inner($p), $m => $body)
+    };
+}
 pub(crate) use each_trainer;
 
-/// `$body` run on the locked trainer `$t` of `$p` with the GIL released
-/// (see [`crate::errors::locked`]), whichever its float type.
+/// [`with_dual`] on the trainer of `$p` (a [`PyTrainer`]).
 macro_rules! with_trainer {
     ($py:expr, $p:expr, $t:ident => $body:expr) => {
-        $crate::shared::each_trainer!($p, m => $crate::errors::locked($py, m, move |$t| $body))
+        $crate::shared::with_dual!($py, $crate::shared::PyTrainer::inner($p), $t => $body)
     };
 }
 pub(crate) use with_trainer;
 
-/// [`with_trainer`] for work that can fail with a core error.
+/// [`try_dual`] on the trainer of `$p` (a [`PyTrainer`]).
 macro_rules! try_trainer {
     ($py:expr, $p:expr, $t:ident => $body:expr) => {
-        $crate::shared::each_trainer!($p, m => $crate::errors::locked_try($py, m, move |$t| $body))
+        $crate::shared::try_dual!($py, $crate::shared::PyTrainer::inner($p), $t => $body)
     };
 }
 pub(crate) use try_trainer;
@@ -200,11 +224,10 @@ pub fn step<'py, P: PyTrainer>(
         dtype.check_range("target", y.iter()).map_err(to_py)?;
     }
     let (z, out, loss) = with_trainer!(py, p, t => {
-        let x: Vec<_> = x.iter().map(|&v| Real::of(v)).collect();
-        let target: Option<Vec<_>> = target.as_ref().map(|a| a.iter().map(|&v| Real::of(v)).collect());
+        let x = rounded(x.as_slice().unwrap_or(&[]));
+        let target = target.as_ref().map(|a| rounded(a.as_slice().unwrap_or(&[])));
         let loss = t.step(&x, target.as_deref(), mask);
-        let widen = |s: &[_]| s.iter().map(|&v| Real::f64(v)).collect::<Vec<f64>>();
-        (t.model.spikes(&t.seq).map(widen), widen(t.output()), loss)
+        (t.model.spikes(&t.seq).map(widened), widened(t.output()), loss)
     })?;
     let d = PyDict::new(py);
     if let Some(z) = z {
