@@ -318,3 +318,20 @@ def test_online_trainer_checkpoint_and_threads_in_float32(tmp_path):
     assert b"".join(layer.W.tobytes() for layer in u.layers) == runs[0]
     with pytest.raises(ValueError, match=r"state_dict\['dtype'\]"):
         eprop.OnlineTrainer([6, 10, 2]).load_state_dict(t.state_dict())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_first_adam_step_is_lr_in_either_dtype(dtype):
+    """Adam's first step is lr * g / (|g| + eps): lr for a large gradient. The
+    bias corrections must use the betas as the moments do (rounded to the
+    network's type); with float64 betas in a float32 network the step is off
+    by ~7e-6 relative. b_out starts at 0, so its change is read exactly."""
+    x, _ = _data(11, 200, 6, 2)
+    y = np.full((200, 2), 5.0)  # far above the untrained output: |dL/db| ~ 1e3
+    net = eprop.RecurrentNetwork(6, 8, 2, dtype=dtype, lr=1e-3)
+    g = net.gradients(x, y)["b_out"].astype(float)
+    assert np.all(np.abs(g) > 10)
+    net.train_sequence(x, y)
+    step = net.b_out.astype(float)
+    want = -np.float64(np.float32(1e-3) if dtype == "float32" else 1e-3) * np.sign(g)
+    assert np.allclose(step, want, rtol=1e-6, atol=0), (step, want)
