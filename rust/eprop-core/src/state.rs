@@ -244,8 +244,23 @@ impl StateDict {
                 Value::Int(n) => self.check_size(k, *n as usize)?,
                 Value::Float(f) => self.check_same_float(k, *f)?,
                 Value::Text(s) => self.check_same_text(k, s)?,
-                _ => unreachable!("a configuration holds sizes, floats and texts"),
+                Value::Ints(v) => self.check_same_ints(k, v)?,
+                _ => unreachable!("a configuration holds sizes, lists of sizes, floats and texts"),
             }
+        }
+        Ok(())
+    }
+
+    /// A list of sizes stored in the state equals this trainer's.
+    pub fn check_same_ints(&self, key: &str, ours: &[i64]) -> Result<()> {
+        let got = match self.get(key)? {
+            Value::Ints(v) => Some(v.clone()),
+            Value::Array(_) => self.ints(key).ok(),
+            _ => None,
+        };
+        if got.as_deref() != Some(ours) {
+            let shown = got.map_or_else(|| self.get(key).map(Value::kind).unwrap_or_default(), |v| format!("{v:?}"));
+            return Err(EpropError::param(&entry(key), format!("{ours:?} (this trainer's sizes)"), shown));
         }
         Ok(())
     }

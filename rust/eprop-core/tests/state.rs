@@ -5,7 +5,7 @@
 
 use eprop_core::driver::{self, Model, Trainer, Update};
 use eprop_core::event::Kernel;
-use eprop_core::models::rsnn::{Feedback, RsnnConfig, RsnnNet, RsnnSpec};
+use eprop_core::models::rsnn::{Feedback, PerLayer, RsnnConfig, RsnnNet, RsnnSpec};
 use eprop_core::models::seed_eprop::{SeedEpropConfig, SeedEpropNet};
 use eprop_core::models::seed_online::{SeedOnline, SeedOnlineConfig};
 use eprop_core::npz;
@@ -109,7 +109,10 @@ fn seed_online_state_round_trip() {
 fn rsnn_state_round_trip() {
     let make = |seed, (update, kernel)| {
         let spec = RsnnSpec {
-            sizes: (5, 10, 3, 4),
+            n_inputs: 5,
+            n_neurons: vec![10],
+            n_outputs: 3,
+            n_adaptive: PerLayer::Each(4),
             tau_mem: 20.0,
             tau_adapt: 200.0,
             beta: None,

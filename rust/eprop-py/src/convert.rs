@@ -153,6 +153,48 @@ pub fn size(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<i64> {
     i64::try_from(v).map_err(|_| value_error(format!("{name}: expected an integer >= 1 that fits in 64 bits, got {v}")))
 }
 
+/// A list of integers that fit in 64 bits (`name[i]` in messages); a text
+/// or anything not iterable over integers is a `TypeError` saying `expected`.
+pub fn size_list(name: &str, obj: &Bound<'_, PyAny>, expected: &str) -> PyResult<Vec<i64>> {
+    let not_list = || {
+        let r = obj.repr().map(|r| r.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("{name}: expected {expected}, got {r}"))
+    };
+    if obj.is_instance_of::<PyString>() {
+        return Err(not_list());
+    }
+    let mut out = Vec::new();
+    for (i, item) in obj.try_iter().map_err(|_| not_list())?.enumerate() {
+        let item = item?;
+        if item.call_method0("__index__").is_err() {
+            return Err(not_list());
+        }
+        out.push(size(&format!("{name}[{i}]"), &item)?);
+    }
+    Ok(out)
+}
+
+/// A list of arrays, one per layer (`name[l]` in messages).
+pub fn array_list(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<ArrayD<f64>>> {
+    let not_list = || PyTypeError::new_err(format!("{name}: expected a list of arrays (one per layer)"));
+    if obj.is_instance_of::<PyString>() {
+        return Err(not_list());
+    }
+    let mut out = Vec::new();
+    for (l, item) in obj.try_iter().map_err(|_| not_list())?.enumerate() {
+        out.push(array(&format!("{name}[{l}]"), &item?)?);
+    }
+    Ok(out)
+}
+
+/// An integer, or a list of integers (one per layer).
+pub fn size_or_list(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Result<i64, Vec<i64>>> {
+    if obj.call_method0("__index__").is_ok() {
+        return size(name, obj).map(Ok);
+    }
+    size_list(name, obj, "an integer or a list of integers (one per layer)").map(Err)
+}
+
 /// Field `name` of a configuration object, read by `read` (one of the
 /// functions here: `real`, `size`, `integer`, `text`).
 pub fn field<T>(

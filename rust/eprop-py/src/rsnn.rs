@@ -5,20 +5,20 @@
 use eprop_core::check;
 use eprop_core::driver::Update;
 use eprop_core::event::Kernel;
-use eprop_core::models::rsnn::{self, Feedback, RsnnConfig, RsnnNet, RsnnSpec, PARAM_NAMES};
+use eprop_core::models::rsnn::{self, layer_key, Feedback, PerLayer, RsnnConfig, RsnnNet, RsnnSpec};
 use eprop_core::optim::Optimizer;
 use eprop_core::pool::run_in_pool;
 use eprop_core::readout::{self, Loss};
 use eprop_core::real::{widened, Dtype};
 use numpy::ndarray::{Array1, Array2, Array3, Axis};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 
-use crate::convert::{self, field, integer, matrix, real, size, text, vector};
+use crate::convert::{self, field, integer, matrix, real, size, size_or_list, text, vector};
 use crate::errors::to_py;
 use crate::shared::{
-    self, array_getters, array_setters, config_getters, float_setters, trainer_methods, with_trainer, BatchArgs, Dual,
-    Obj, PyTrainer,
+    self, array_getters, array_setters, config_getters, float_setters, trainer_methods, try_trainer, with_trainer,
+    BatchArgs, Dual, Obj, PyTrainer,
 };
 use crate::stream::{mask_rows, Rows};
 use eprop_core::driver::Described;
@@ -39,12 +39,13 @@ pub struct PyRecurrentNetwork {
 fn config(c: &Bound<'_, PyAny>) -> PyResult<RsnnConfig> {
     let beta = c.getattr("beta")?;
     let spec = RsnnSpec {
-        sizes: (
-            field(c, "n_inputs", size)?,
-            field(c, "n_neurons", size)?,
-            field(c, "n_outputs", size)?,
-            field(c, "n_adaptive", size)?,
-        ),
+        n_inputs: field(c, "n_inputs", size)?,
+        n_neurons: field(c, "n_neurons", size_or_list)?.map_or_else(|list| list, |n| vec![n]),
+        n_outputs: field(c, "n_outputs", size)?,
+        n_adaptive: match field(c, "n_adaptive", size_or_list)? {
+            Ok(k) => PerLayer::Each(k),
+            Err(list) => PerLayer::List(list),
+        },
         tau_mem: field(c, "tau_mem", real)?,
         tau_adapt: field(c, "tau_adapt", real)?,
         beta: if beta.is_none() { None } else { Some(convert::real("beta", &beta)?) },
@@ -144,15 +145,13 @@ impl PyTrainer for PyRecurrentNetwork {
     }
 }
 
-/// The gradients (flat, in the order of [`PARAM_NAMES`]) as a dict of
-/// arrays in the network's shapes and float type.
-fn grads_dict<'py>(py: Python<'py>, g: [Vec<f64>; 4], c: &RsnnConfig, dtype: Dtype) -> PyResult<Bound<'py, PyDict>> {
-    let (ni, n, no) = (c.n_inputs, c.n_neurons, c.n_outputs);
-    let shapes: [&[usize]; 4] = [&[n, ni], &[n, n], &[no, n], &[no]];
+/// The gradients (flat, in the order of [`RsnnConfig::param_names`]) as a
+/// dict of arrays in the network's shapes and float type.
+fn grads_dict<'py>(py: Python<'py>, g: Vec<Vec<f64>>, c: &RsnnConfig, dtype: Dtype) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    for ((name, v), shape) in PARAM_NAMES.iter().zip(g).zip(shapes) {
+    for ((name, v), shape) in c.param_names().iter().zip(g).zip(c.param_shapes()) {
         let a = numpy::ndarray::ArrayD::from_shape_vec(shape, v).expect("gradient shape");
-        d.set_item(*name, convert::array_out(py, a, dtype))?;
+        d.set_item(name, convert::array_out(py, a, dtype))?;
     }
     Ok(d)
 }
@@ -278,7 +277,7 @@ impl PyRecurrentNetwork {
         dtype.check_range("targets", y.iter()).map_err(to_py)?;
         let (g, losses) = with_trainer!(py, self, t => {
             run_in_pool(n_threads, || rsnn::gradients(&t.model, x.view(), y.view(), m.as_ref().map(|m| m.view())))
-                .and_then(|r| r.map(|(g, l)| (g.parts().map(widened), l)))
+                .and_then(|r| r.map(|(g, l)| (g.parts().into_iter().map(widened).collect(), l)))
         })?
         .map_err(to_py)?;
         let d = grads_dict(py, g, &self.cfg, dtype)?;
@@ -344,14 +343,61 @@ config_getters!(
 
 float_setters!(PyRecurrentNetwork, { lr / set_lr => non_negative });
 
-array_getters!(PyRecurrentNetwork, W_in, W_rec, W_out, b_out, feedback_matrix, _v, _a, _spikes);
+array_getters!(PyRecurrentNetwork, W_out, b_out);
 
-array_setters!(PyRecurrentNetwork, {
-    W_in / set_w_in,
-    W_rec / set_w_rec,
-    W_out / set_w_out,
-    b_out / set_b_out,
-    feedback_matrix / set_feedback_matrix,
-});
+array_setters!(PyRecurrentNetwork, { W_out / set_w_out, b_out / set_b_out });
+
+impl PyRecurrentNetwork {
+    /// The array `name` of every layer, read at once: the array itself for a
+    /// one-layer network, a list (one per layer) for several.
+    fn layer_array<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Obj<'py>> {
+        let nl = self.cfg.layers.len();
+        let arrays = with_trainer!(py, self, t => (0..nl).map(|l| t.array(&layer_key(name, l))).collect::<Vec<_>>())?;
+        let mut out = Vec::with_capacity(nl);
+        for (l, a) in arrays.into_iter().enumerate() {
+            out.push(convert::named_array(py, &layer_key(name, l), a, self.float_type())?);
+        }
+        match nl {
+            1 => Ok(out.pop().expect("one layer")),
+            _ => Ok(PyList::new(py, out)?.into_any()),
+        }
+    }
+
+    /// Replaces the array `name` of every layer: an array for a one-layer
+    /// network, a list of one array per layer for several (all checked
+    /// before any is set).
+    fn set_layer_array(&self, py: Python<'_>, name: &str, value: &Obj<'_>) -> PyResult<()> {
+        if self.cfg.layers.len() == 1 {
+            return self.set_named_array(py, name, value);
+        }
+        let list = convert::array_list(name, value)?;
+        try_trainer!(py, self, t => t.set_layers(name, list))
+    }
+}
+
+/// Properties of the per-layer arrays, `name / setter` for the weights.
+macro_rules! layer_arrays {
+    ($($name:ident),* ; $($w:ident / $setter:ident),* $(,)?) => {
+        #[pymethods]
+        impl PyRecurrentNetwork {
+            $(
+                #[getter]
+                #[allow(non_snake_case)]
+                fn $name<'py>(&self, py: Python<'py>) -> PyResult<Obj<'py>> {
+                    self.layer_array(py, stringify!($name))
+                }
+            )*
+            $(
+                #[setter($w)]
+                fn $setter(&self, py: Python<'_>, value: &Obj<'_>) -> PyResult<()> {
+                    self.set_layer_array(py, stringify!($w), value)
+                }
+            )*
+        }
+    };
+}
+
+layer_arrays!(W_in, W_rec, feedback_matrix, _v, _a, _spikes;
+    W_in / set_w_in, W_rec / set_w_rec, feedback_matrix / set_feedback_matrix);
 
 trainer_methods!(PyRecurrentNetwork);

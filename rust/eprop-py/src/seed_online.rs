@@ -10,7 +10,7 @@ use eprop_core::models::seed_online::{self, SeedLayerConfig, SeedOnline, SeedOnl
 use eprop_core::npz;
 use eprop_core::real::{rounded, widened, Dtype};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyDict;
 
 use crate::convert::{self, field, integer, real, size, state_to_dict, text, vector};
 use crate::errors::to_py;
@@ -216,23 +216,7 @@ pub struct PyOnlineTrainer {
 
 fn trainer_config(c: &Bound<'_, PyAny>) -> PyResult<SeedOnlineConfig> {
     let given = c.getattr("layer_sizes")?;
-    let not_list = || {
-        let r = given.repr().map(|r| r.to_string()).unwrap_or_default();
-        pyo3::exceptions::PyTypeError::new_err(format!(
-            "layer_sizes: expected a list of ints [n_input, ..., n_output], got {r}"
-        ))
-    };
-    if given.is_instance_of::<PyString>() {
-        return Err(not_list());
-    }
-    let mut sizes = Vec::new();
-    for (i, item) in given.try_iter().map_err(|_| not_list())?.enumerate() {
-        let item = item?;
-        if item.call_method0("__index__").is_err() {
-            return Err(not_list());
-        }
-        sizes.push(convert::size(&format!("layer_sizes[{i}]"), &item)?);
-    }
+    let sizes = convert::size_list("layer_sizes", &given, "a list of ints [n_input, ..., n_output]")?;
     let cfg = SeedOnlineConfig::new(
         &sizes,
         field(c, "tau_mem", real)?,

@@ -65,7 +65,7 @@
 //! double ([`crate::kernels::flush`]): silent neurons would otherwise leave
 //! subnormal values that slow every later step of a stream down.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewD, IxDyn};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayView3, ArrayViewD, IxDyn};
 
 use crate::check;
 use crate::driver::{run_fixed, Described, FixedWeights, Model, Trainer, Update};
@@ -79,7 +79,7 @@ use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, Opt
 use crate::readout::{error, feedback_signal, transposed_signal, Loss};
 use crate::real::{Dtype, Real};
 use crate::rng::LegacyRng;
-use crate::state::{named, not_settable, StateDict, Stateful};
+use crate::state::{named, not_settable, StateDict, Stateful, Value};
 
 /// Fewest steps between online updates for the forward pass to keep the
 /// transposed weights up to date (see [`Params`]).
@@ -115,14 +115,41 @@ impl Feedback {
     }
 }
 
+/// The sizes of one recurrent layer: its neurons, the last `n_adaptive` of
+/// them ALIF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerSize {
+    pub n_neurons: usize,
+    pub n_adaptive: usize,
+}
+
+/// A per-layer count as given: one value for every layer, or a list of one
+/// value per layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PerLayer {
+    Each(i64),
+    List(Vec<i64>),
+}
+
+/// The name of the array `name` of layer `l` in states and checkpoints: the
+/// first layer's arrays keep their plain names (a one-layer network's state
+/// is that of a network without layers), layer l >= 1 adds `.l`.
+pub fn layer_key(name: &str, l: usize) -> String {
+    if l == 0 {
+        name.to_string()
+    } else {
+        format!("{name}.{l}")
+    }
+}
+
 /// Hyperparameters of an [`RsnnNet`] (times in ms, rates in Hz).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RsnnConfig {
     pub n_inputs: usize,
-    pub n_neurons: usize,
     pub n_outputs: usize,
-    /// The last `n_adaptive` neurons are ALIF.
-    pub n_adaptive: usize,
+    /// The recurrent layers, from the one that receives the inputs to the
+    /// one the readout reads (at least one).
+    pub layers: Vec<LayerSize>,
     pub tau_mem: f64,
     pub tau_adapt: f64,
     /// Threshold increase per unit of adaptation.
@@ -144,7 +171,7 @@ pub struct RsnnConfig {
     pub optimizer: Optimizer,
     pub lr: f64,
     pub update: Update,
-    /// Seed of the initial weights and the feedback matrix.
+    /// Seed of the initial weights and the feedback matrices.
     pub seed: u32,
     /// Eligibility kernel (dense reference or event-driven).
     pub kernel: Kernel,
@@ -155,7 +182,11 @@ pub struct RsnnConfig {
 /// The values an [`RsnnConfig`] is made from, as a user gives them.
 #[derive(Clone, Debug)]
 pub struct RsnnSpec {
-    pub sizes: (i64, i64, i64, i64),
+    pub n_inputs: i64,
+    /// One size per recurrent layer (an int as given is a list of one).
+    pub n_neurons: Vec<i64>,
+    pub n_outputs: i64,
+    pub n_adaptive: PerLayer,
     pub tau_mem: f64,
     pub tau_adapt: f64,
     /// None: `1.7 (1 - rho) / (1 - alpha)`.
@@ -179,19 +210,47 @@ pub struct RsnnSpec {
     pub dtype: Dtype,
 }
 
+/// The layers of `n_neurons` and `n_adaptive` as given, checked: each layer
+/// at least one neuron, and as many ALIF counts as layers (or one count for
+/// all), each within its layer.
+fn layer_sizes(n_neurons: &[i64], n_adaptive: &PerLayer) -> Result<Vec<LayerSize>> {
+    if n_neurons.is_empty() {
+        return Err(EpropError::param("n_neurons", "an integer >= 1 or a non-empty list of them", "an empty list"));
+    }
+    let one = n_neurons.len() == 1;
+    let at = |name: &str, l: usize| if one { name.to_string() } else { format!("{name}[{l}]") };
+    let counts = match n_adaptive {
+        PerLayer::Each(k) => vec![*k; n_neurons.len()],
+        PerLayer::List(v) if v.len() == n_neurons.len() => v.clone(),
+        PerLayer::List(v) => {
+            return Err(EpropError::param(
+                "n_adaptive",
+                format!("an integer or a list of {} integers (one per layer of n_neurons)", n_neurons.len()),
+                format!("a list of {}", v.len()),
+            ))
+        }
+    };
+    let mut out = Vec::with_capacity(n_neurons.len());
+    for (l, (&n, &na)) in n_neurons.iter().zip(&counts).enumerate() {
+        let n_neurons = check::size(&at("n_neurons", l), n)?;
+        if na < 0 || na > n {
+            let name = match n_adaptive {
+                PerLayer::List(_) if !one => format!("n_adaptive[{l}]"),
+                _ => "n_adaptive".to_string(),
+            };
+            return Err(EpropError::param(&name, format!("an integer in [0, {}={n}]", at("n_neurons", l)), na));
+        }
+        out.push(LayerSize { n_neurons, n_adaptive: na as usize });
+    }
+    Ok(out)
+}
+
 impl RsnnConfig {
     /// Checks every value of `s`.
     pub fn new(s: &RsnnSpec) -> Result<Self> {
-        let n_inputs = check::size("n_inputs", s.sizes.0)?;
-        let n_neurons = check::size("n_neurons", s.sizes.1)?;
-        let n_outputs = check::size("n_outputs", s.sizes.2)?;
-        if s.sizes.3 < 0 || s.sizes.3 > s.sizes.1 {
-            return Err(EpropError::param(
-                "n_adaptive",
-                format!("an integer in [0, n_neurons={}]", s.sizes.1),
-                s.sizes.3,
-            ));
-        }
+        let n_inputs = check::size("n_inputs", s.n_inputs)?;
+        let layers = layer_sizes(&s.n_neurons, &s.n_adaptive)?;
+        let n_outputs = check::size("n_outputs", s.n_outputs)?;
         let tau_mem = check::positive("tau_mem", s.tau_mem)?;
         let tau_adapt = check::positive("tau_adapt", s.tau_adapt)?;
         let dt = check::positive("dt", s.dt)?;
@@ -207,9 +266,8 @@ impl RsnnConfig {
         }
         let cfg = RsnnConfig {
             n_inputs,
-            n_neurons,
             n_outputs,
-            n_adaptive: s.sizes.3 as usize,
+            layers,
             tau_mem,
             tau_adapt,
             beta,
@@ -254,17 +312,33 @@ impl RsnnConfig {
 
     /// Float64 values of a network of this size with one sequence in flight.
     pub fn n_f64(&self) -> Result<usize> {
-        let (ni, n, no, na) = (self.n_inputs, self.n_neurons, self.n_outputs, self.n_adaptive);
-        let syn = [(n, ni), (n, n)];
+        let no = self.n_outputs;
         let mut shapes = Vec::new();
-        // weights, Adam moments, gradients, filtered eligibility, reg sums
-        for _ in 0..6 {
-            shapes.extend_from_slice(&syn);
+        for (l, s) in self.layers.iter().enumerate() {
+            let (ni, n, na) = (self.layer_inputs(l), s.n_neurons, s.n_adaptive);
+            let syn = [(n, ni), (n, n)];
+            // weights, transposes, Adam moments, gradients, filtered eligibility, reg sums
+            for _ in 0..6 {
+                shapes.extend_from_slice(&syn);
+            }
+            shapes.extend_from_slice(&[(na, ni), (na, n), (2, no * n), (21, n), (2, ni)]);
         }
-        shapes.extend_from_slice(&[(na, ni), (na, n), (6, no * n), (21, n), (10, no), (2, ni)]);
+        shapes.extend_from_slice(&[(4, no * self.n_last()), (3, self.n_last()), (10, no)]);
         check::count_f64("RecurrentNetwork", &shapes)
     }
 
+    /// Neurons of the last layer (what the readout reads).
+    pub fn n_last(&self) -> usize {
+        self.layers.last().expect("at least one layer").n_neurons
+    }
+    /// What layer `l` receives: the inputs (l = 0) or the spikes of layer l - 1.
+    pub fn layer_inputs(&self, l: usize) -> usize {
+        if l == 0 {
+            self.n_inputs
+        } else {
+            self.layers[l - 1].n_neurons
+        }
+    }
     pub fn alpha(&self) -> f64 {
         decay(self.dt, self.tau_mem)
     }
@@ -286,9 +360,9 @@ impl RsnnConfig {
     pub fn reg_window(&self) -> f64 {
         self.tau_reg / self.dt
     }
-    /// Index of the first ALIF neuron.
-    pub fn first_adaptive(&self) -> usize {
-        self.n_neurons - self.n_adaptive
+    /// Index of the first ALIF neuron of layer `l`.
+    pub fn first_adaptive(&self, l: usize) -> usize {
+        self.layers[l].n_neurons - self.layers[l].n_adaptive
     }
     /// Whether the regularization is added every step (online schedules)
     /// rather than at the end of a sequence.
@@ -296,81 +370,176 @@ impl RsnnConfig {
         self.update != Update::Sequence
     }
 
-    fn neuron<F: Real>(&self) -> Canonical<F> {
+    fn neuron<F: Real>(&self, l: usize) -> Canonical<F> {
         Canonical {
             alpha: F::of(self.alpha()),
             rho: F::of(self.rho()),
             threshold: F::of(self.threshold),
             beta: F::of(self.beta),
             gamma: F::of(self.surrogate_height),
-            first_adaptive: self.first_adaptive(),
+            first_adaptive: self.first_adaptive(l),
             blocked_after_spike: self.refractory_steps().saturating_sub(1),
+        }
+    }
+
+    /// Names of the trained parameters, in the order of [`Grads::parts`]:
+    /// `W_in`, `W_rec`, `W_out`, `b_out`, then `W_in.l`, `W_rec.l` of each
+    /// further layer.
+    pub fn param_names(&self) -> Vec<String> {
+        let mut out: Vec<String> = PARAM_NAMES.iter().map(|s| s.to_string()).collect();
+        for l in 1..self.layers.len() {
+            out.extend(["W_in", "W_rec"].map(|k| layer_key(k, l)));
+        }
+        out
+    }
+
+    /// Shapes of the trained parameters, in the order of [`Self::param_names`].
+    pub fn param_shapes(&self) -> Vec<Vec<usize>> {
+        let layer = |l: usize| {
+            let n = self.layers[l].n_neurons;
+            [vec![n, self.layer_inputs(l)], vec![n, n]]
+        };
+        let [w_in, w_rec] = layer(0);
+        let mut out = vec![w_in, w_rec, vec![self.n_outputs, self.n_last()], vec![self.n_outputs]];
+        for l in 1..self.layers.len() {
+            out.extend(layer(l));
+        }
+        out
+    }
+
+    /// `n_neurons` or `n_adaptive` as stored: an integer for one layer, a
+    /// list of integers for several.
+    fn per_layer(&self, of: fn(&LayerSize) -> usize) -> Value {
+        match self.layers.as_slice() {
+            [one] => Value::Int(of(one) as i64),
+            many => Value::Ints(many.iter().map(|s| of(s) as i64).collect()),
         }
     }
 }
 
-/// The trainable weights (and the feedback matrix).
+/// The weights of one layer and its feedback matrix.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Params<F: Real = f64> {
+pub struct LayerParams<F: Real = f64> {
     pub w_in: Array2<F>,
     pub w_rec: Array2<F>,
-    pub w_out: Array2<F>,
-    pub b_out: Array1<F>,
-    /// B (n_neurons, n_outputs) for random and adaptive feedback; for
-    /// symmetric feedback W_out^T is used and this is ignored.
+    /// B (n_neurons, n_outputs): the fixed random (or, in the last layer,
+    /// adaptive) feedback; the last layer ignores it for symmetric feedback
+    /// (W_out^T is used).
     pub feedback: Array2<F>,
-    /// W_in^T and W_rec^T when `transposed` (made equal by [`Params::sync`],
-    /// wherever the weights change, except by frequent online updates, which
-    /// only clear the flag): the forward pass then reads the columns of the
-    /// active inputs and neurons as contiguous rows.
+    /// W_in^T and W_rec^T when `Params::transposed`.
     w_in_t: Array2<F>,
     w_rec_t: Array2<F>,
+}
+
+impl<F: Real> LayerParams<F> {
+    /// A layer from its arrays (W_rec's diagonal is zeroed).
+    pub fn new(w_in: Array2<F>, mut w_rec: Array2<F>, feedback: Array2<F>) -> Self {
+        zero_diagonal(&mut w_rec);
+        let (w_in_t, w_rec_t) =
+            (w_in.t().as_standard_layout().into_owned(), w_rec.t().as_standard_layout().into_owned());
+        LayerParams { w_in, w_rec, feedback, w_in_t, w_rec_t }
+    }
+
+    fn sync(&mut self) {
+        let (n, ni) = self.w_in.dim();
+        transpose(flat(&self.w_in), flat_mut(&mut self.w_in_t), n, ni);
+        transpose(flat(&self.w_rec), flat_mut(&mut self.w_rec_t), n, n);
+    }
+
+    fn bytes(&self) -> usize {
+        F::BYTES * (2 * self.w_in.len() + 2 * self.w_rec.len() + self.feedback.len())
+    }
+}
+
+/// The trainable weights (and the feedback matrices).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params<F: Real = f64> {
+    pub layers: Vec<LayerParams<F>>,
+    pub w_out: Array2<F>,
+    pub b_out: Array1<F>,
+    /// Whether every layer's transposes equal its weights (made so by
+    /// [`Params::sync`] wherever the weights change, except by frequent
+    /// online updates, which only clear the flag): the forward pass then
+    /// reads the columns of the active inputs and neurons as contiguous rows.
     transposed: bool,
+}
+
+/// Gradient sums of one layer's weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerGrads<F: Real = f64> {
+    pub w_in: Array2<F>,
+    pub w_rec: Array2<F>,
 }
 
 /// Gradients (or accumulated gradients) of every trained parameter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grads<F: Real = f64> {
-    pub w_in: Array2<F>,
-    pub w_rec: Array2<F>,
+    pub layers: Vec<LayerGrads<F>>,
     pub w_out: Array2<F>,
     pub b_out: Array1<F>,
 }
 
-/// Names of the trained parameters, in the order of [`Grads::parts`].
+/// Names of the trained parameters of a one-layer network, in the order of
+/// [`Grads::parts`] (see [`RsnnConfig::param_names`]).
 pub const PARAM_NAMES: [&str; 4] = ["W_in", "W_rec", "W_out", "b_out"];
 
 impl<F: Real> Grads<F> {
     pub fn zeros(cfg: &RsnnConfig) -> Self {
-        let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
-        Grads {
-            w_in: Array2::zeros((n, ni)),
-            w_rec: Array2::zeros((n, n)),
-            w_out: Array2::zeros((no, n)),
-            b_out: Array1::zeros(no),
-        }
+        let layers = (0..cfg.layers.len())
+            .map(|l| {
+                let n = cfg.layers[l].n_neurons;
+                LayerGrads { w_in: Array2::zeros((n, cfg.layer_inputs(l))), w_rec: Array2::zeros((n, n)) }
+            })
+            .collect();
+        Grads { layers, w_out: Array2::zeros((cfg.n_outputs, cfg.n_last())), b_out: Array1::zeros(cfg.n_outputs) }
     }
 
     fn bytes(&self) -> usize {
-        F::BYTES * (self.w_in.len() + self.w_rec.len() + self.w_out.len() + self.b_out.len())
+        F::BYTES * self.parts().iter().map(|p| p.len()).sum::<usize>()
     }
 
-    /// Slices of the four arrays, in the order of [`PARAM_NAMES`].
-    pub fn parts(&self) -> [&[F]; 4] {
-        [flat(&self.w_in), flat(&self.w_rec), flat(&self.w_out), flat(&self.b_out)]
+    /// Slices of the arrays, in the order of [`RsnnConfig::param_names`].
+    pub fn parts(&self) -> Vec<&[F]> {
+        let mut out = Vec::with_capacity(2 + 2 * self.layers.len());
+        for (l, g) in self.layers.iter().enumerate() {
+            out.extend([flat(&g.w_in), flat(&g.w_rec)]);
+            if l == 0 {
+                out.extend([flat(&self.w_out), flat(&self.b_out)]);
+            }
+        }
+        out
     }
 
-    fn parts_mut(&mut self) -> [&mut [F]; 4] {
-        [flat_mut(&mut self.w_in), flat_mut(&mut self.w_rec), flat_mut(&mut self.w_out), flat_mut(&mut self.b_out)]
+    fn parts_mut(&mut self) -> Vec<&mut [F]> {
+        let mut out = Vec::with_capacity(2 + 2 * self.layers.len());
+        let (mut w_out, mut b_out) = (Some(flat_mut(&mut self.w_out)), Some(flat_mut(&mut self.b_out)));
+        for g in self.layers.iter_mut() {
+            out.extend([flat_mut(&mut g.w_in), flat_mut(&mut g.w_rec)]);
+            out.extend(w_out.take().into_iter().chain(b_out.take()));
+        }
+        out
     }
 
-    /// Column counts of the four arrays (rows of a vector: 1 column each... as a (1, no) row).
-    fn cols(&self) -> [usize; 4] {
-        [self.w_in.ncols(), self.w_rec.ncols(), self.w_out.ncols(), self.b_out.len()]
+    /// Column counts of the arrays (a vector as one row).
+    fn cols(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (l, g) in self.layers.iter().enumerate() {
+            out.extend([g.w_in.ncols(), g.w_rec.ncols()]);
+            if l == 0 {
+                out.extend([self.w_out.ncols(), self.b_out.len()]);
+            }
+        }
+        out
+    }
+
+    fn zero_diagonals(&mut self) {
+        for g in self.layers.iter_mut() {
+            zero_diagonal(&mut g.w_rec);
+        }
     }
 
     /// The mean over sequences of their gradient sums (each element summed
-    /// over the sequences in order, then divided), W_rec's diagonal zero.
+    /// over the sequences in order, then divided), W_rec's diagonals zero.
     pub fn mean_of(cfg: &RsnnConfig, seqs: &[&RsnnSeq<F>]) -> Grads<F> {
         let mut mean = Grads::zeros(cfg);
         let cols = mean.cols();
@@ -378,65 +547,81 @@ impl<F: Real> Grads<F> {
             let changes: Vec<Change<F>> = seqs.iter().map(|s| Change::plain(s.state.grads.parts()[k], c)).collect();
             batch_mean(part, c, F::ONE, &changes, MeanInto::Store);
         }
-        zero_diagonal(&mut mean.w_rec);
+        mean.zero_diagonals();
         mean
     }
 }
 
 impl<F: Real> Params<F> {
-    /// Weights drawn from `seed`: W_in ~ N(0, 1/n_inputs), W_rec ~ N(0, 1/n_neurons)
-    /// with zero diagonal, W_out ~ N(0, 1/n_neurons), b_out = 0, and B (random
-    /// and adaptive feedback) ~ N(0, 1/n_neurons), the scale of W_out^T.
+    /// Weights drawn from `seed`: W_in ~ N(0, 1/fan_in) (the inputs, or the
+    /// neurons of the layer below), W_rec ~ N(0, 1/n) with zero diagonal,
+    /// W_out ~ N(0, 1/n_last), b_out = 0, and every B ~ N(0, 1/n), the scale
+    /// of W_out^T. Drawn in the order W_in, W_rec of each layer, W_out, the
+    /// last layer's B, then the B of the layers below (so that a one-layer
+    /// network draws what it always drew).
     pub fn new(cfg: &RsnnConfig) -> Self {
         let mut rng = LegacyRng::new(cfg.seed);
-        let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+        let no = cfg.n_outputs;
         // drawn in f64 (the same numbers for every dtype), then rounded
         let mut draw =
             |rows, cols, fan_in: usize| rng.normal_matrix(rows, cols, 1.0 / (fan_in as f64).sqrt()).mapv(F::of);
-        let w_in = draw(n, ni, ni);
-        let mut w_rec = draw(n, n, n);
-        zero_diagonal(&mut w_rec);
-        let w_out = draw(no, n, n);
-        let feedback = draw(n, no, n);
-        Params::from_parts(w_in, w_rec, w_out, Array1::zeros(no), feedback)
+        let mut weights = Vec::new();
+        for (l, s) in cfg.layers.iter().enumerate() {
+            let (ni, n) = (cfg.layer_inputs(l), s.n_neurons);
+            weights.push((draw(n, ni, ni), draw(n, n, n)));
+        }
+        let w_out = draw(no, cfg.n_last(), cfg.n_last());
+        let last = cfg.layers.len() - 1;
+        let mut feedback: Vec<Option<Array2<F>>> = vec![None; cfg.layers.len()];
+        for l in std::iter::once(last).chain(0..last) {
+            let n = cfg.layers[l].n_neurons;
+            feedback[l] = Some(draw(n, no, n));
+        }
+        let layers = weights
+            .into_iter()
+            .zip(feedback)
+            .map(|((w_in, w_rec), b)| LayerParams::new(w_in, w_rec, b.expect("drawn")))
+            .collect();
+        Params::from_parts(layers, w_out, Array1::zeros(no))
     }
 
-    /// Parameters from their arrays (W_rec's diagonal is zeroed).
-    pub fn from_parts(
-        w_in: Array2<F>,
-        mut w_rec: Array2<F>,
-        w_out: Array2<F>,
-        b_out: Array1<F>,
-        feedback: Array2<F>,
-    ) -> Self {
-        zero_diagonal(&mut w_rec);
-        let (w_in_t, w_rec_t) =
-            (w_in.t().as_standard_layout().into_owned(), w_rec.t().as_standard_layout().into_owned());
-        Params { w_in, w_rec, w_out, b_out, feedback, w_in_t, w_rec_t, transposed: true }
+    /// Parameters from their arrays.
+    pub fn from_parts(layers: Vec<LayerParams<F>>, w_out: Array2<F>, b_out: Array1<F>) -> Self {
+        Params { layers, w_out, b_out, transposed: true }
     }
 
     /// Makes the transposes equal to W_in and W_rec again.
     pub fn sync(&mut self) {
         self.transposed = true;
-        let (n, ni) = self.w_in.dim();
-        transpose(flat(&self.w_in), flat_mut(&mut self.w_in_t), n, ni);
-        transpose(flat(&self.w_rec), flat_mut(&mut self.w_rec_t), n, n);
+        for p in self.layers.iter_mut() {
+            p.sync();
+        }
     }
 
-    fn parts_mut(&mut self) -> [&mut [F]; 4] {
-        [flat_mut(&mut self.w_in), flat_mut(&mut self.w_rec), flat_mut(&mut self.w_out), flat_mut(&mut self.b_out)]
+    /// The last layer (the one the readout reads).
+    pub fn last(&self) -> &LayerParams<F> {
+        self.layers.last().expect("at least one layer")
     }
 
-    /// Bytes of weights (and their transposes) and feedback matrix.
+    fn parts_mut(&mut self) -> Vec<&mut [F]> {
+        let mut out = Vec::with_capacity(2 + 2 * self.layers.len());
+        let (mut w_out, mut b_out) = (Some(flat_mut(&mut self.w_out)), Some(flat_mut(&mut self.b_out)));
+        for p in self.layers.iter_mut() {
+            out.extend([flat_mut(&mut p.w_in), flat_mut(&mut p.w_rec)]);
+            out.extend(w_out.take().into_iter().chain(b_out.take()));
+        }
+        out
+    }
+
+    /// Bytes of weights (and their transposes) and feedback matrices.
     pub fn bytes(&self) -> usize {
-        F::BYTES
-            * (2 * self.w_in.len() + 2 * self.w_rec.len() + self.w_out.len() + self.b_out.len() + self.feedback.len())
+        self.layers.iter().map(LayerParams::bytes).sum::<usize>() + F::BYTES * (self.w_out.len() + self.b_out.len())
     }
 }
 
-/// Dynamic state of one sequence, its eligibilities and its gradient sums.
+/// Dynamic state of one layer in one sequence, and its eligibilities.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RsnnState<F: Real = f64> {
+pub struct LayerState<F: Real = f64> {
     pub v: Array1<F>,
     /// Adaptation a_j (zero for LIF neurons).
     pub a: Array1<F>,
@@ -446,7 +631,8 @@ pub struct RsnnState<F: Real = f64> {
     pub refractory: Vec<u32>,
     /// Pseudo-derivative of the last step.
     pub psi: Array1<F>,
-    /// Presynaptic traces (eligibility vectors of v): inputs and recurrent.
+    /// Presynaptic traces (eligibility vectors of v): what the layer
+    /// receives (inputs, or the layer below) and recurrent.
     pub zbar_in: Array1<F>,
     pub zbar_rec: Array1<F>,
     /// Adaptation eligibility vectors of the ALIF rows (n_adaptive, n_pre).
@@ -455,11 +641,6 @@ pub struct RsnnState<F: Real = f64> {
     /// Readout-filtered eligibility traces.
     pub ebar_in: Array2<F>,
     pub ebar_rec: Array2<F>,
-    /// Readout-filtered spikes and the output of the last step.
-    pub zhat: Array1<F>,
-    pub y: Array1<F>,
-    /// Gradient sums since the last update.
-    pub grads: Grads<F>,
     /// Sums of the unfiltered eligibility (for the rate regularization).
     pub e_sum_in: Array2<F>,
     pub e_sum_rec: Array2<F>,
@@ -467,33 +648,128 @@ pub struct RsnnState<F: Real = f64> {
     pub spike_count: Array1<f64>,
     /// Running rate per neuron, spikes per step (regularization, online).
     pub rate: Array1<F>,
+}
+
+impl<F: Real> LayerState<F> {
+    fn new(ni: usize, n: usize, na: usize, reg: bool) -> Self {
+        let (ri, rr) = if reg { ((n, ni), (n, n)) } else { ((0, 0), (0, 0)) };
+        LayerState {
+            v: Array1::zeros(n),
+            a: Array1::zeros(n),
+            z: Array1::zeros(n),
+            refractory: vec![0; n],
+            psi: Array1::zeros(n),
+            zbar_in: Array1::zeros(ni),
+            zbar_rec: Array1::zeros(n),
+            eps_a_in: Array2::zeros((na, ni)),
+            eps_a_rec: Array2::zeros((na, n)),
+            ebar_in: Array2::zeros((n, ni)),
+            ebar_rec: Array2::zeros((n, n)),
+            e_sum_in: Array2::zeros(ri),
+            e_sum_rec: Array2::zeros(rr),
+            spike_count: Array1::zeros(n),
+            rate: Array1::zeros(n),
+        }
+    }
+
+    /// The synapse arrays of what the layer receives and of its recurrent
+    /// weights (with the layer's gradient sums `g`), and zbar_in, zbar_rec,
+    /// psi and z.
+    #[allow(clippy::type_complexity)]
+    fn split<'a>(&'a mut self, g: &'a mut LayerGrads<F>) -> (Synapses<'a, F>, Synapses<'a, F>, [&'a [F]; 4]) {
+        let read = [flat(&self.zbar_in), flat(&self.zbar_rec), flat(&self.psi), flat(&self.z)];
+        let inp = Synapses::of(&mut self.ebar_in, &mut g.w_in, &mut self.e_sum_in, &mut self.eps_a_in);
+        let rec = Synapses::of(&mut self.ebar_rec, &mut g.w_rec, &mut self.e_sum_rec, &mut self.eps_a_rec);
+        (inp, rec, read)
+    }
+
+    fn bytes(&self) -> usize {
+        let arrays = [
+            self.v.len(),
+            self.a.len(),
+            self.z.len(),
+            self.psi.len(),
+            self.zbar_in.len(),
+            self.zbar_rec.len(),
+            self.eps_a_in.len(),
+            self.eps_a_rec.len(),
+            self.ebar_in.len(),
+            self.ebar_rec.len(),
+            self.e_sum_in.len(),
+            self.e_sum_rec.len(),
+            self.spike_count.len(),
+            self.rate.len(),
+        ];
+        F::BYTES * arrays.iter().sum::<usize>() + 4 * self.refractory.len()
+    }
+}
+
+/// Dynamic state of one sequence, its eligibilities and its gradient sums.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RsnnState<F: Real = f64> {
+    pub layers: Vec<LayerState<F>>,
+    /// Readout-filtered spikes of the last layer and the output of the last step.
+    pub zhat: Array1<F>,
+    pub y: Array1<F>,
+    /// Gradient sums since the last update.
+    pub grads: Grads<F>,
     pub steps: u64,
     /// Steps since the last update (for `update=k`).
     pub pending: u64,
 }
 
-/// Work buffers of one step.
+impl<F: Real> RsnnState<F> {
+    /// The last layer (the one the readout reads).
+    pub fn last(&self) -> &LayerState<F> {
+        self.layers.last().expect("at least one layer")
+    }
+}
+
+/// Work buffers of one layer's step.
 #[derive(Clone, Debug)]
 struct Scratch<F: Real = f64> {
     current: Vec<F>,
     rec_current: Vec<F>,
-    err: Vec<F>,
     signal: Vec<F>,
     reg_signal: Vec<F>,
     idx_in: Vec<usize>,
     idx_rec: Vec<usize>,
 }
 
+impl<F: Real> Scratch<F> {
+    fn new(ni: usize, n: usize) -> Self {
+        Scratch {
+            current: vec![F::ZERO; n],
+            rec_current: vec![F::ZERO; n],
+            signal: vec![F::ZERO; n],
+            reg_signal: vec![F::ZERO; n],
+            idx_in: Vec::with_capacity(ni),
+            idx_rec: Vec::with_capacity(n),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        F::BYTES * (self.current.capacity() + self.rec_current.capacity())
+            + F::BYTES * (self.signal.capacity() + self.reg_signal.capacity())
+            + std::mem::size_of::<usize>() * (self.idx_in.capacity() + self.idx_rec.capacity())
+    }
+}
+
 /// One sequence in flight.
 #[derive(Clone, Debug)]
 pub struct RsnnSeq<F: Real = f64> {
     pub state: RsnnState<F>,
-    scratch: Scratch<F>,
+    /// One per layer.
+    scratch: Vec<Scratch<F>>,
+    /// The output error of the step.
+    err: Vec<F>,
     /// Whether the eligibility traces hold anything (false after a reset or
     /// a prediction, until the next step that tracks them).
     pub tracking: bool,
-    /// Running sums of the event-driven kernel (None: dense only).
-    lazy: Option<Lazy<F>>,
+    /// Running sums of the event-driven kernel, one per layer (empty: dense only).
+    lazy: Vec<Lazy<F>>,
+    /// Per layer: whether this step runs event-driven.
+    stepping: Vec<bool>,
     /// Whether the event-driven kernel runs (only inside a call that runs
     /// steps: outside one, every array holds its plain value).
     event: bool,
@@ -501,62 +777,47 @@ pub struct RsnnSeq<F: Real = f64> {
 
 impl<F: Real> RsnnSeq<F> {
     pub fn new(cfg: &RsnnConfig) -> Self {
-        let (ni, n, no, na) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs, cfg.n_adaptive);
-        let (ri, rr) = if cfg.reg_rate > 0.0 { ((n, ni), (n, n)) } else { ((0, 0), (0, 0)) };
+        let reg = cfg.reg_rate > 0.0;
+        let sizes = |l: usize| (cfg.layer_inputs(l), cfg.layers[l].n_neurons, cfg.layers[l].n_adaptive);
+        let nl = cfg.layers.len();
+        let lazy: Option<Vec<Lazy<F>>> = match cfg.kernel {
+            Kernel::Dense => None,
+            _ => (0..nl)
+                .map(|l| {
+                    Lazy::new(
+                        (cfg.layer_inputs(l), cfg.layers[l].n_neurons, cfg.first_adaptive(l)),
+                        (F::of(cfg.alpha()), F::of(cfg.kappa()), F::of(cfg.rho()), F::of(cfg.beta)),
+                        reg,
+                    )
+                })
+                .collect(),
+        };
         RsnnSeq {
             state: RsnnState {
-                v: Array1::zeros(n),
-                a: Array1::zeros(n),
-                z: Array1::zeros(n),
-                refractory: vec![0; n],
-                psi: Array1::zeros(n),
-                zbar_in: Array1::zeros(ni),
-                zbar_rec: Array1::zeros(n),
-                eps_a_in: Array2::zeros((na, ni)),
-                eps_a_rec: Array2::zeros((na, n)),
-                ebar_in: Array2::zeros((n, ni)),
-                ebar_rec: Array2::zeros((n, n)),
-                zhat: Array1::zeros(n),
-                y: Array1::zeros(no),
+                layers: (0..nl)
+                    .map(|l| {
+                        let (ni, n, na) = sizes(l);
+                        LayerState::new(ni, n, na, reg)
+                    })
+                    .collect(),
+                zhat: Array1::zeros(cfg.n_last()),
+                y: Array1::zeros(cfg.n_outputs),
                 grads: Grads::zeros(cfg),
-                e_sum_in: Array2::zeros(ri),
-                e_sum_rec: Array2::zeros(rr),
-                spike_count: Array1::zeros(n),
-                rate: Array1::zeros(n),
                 steps: 0,
                 pending: 0,
             },
-            scratch: Scratch {
-                current: vec![F::ZERO; n],
-                rec_current: vec![F::ZERO; n],
-                err: vec![F::ZERO; no],
-                signal: vec![F::ZERO; n],
-                reg_signal: vec![F::ZERO; n],
-                idx_in: Vec::with_capacity(ni),
-                idx_rec: Vec::with_capacity(n),
-            },
+            scratch: (0..nl)
+                .map(|l| {
+                    let (ni, n, _) = sizes(l);
+                    Scratch::new(ni, n)
+                })
+                .collect(),
+            err: vec![F::ZERO; cfg.n_outputs],
             tracking: false,
-            lazy: match cfg.kernel {
-                Kernel::Dense => None,
-                _ => Lazy::new(
-                    (ni, n, cfg.first_adaptive()),
-                    (F::of(cfg.alpha()), F::of(cfg.kappa()), F::of(cfg.rho()), F::of(cfg.beta)),
-                    cfg.reg_rate > 0.0,
-                ),
-            },
+            lazy: lazy.unwrap_or_default(),
+            stepping: vec![false; nl],
             event: false,
         }
-    }
-
-    /// The synapse arrays of the inputs and of the recurrent weights, and
-    /// the event-driven sums.
-    #[allow(clippy::type_complexity)]
-    fn split(&mut self) -> (Option<&mut Lazy<F>>, Synapses<'_, F>, Synapses<'_, F>, [&[F]; 4]) {
-        let st = &mut self.state;
-        let inp = Synapses::of(&mut st.ebar_in, &mut st.grads.w_in, &mut st.e_sum_in, &mut st.eps_a_in);
-        let rec = Synapses::of(&mut st.ebar_rec, &mut st.grads.w_rec, &mut st.e_sum_rec, &mut st.eps_a_rec);
-        let read = [flat(&st.zbar_in), flat(&st.zbar_rec), flat(&st.psi), flat(&st.z)];
-        (self.lazy.as_mut(), inp, rec, read)
     }
 
     /// Writes the plain value of every eligibility and gradient sum (a no-op
@@ -565,7 +826,9 @@ impl<F: Real> RsnnSeq<F> {
         if !self.event {
             return;
         }
-        if let (Some(lz), inp, rec, [zi, zr, ..]) = self.split() {
+        let st = &mut self.state;
+        for ((ls, g), lz) in st.layers.iter_mut().zip(st.grads.layers.iter_mut()).zip(self.lazy.iter_mut()) {
+            let (inp, rec, [zi, zr, ..]) = ls.split(g);
             lz.settle(inp, rec, zi, zr);
         }
     }
@@ -573,7 +836,7 @@ impl<F: Real> RsnnSeq<F> {
     /// Starts (`on`) or ends the event-driven kernel; ending it settles.
     pub fn set_event(&mut self, on: bool) {
         self.settle();
-        self.event = on && self.lazy.is_some();
+        self.event = on && !self.lazy.is_empty();
     }
 
     /// Zeroes the dynamics and eligibilities (gradient sums are kept; fold
@@ -582,12 +845,14 @@ impl<F: Real> RsnnSeq<F> {
         self.settle();
         self.clear_eligibility();
         let st = &mut self.state;
-        for a in
-            [&mut st.v, &mut st.a, &mut st.z, &mut st.psi, &mut st.zbar_in, &mut st.zbar_rec, &mut st.zhat, &mut st.y]
-        {
-            a.fill(F::ZERO);
+        for ls in st.layers.iter_mut() {
+            for a in [&mut ls.v, &mut ls.a, &mut ls.z, &mut ls.psi, &mut ls.zbar_in, &mut ls.zbar_rec] {
+                a.fill(F::ZERO);
+            }
+            ls.refractory.fill(0);
         }
-        st.refractory.fill(0);
+        st.zhat.fill(F::ZERO);
+        st.y.fill(F::ZERO);
     }
 
     /// Zeroes the eligibility traces and the rate statistics of the
@@ -595,18 +860,20 @@ impl<F: Real> RsnnSeq<F> {
     pub fn clear_eligibility(&mut self) {
         self.settle();
         let st = &mut self.state;
-        for a in [
-            &mut st.eps_a_in,
-            &mut st.eps_a_rec,
-            &mut st.ebar_in,
-            &mut st.ebar_rec,
-            &mut st.e_sum_in,
-            &mut st.e_sum_rec,
-        ] {
-            a.fill(F::ZERO);
+        for ls in st.layers.iter_mut() {
+            for a in [
+                &mut ls.eps_a_in,
+                &mut ls.eps_a_rec,
+                &mut ls.ebar_in,
+                &mut ls.ebar_rec,
+                &mut ls.e_sum_in,
+                &mut ls.e_sum_rec,
+            ] {
+                a.fill(F::ZERO);
+            }
+            ls.spike_count.fill(0.0);
+            ls.rate.fill(F::ZERO);
         }
-        st.spike_count.fill(0.0);
-        st.rate.fill(F::ZERO);
         st.steps = 0;
         self.tracking = false;
     }
@@ -618,39 +885,21 @@ impl<F: Real> RsnnSeq<F> {
         for p in st.grads.parts_mut() {
             p.fill(F::ZERO);
         }
-        st.e_sum_in.fill(F::ZERO);
-        st.e_sum_rec.fill(F::ZERO);
+        for ls in st.layers.iter_mut() {
+            ls.e_sum_in.fill(F::ZERO);
+            ls.e_sum_rec.fill(F::ZERO);
+        }
         st.pending = 0;
     }
 
     pub fn bytes(&self) -> usize {
         let st = &self.state;
-        let arrays = [
-            st.v.len(),
-            st.a.len(),
-            st.z.len(),
-            st.psi.len(),
-            st.zbar_in.len(),
-            st.zbar_rec.len(),
-            st.eps_a_in.len(),
-            st.eps_a_rec.len(),
-            st.ebar_in.len(),
-            st.ebar_rec.len(),
-            st.zhat.len(),
-            st.y.len(),
-            st.e_sum_in.len(),
-            st.e_sum_rec.len(),
-            st.spike_count.len(),
-            st.rate.len(),
-        ];
-        let sc = &self.scratch;
-        F::BYTES * arrays.iter().sum::<usize>()
-            + 4 * st.refractory.len()
+        st.layers.iter().map(LayerState::bytes).sum::<usize>()
+            + F::BYTES * (st.zhat.len() + st.y.len() + self.err.capacity())
+            + self.stepping.capacity()
             + st.grads.bytes()
-            + F::BYTES * (sc.current.capacity() + sc.rec_current.capacity() + sc.err.capacity())
-            + F::BYTES * (sc.signal.capacity() + sc.reg_signal.capacity())
-            + std::mem::size_of::<usize>() * (sc.idx_in.capacity() + sc.idx_rec.capacity())
-            + self.lazy.as_ref().map_or(0, Lazy::bytes)
+            + self.scratch.iter().map(Scratch::bytes).sum::<usize>()
+            + self.lazy.iter().map(Lazy::bytes).sum::<usize>()
     }
 }
 
@@ -662,10 +911,37 @@ pub struct RsnnNet<F: Real = f64> {
     pub optim: OptimState<F>,
 }
 
+/// What one layer works on during a step: its state, gradient sums, work
+/// buffers and event-driven sums, and what it receives (the inputs, or the
+/// spikes of the layer below at this step).
+struct LayerStep<'a, F: Real> {
+    l: usize,
+    input: &'a [F],
+    st: &'a mut LayerState<F>,
+    g: &'a mut LayerGrads<F>,
+    sc: &'a mut Scratch<F>,
+    lazy: Option<&'a mut Lazy<F>>,
+    stepping: &'a mut bool,
+}
+
+/// Calls `f` on each layer of `seq` in order (layer 0 receives `x`).
+fn each_layer<F: Real>(seq: &mut RsnnSeq<F>, x: &[F], mut f: impl FnMut(LayerStep<'_, F>)) {
+    let RsnnSeq { state, scratch, lazy, stepping, .. } = seq;
+    let mut lazies = lazy.iter_mut();
+    let layers = state.layers.iter_mut().zip(state.grads.layers.iter_mut());
+    let mut below: Option<&LayerState<F>> = None;
+    for (l, (((st, g), sc), stepping)) in layers.zip(scratch.iter_mut()).zip(stepping.iter_mut()).enumerate() {
+        let input = below.map_or(x, |b| flat(&b.z));
+        f(LayerStep { l, input, st, g, sc, lazy: lazies.next(), stepping });
+        below = Some(&*st);
+    }
+}
+
 impl<F: Real> RsnnNet<F> {
     pub fn new(cfg: RsnnConfig) -> Self {
         let params = Params::new(&cfg);
-        let optim = OptimState::new(cfg.optimizer, &Grads::zeros(&cfg).parts().map(<[F]>::len));
+        let lens: Vec<usize> = Grads::<F>::zeros(&cfg).parts().iter().map(|p| p.len()).collect();
+        let optim = OptimState::new(cfg.optimizer, &lens);
         RsnnNet { cfg, params, optim }
     }
 
@@ -675,31 +951,21 @@ impl<F: Real> RsnnNet<F> {
     /// instead of at the end of the sequence. Returns the loss of the step
     /// (0 when not learning). The weights are not changed.
     pub fn run_step(&self, seq: &mut RsnnSeq<F>, x: &[F], target: Option<&[F]>, learn: bool, online_reg: bool) -> f64 {
-        let event = seq.event && self.begin_event_step(seq, x);
-        if event {
-            // this step's events are its active inputs and neurons
-            let lz = seq.lazy.as_ref().expect("event kernel has its sums");
-            lz.active(&mut seq.scratch.idx_in, &mut seq.scratch.idx_rec);
-        } else {
-            self.adapt_eligibility(seq);
-        }
-        self.forward(seq, x, event);
-        self.update_rate(seq, online_reg);
+        let event = seq.event;
+        each_layer(seq, x, |ls| self.layer_forward(ls, true, event));
+        seq.state.steps += 1;
+        self.readout(&mut seq.state);
         let loss = match target.filter(|_| learn) {
-            Some(t) => error(self.cfg.loss, flat(&seq.state.y), t, &mut seq.scratch.err),
+            Some(t) => error(self.cfg.loss, flat(&seq.state.y), t, &mut seq.err),
             None => {
-                seq.scratch.err.fill(F::ZERO);
+                seq.err.fill(F::ZERO);
                 F::ZERO
             }
         };
-        self.learning_signal(seq, target, learn, online_reg);
-        if event {
-            let sum_e = self.sums_e(target.is_some(), online_reg);
-            let lz = seq.lazy.as_mut().expect("event kernel has its sums");
-            lz.end_step(flat(&seq.state.psi), &seq.scratch.signal, &seq.scratch.reg_signal, sum_e);
-        } else {
-            self.eligibility(seq, target.is_some(), online_reg);
-        }
+        let steps = seq.state.steps;
+        let err = std::mem::take(&mut seq.err);
+        each_layer(seq, x, |ls| self.layer_learning(ls, &err, steps, target.is_some(), learn, online_reg));
+        seq.err = err;
         if learn && target.is_some() {
             self.readout_gradients(seq);
         }
@@ -710,29 +976,66 @@ impl<F: Real> RsnnNet<F> {
         loss.f64()
     }
 
-    /// Start of an event-driven step: moves the origin first when it is too
-    /// far back, then advances the running sums and applies this step's
-    /// events. Returns false when the step must run densely (the arrays then
-    /// hold plain values).
-    fn begin_event_step(&self, seq: &mut RsnnSeq<F>, x: &[F]) -> bool {
-        let st = &seq.state;
-        let Some(lz) = seq.lazy.as_mut() else { return false };
-        let psi = flat(&st.psi);
-        if lz.loaded() && !lz.fits(psi) {
+    /// One layer's part of the forward pass: with `track`, first its
+    /// eligibility (ALIF vectors densely, or the event kernel's start of the
+    /// step when `event`), then traces, membranes, spikes.
+    fn layer_forward(&self, ls: LayerStep<'_, F>, track: bool, event: bool) {
+        let LayerStep { l, input, st, g, sc, lazy, stepping } = ls;
+        *stepping = false;
+        if track {
+            if let Some(lz) = lazy.filter(|_| event) {
+                if Self::begin_event_step(lz, st, g, input) {
+                    // this step's events are its active inputs and neurons
+                    lz.active(&mut sc.idx_in, &mut sc.idx_rec);
+                    *stepping = true;
+                }
+            }
+            if !*stepping {
+                self.adapt_eligibility(l, st);
+            }
+        }
+        self.forward_layer(l, st, sc, input, *stepping);
+    }
+
+    /// One layer's part after the output: rate statistics, learning signal,
+    /// eligibility and gradient sums.
+    fn layer_learning(
+        &self,
+        ls: LayerStep<'_, F>,
+        err: &[F],
+        steps: u64,
+        with_target: bool,
+        learn: bool,
+        online_reg: bool,
+    ) {
+        let LayerStep { l, st, g, sc, lazy, stepping, .. } = ls;
+        self.update_rate(st, steps, online_reg);
+        self.learning_signal(l, st, sc, err, with_target && learn, with_target && online_reg);
+        let sum_e = self.sums_e(with_target, online_reg);
+        match lazy.filter(|_| *stepping) {
+            Some(lz) => lz.end_step(flat(&st.psi), &sc.signal, &sc.reg_signal, sum_e),
+            None => self.eligibility(l, st, g, sc, with_target, sum_e),
+        }
+    }
+
+    /// Start of an event-driven step of one layer: moves the origin first
+    /// when it is too far back, then advances the running sums and applies
+    /// this step's events (what the layer receives now, its own spikes of
+    /// the last step). Returns false when the step must run densely (the
+    /// arrays then hold plain values).
+    fn begin_event_step(lz: &mut Lazy<F>, st: &mut LayerState<F>, g: &mut LayerGrads<F>, input: &[F]) -> bool {
+        if lz.loaded() && !lz.fits(flat(&st.psi)) {
             lz.renormalize(flat(&st.zbar_in), flat(&st.zbar_rec));
         }
+        let (inp, rec, [zi, zr, psi, z]) = st.split(g);
         if !lz.fits(psi) {
-            seq.settle();
+            lz.settle(inp, rec, zi, zr);
             return false;
         }
         if !lz.loaded() {
-            if let (Some(lz), inp, rec, [zi, zr, ..]) = seq.split() {
-                lz.load(&inp, &rec, zi, zr);
-            }
+            lz.load(&inp, &rec, zi, zr);
         }
-        if let (Some(lz), _, _, [_, _, psi, z]) = seq.split() {
-            lz.begin_step(psi, x, z);
-        }
+        lz.begin_step(psi, input, z);
         true
     }
 
@@ -752,15 +1055,16 @@ impl<F: Real> RsnnNet<F> {
     /// The forward dynamics alone (prediction): membranes, adaptation, spikes,
     /// presynaptic traces and readout. Eligibility traces are not advanced.
     pub fn forward_only(&self, seq: &mut RsnnSeq<F>, x: &[F]) {
-        self.forward(seq, x, false);
+        each_layer(seq, x, |ls| self.layer_forward(ls, false, false));
+        seq.state.steps += 1;
+        self.readout(&mut seq.state);
     }
 
-    /// ALIF eligibility vectors with psi(t-1) and zbar(t-1):
+    /// ALIF eligibility vectors of layer `l` with psi(t-1) and zbar(t-1):
     /// `eps_a <- psi zbar + (rho - beta psi) eps_a`.
-    fn adapt_eligibility(&self, seq: &mut RsnnSeq<F>) {
+    fn adapt_eligibility(&self, l: usize, st: &mut LayerState<F>) {
         let cfg = &self.cfg;
-        let (rho, beta, first_ad) = (F::of(cfg.rho()), F::of(cfg.beta), cfg.first_adaptive());
-        let st = &mut seq.state;
+        let (rho, beta, first_ad) = (F::of(cfg.rho()), F::of(cfg.beta), cfg.first_adaptive(l));
         let psi_prev = flat(&st.psi);
         for (pre, eps) in
             [(flat(&st.zbar_in), flat_mut(&mut st.eps_a_in)), (flat(&st.zbar_rec), flat_mut(&mut st.eps_a_rec))]
@@ -778,17 +1082,14 @@ impl<F: Real> RsnnNet<F> {
         }
     }
 
-    /// Presynaptic traces, adaptation, membrane, spikes, pseudo-derivative
-    /// and readout of one step.
+    /// Presynaptic traces, adaptation, membrane, spikes and pseudo-derivative
+    /// of layer `l` receiving `x`.
     /// `active_known`: the indices of the active inputs and neurons are in
     /// the scratch already (from the event kernel's events of this step).
-    fn forward(&self, seq: &mut RsnnSeq<F>, x: &[F], active_known: bool) {
+    fn forward_layer(&self, l: usize, st: &mut LayerState<F>, sc: &mut Scratch<F>, x: &[F], active_known: bool) {
         let cfg = &self.cfg;
-        let p = &self.params;
-        let n = cfg.n_neurons;
-        let (alpha, kappa) = (F::of(cfg.alpha()), F::of(cfg.kappa()));
-        let st = &mut seq.state;
-        let sc = &mut seq.scratch;
+        let p = &self.params.layers[l];
+        let alpha = F::of(cfg.alpha());
         for (zb, &xi) in flat_mut(&mut st.zbar_in).iter_mut().zip(x) {
             *zb = flush(alpha * *zb + xi);
         }
@@ -802,18 +1103,19 @@ impl<F: Real> RsnnNet<F> {
         };
         // sparse: the columns of the active units (bitwise the sparse row
         // products); otherwise row products with four partial sums
-        if sparse_in && p.transposed {
+        let transposed = self.params.transposed;
+        if sparse_in && transposed {
             matvec_cols(flat(&p.w_in_t), x, &sc.idx_in, &mut sc.current);
         } else {
             matvec(flat(&p.w_in), x, &sc.idx_in, sparse_in, &mut sc.current);
         }
-        if sparse_rec && p.transposed {
+        if sparse_rec && transposed {
             matvec_cols(flat(&p.w_rec_t), flat(&st.z), &sc.idx_rec, &mut sc.rec_current);
         } else {
             matvec(flat(&p.w_rec), flat(&st.z), &sc.idx_rec, sparse_rec, &mut sc.rec_current);
         }
         canonical_update(
-            &cfg.neuron::<F>(),
+            &cfg.neuron::<F>(l),
             CanonicalState {
                 v: flat_mut(&mut st.v),
                 a: flat_mut(&mut st.a),
@@ -824,29 +1126,36 @@ impl<F: Real> RsnnNet<F> {
             &sc.current,
             &sc.rec_current,
         );
-        st.steps += 1;
-        // Readout: zhat is the spike train low-pass filtered with unit gain.
+    }
+
+    /// Readout of the last layer: zhat is its spike train low-pass filtered
+    /// with unit gain, `y = W_out zhat + b`.
+    fn readout(&self, st: &mut RsnnState<F>) {
+        let p = &self.params;
+        let kappa = F::of(self.cfg.kappa());
         let gain = F::ONE - kappa;
-        for (zh, &zj) in flat_mut(&mut st.zhat).iter_mut().zip(flat(&st.z)) {
+        let RsnnState { layers, zhat, y, .. } = st;
+        let z = flat(&layers.last().expect("at least one layer").z);
+        for (zh, &zj) in flat_mut(zhat).iter_mut().zip(z) {
             *zh = flush(kappa * *zh + gain * zj);
         }
-        let zhat = flat(&st.zhat);
-        for ((yk, row), &bk) in flat_mut(&mut st.y).iter_mut().zip(flat(&p.w_out).chunks_exact(n)).zip(flat(&p.b_out)) {
+        let (zhat, n) = (flat(zhat), self.cfg.n_last());
+        for ((yk, row), &bk) in flat_mut(y).iter_mut().zip(flat(&p.w_out).chunks_exact(n)).zip(flat(&p.b_out)) {
             *yk = crate::kernels::dot(row, zhat) + bk;
         }
     }
 
-    /// Rate statistics for the regularization: the spike count since reset
-    /// (sequence form) or the running rate (online form).
-    fn update_rate(&self, seq: &mut RsnnSeq<F>, online_reg: bool) {
+    /// Rate statistics of one layer for the regularization: the spike count
+    /// since reset (sequence form) or the running rate (online form), after
+    /// `steps` steps since reset.
+    fn update_rate(&self, st: &mut LayerState<F>, steps: u64, online_reg: bool) {
         let cfg = &self.cfg;
         if cfg.reg_rate <= 0.0 {
             return;
         }
-        let st = &mut seq.state;
         let z = flat(&st.z);
         if online_reg {
-            let w = F::of(1.0 / (st.steps as f64).min(cfg.reg_window()));
+            let w = F::of(1.0 / (steps as f64).min(cfg.reg_window()));
             for (r, &zj) in flat_mut(&mut st.rate).iter_mut().zip(z) {
                 *r = flush(*r + w * (zj - *r));
             }
@@ -857,26 +1166,26 @@ impl<F: Real> RsnnNet<F> {
         }
     }
 
-    /// Learning signal `L = B err` and, online, the regularization signal
-    /// `r_j = reg (rate_j - f0) dt / tau_reg`.
-    fn learning_signal(&self, seq: &mut RsnnSeq<F>, target: Option<&[F]>, learn: bool, online_reg: bool) {
+    /// Learning signal of layer `l`, `L = B err` (`signal`: with a target,
+    /// learning), with B = W_out^T for the last layer under symmetric
+    /// feedback and the layer's own matrix otherwise, and, online
+    /// (`reg_signal`), the regularization signal `r_j = reg (rate_j - f0) dt / tau_reg`.
+    fn learning_signal(&self, l: usize, st: &LayerState<F>, sc: &mut Scratch<F>, err: &[F], signal: bool, reg: bool) {
         let cfg = &self.cfg;
-        let sc = &mut seq.scratch;
-        if learn && target.is_some() {
+        if signal {
+            let last = l + 1 == cfg.layers.len();
             match cfg.feedback {
-                Feedback::Symmetric => transposed_signal(flat(&self.params.w_out), &sc.err, &mut sc.signal),
-                Feedback::Random | Feedback::Adaptive => {
-                    feedback_signal(flat(&self.params.feedback), &sc.err, &mut sc.signal)
-                }
+                Feedback::Symmetric if last => transposed_signal(flat(&self.params.w_out), err, &mut sc.signal),
+                _ => feedback_signal(flat(&self.params.layers[l].feedback), err, &mut sc.signal),
             }
         } else {
             sc.signal.fill(F::ZERO);
         }
         sc.reg_signal.fill(F::ZERO);
-        if cfg.reg_rate > 0.0 && online_reg && target.is_some() {
+        if cfg.reg_rate > 0.0 && reg {
             let f0 = F::of(cfg.rate_per_step());
             let scale = F::of(cfg.reg_rate / cfg.reg_window());
-            for (r, &f) in sc.reg_signal.iter_mut().zip(flat(&seq.state.rate)) {
+            for (r, &f) in sc.reg_signal.iter_mut().zip(flat(&st.rate)) {
                 *r = scale * (f - f0);
             }
         }
@@ -887,21 +1196,27 @@ impl<F: Real> RsnnNet<F> {
         self.cfg.reg_rate > 0.0 && with_target && !online_reg
     }
 
-    /// Eligibility, filtered eligibility and gradient sums (one pass per row).
-    fn eligibility(&self, seq: &mut RsnnSeq<F>, accumulate: bool, online_reg: bool) {
+    /// Eligibility, filtered eligibility and gradient sums of layer `l`
+    /// (one pass per row).
+    fn eligibility(
+        &self,
+        l: usize,
+        st: &mut LayerState<F>,
+        g: &mut LayerGrads<F>,
+        sc: &Scratch<F>,
+        accumulate: bool,
+        sum_e: bool,
+    ) {
         let cfg = &self.cfg;
-        let st = &mut seq.state;
-        let sc = &seq.scratch;
-        let sum_e = self.sums_e(accumulate, online_reg);
         let kappa = F::of(cfg.kappa());
-        let consts = (cfg.first_adaptive(), F::of(cfg.beta), kappa, F::ONE - kappa);
+        let consts = (cfg.first_adaptive(l), F::of(cfg.beta), kappa, F::ONE - kappa);
         let flags = (accumulate, sum_e);
         let rows = (flat(&st.psi), &sc.signal[..], &sc.reg_signal[..]);
         elig_rows(
             flat(&st.zbar_in),
             flat(&st.eps_a_in),
             flat_mut(&mut st.ebar_in),
-            flat_mut(&mut st.grads.w_in),
+            flat_mut(&mut g.w_in),
             flat_mut(&mut st.e_sum_in),
             rows,
             consts,
@@ -911,7 +1226,7 @@ impl<F: Real> RsnnNet<F> {
             flat(&st.zbar_rec),
             flat(&st.eps_a_rec),
             flat_mut(&mut st.ebar_rec),
-            flat_mut(&mut st.grads.w_rec),
+            flat_mut(&mut g.w_rec),
             flat_mut(&mut st.e_sum_rec),
             rows,
             consts,
@@ -921,22 +1236,21 @@ impl<F: Real> RsnnNet<F> {
 
     /// Readout gradients `err zhat^T` and `err`.
     fn readout_gradients(&self, seq: &mut RsnnSeq<F>) {
-        let n = self.cfg.n_neurons;
+        let n = self.cfg.n_last();
         let st = &mut seq.state;
-        let sc = &seq.scratch;
         let zhat = flat(&st.zhat);
-        for (row, &e) in flat_mut(&mut st.grads.w_out).chunks_exact_mut(n).zip(&sc.err) {
+        for (row, &e) in flat_mut(&mut st.grads.w_out).chunks_exact_mut(n).zip(&seq.err) {
             for (g, &zh) in row.iter_mut().zip(zhat) {
                 *g += e * zh;
             }
         }
-        for (g, &e) in flat_mut(&mut st.grads.b_out).iter_mut().zip(&sc.err) {
+        for (g, &e) in flat_mut(&mut st.grads.b_out).iter_mut().zip(&seq.err) {
             *g += e;
         }
     }
 
     /// Adds the end-of-sequence rate regularization gradient
-    /// `reg (f_j - f0) mean_t e_ji(t)` to the gradient sums.
+    /// `reg (f_j - f0) mean_t e_ji(t)` to the gradient sums of every layer.
     pub fn finish_sequence(&self, seq: &mut RsnnSeq<F>) {
         seq.settle();
         let cfg = &self.cfg;
@@ -948,21 +1262,25 @@ impl<F: Real> RsnnNet<F> {
         let t = st.steps as f64;
         let f0 = cfg.rate_per_step();
         let reg = cfg.reg_rate;
-        for (grad, esum) in [(&mut st.grads.w_in, &st.e_sum_in), (&mut st.grads.w_rec, &st.e_sum_rec)] {
-            let cols = grad.ncols();
-            if cols == 0 {
-                continue;
-            }
-            let counts = flat(&st.spike_count);
-            for ((g, es), &c) in flat_mut(grad).chunks_exact_mut(cols).zip(flat(esum).chunks_exact(cols)).zip(counts) {
-                let r = F::of(reg * (c / t - f0) / t);
-                for (gi, &e) in g.iter_mut().zip(es) {
-                    *gi += r * e;
+        for (ls, lg) in st.layers.iter_mut().zip(st.grads.layers.iter_mut()) {
+            for (grad, esum) in [(&mut lg.w_in, &ls.e_sum_in), (&mut lg.w_rec, &ls.e_sum_rec)] {
+                let cols = grad.ncols();
+                if cols == 0 {
+                    continue;
+                }
+                let counts = flat(&ls.spike_count);
+                for ((g, es), &c) in
+                    flat_mut(grad).chunks_exact_mut(cols).zip(flat(esum).chunks_exact(cols)).zip(counts)
+                {
+                    let r = F::of(reg * (c / t - f0) / t);
+                    for (gi, &e) in g.iter_mut().zip(es) {
+                        *gi += r * e;
+                    }
                 }
             }
+            ls.e_sum_in.fill(F::ZERO);
+            ls.e_sum_rec.fill(F::ZERO);
         }
-        st.e_sum_in.fill(F::ZERO);
-        st.e_sum_rec.fill(F::ZERO);
     }
 
     /// Folds the rate regularization of the steps since reset into the
@@ -986,7 +1304,7 @@ impl<F: Real> RsnnNet<F> {
             // one sequence (every online update): its sums are the mean, bitwise
             // (`batch_mean` copies and divides by 1), without a copy
             [one] => {
-                zero_diagonal(&mut one.state.grads.w_rec);
+                one.state.grads.zero_diagonals();
                 self.apply_gradient(&one.state.grads);
             }
             _ => {
@@ -1000,18 +1318,14 @@ impl<F: Real> RsnnNet<F> {
         }
     }
 
-    /// One optimizer step with gradient `g`. W_rec's diagonal stays zero;
-    /// adaptive feedback follows W_out's change (Kolen-Pollack).
+    /// One optimizer step with gradient `g`. W_rec's diagonals stay zero;
+    /// adaptive feedback (the last layer's) follows W_out's change (Kolen-Pollack).
     pub fn apply_gradient(&mut self, g: &Grads<F>) {
         let old_w_out = (self.cfg.feedback == Feedback::Adaptive).then(|| self.params.w_out.clone());
-        optimizer_update(
-            self.cfg.optimizer,
-            F::of(self.cfg.lr),
-            &mut self.optim,
-            self.params.parts_mut().into(),
-            g.parts().into(),
-        );
-        zero_diagonal(&mut self.params.w_rec);
+        optimizer_update(self.cfg.optimizer, F::of(self.cfg.lr), &mut self.optim, self.params.parts_mut(), g.parts());
+        for p in self.params.layers.iter_mut() {
+            zero_diagonal(&mut p.w_rec);
+        }
         // a transpose costs about one weight update: worth it only when the
         // weights then stay fixed for a while
         match self.cfg.update.period() {
@@ -1019,22 +1333,23 @@ impl<F: Real> RsnnNet<F> {
             _ => self.params.sync(),
         }
         if let Some(old) = old_w_out {
+            let n = self.cfg.n_last();
+            let last = self.params.layers.last_mut().expect("at least one layer");
             kolen_pollack(
                 flat_mut(&mut self.params.w_out),
                 flat(&old),
-                flat_mut(&mut self.params.feedback),
-                self.cfg.n_neurons,
+                flat_mut(&mut last.feedback),
+                n,
                 F::of(self.cfg.feedback_decay),
             );
         }
     }
 
-    /// Bytes of weights, feedback matrix and optimizer state.
+    /// Bytes of weights, feedback matrices and optimizer state.
     pub fn bytes(&self) -> usize {
         self.params.bytes() + self.optim.bytes()
     }
 }
-
 impl<F: Real> FixedWeights for RsnnNet<F> {
     type F = F;
     type Seq = RsnnSeq<F>;
@@ -1107,7 +1422,7 @@ impl<F: Real> Model for RsnnNet<F> {
     }
 
     fn spikes<'s>(&self, seq: &'s RsnnSeq<F>) -> Option<&'s [F]> {
-        Some(flat(&seq.state.z))
+        Some(flat(&seq.state.last().z))
     }
 
     /// Zeroes the dynamic state; pending gradient sums (including the
@@ -1217,6 +1532,65 @@ impl<F: Real> Trainer<RsnnNet<F>> {
     pub fn apply_pending(&mut self) {
         self.model.end_of_call(&mut self.seq);
     }
+
+    /// Replaces the array `name` (`W_in`, `W_rec` or `feedback_matrix`) of
+    /// every layer, one array per layer (named `name[l]` in messages), all
+    /// checked before any is set.
+    pub fn set_layers(&mut self, name: &str, arrays: Vec<ArrayD<f64>>) -> Result<()> {
+        let nl = self.model.cfg.layers.len();
+        if !LAYER_PARAMS.contains(&name) {
+            return Err(not_settable(name, &LAYER_PARAMS));
+        }
+        if arrays.len() != nl {
+            return Err(EpropError::param(
+                name,
+                format!("a list of {nl} arrays (one per layer)"),
+                format!("a list of {}", arrays.len()),
+            ));
+        }
+        let mut p = self.model.params.clone();
+        for (l, a) in arrays.into_iter().enumerate() {
+            set_param(&mut p, &layer_key(name, l), &format!("{name}[{l}]"), a)?;
+        }
+        self.model.params = p;
+        Ok(())
+    }
+}
+
+/// The weight arrays each layer has.
+const LAYER_PARAMS: [&str; 3] = ["W_in", "W_rec", "feedback_matrix"];
+
+/// The dynamic state arrays each layer has (in states and checkpoints).
+const LAYER_STATE: [&str; 2] = ["_refractory", "_spike_count"];
+
+/// Replaces the weight array `name` of `p` (W_rec's diagonal zeroed, the
+/// transposes made equal); messages name the array `shown`.
+fn set_param<F: Real>(p: &mut Params<F>, name: &str, shown: &str, a: ArrayD<f64>) -> Result<()> {
+    match name {
+        "W_out" => return check::replace(shown, &mut p.w_out, a),
+        "b_out" => return check::replace(shown, &mut p.b_out, a),
+        _ => {}
+    }
+    for l in 0..p.layers.len() {
+        let lp = &mut p.layers[l];
+        if name == layer_key("W_in", l) {
+            check::replace(shown, &mut lp.w_in, a)?;
+        } else if name == layer_key("W_rec", l) {
+            check::replace(shown, &mut lp.w_rec, a)?;
+            zero_diagonal(&mut lp.w_rec);
+        } else if name == layer_key("feedback_matrix", l) {
+            return check::replace(shown, &mut lp.feedback, a);
+        } else {
+            continue;
+        }
+        lp.sync();
+        return Ok(());
+    }
+    let mut settable = vec!["W_out".to_string(), "b_out".to_string()];
+    for l in 0..p.layers.len() {
+        settable.extend(LAYER_PARAMS.map(|k| layer_key(k, l)));
+    }
+    Err(not_settable(name, &settable.iter().map(String::as_str).collect::<Vec<_>>()))
 }
 
 impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
@@ -1227,14 +1601,10 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
     fn config(&self) -> StateDict {
         let c = &self.model.cfg;
         let mut d = StateDict::new(Self::CLASS, Self::VERSION);
-        for (k, v) in [
-            ("n_inputs", c.n_inputs),
-            ("n_neurons", c.n_neurons),
-            ("n_outputs", c.n_outputs),
-            ("n_adaptive", c.n_adaptive),
-        ] {
-            d.put_int(k, v as i64);
-        }
+        d.put_int("n_inputs", c.n_inputs as i64);
+        d.put("n_neurons", c.per_layer(|s| s.n_neurons));
+        d.put_int("n_outputs", c.n_outputs as i64);
+        d.put("n_adaptive", c.per_layer(|s| s.n_adaptive));
         for (k, v) in [
             ("tau_mem", c.tau_mem),
             ("tau_adapt", c.tau_adapt),
@@ -1265,73 +1635,101 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
     fn put_counters(&self, d: &mut StateDict) {
         let st = &self.seq.state;
         d.put_int("optimizer_t", self.model.optim.t as i64);
-        let refr: Vec<f64> = st.refractory.iter().map(|&r| r as f64).collect();
-        d.put_vec("_refractory", &refr);
-        d.put_vec("_spike_count", flat(&st.spike_count));
+        for (l, ls) in st.layers.iter().enumerate() {
+            let refr: Vec<f64> = ls.refractory.iter().map(|&r| r as f64).collect();
+            d.put_vec(&layer_key(LAYER_STATE[0], l), &refr);
+            d.put_vec(&layer_key(LAYER_STATE[1], l), flat(&ls.spike_count));
+        }
         d.put_int("_steps", st.steps as i64);
         d.put_int("_pending", st.pending as i64);
     }
 
+    /// The first layer's arrays under their plain names, in the order of a
+    /// one-layer network, then those of each further layer (named `.l`).
     fn arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
         let p = &self.model.params;
         let st = &self.seq.state;
-        let mut out = named(&[
-            ("W_in", p.w_in.view().into_dyn()),
-            ("W_rec", p.w_rec.view().into_dyn()),
-            ("W_out", p.w_out.view().into_dyn()),
-            ("feedback_matrix", p.feedback.view().into_dyn()),
-            ("b_out", p.b_out.view().into_dyn()),
-        ]);
-        let shapes = grad_shapes(&self.model.cfg);
+        let weights = |l: usize| {
+            let lp = &p.layers[l];
+            vec![
+                (layer_key("W_in", l), lp.w_in.view().into_dyn()),
+                (layer_key("W_rec", l), lp.w_rec.view().into_dyn()),
+                (layer_key("feedback_matrix", l), lp.feedback.view().into_dyn()),
+            ]
+        };
+        let dynamics = |l: usize| {
+            let ls = &st.layers[l];
+            [
+                ("_v", ls.v.view().into_dyn()),
+                ("_a", ls.a.view().into_dyn()),
+                ("_spikes", ls.z.view().into_dyn()),
+                ("_psi", ls.psi.view().into_dyn()),
+                ("_zbar_in", ls.zbar_in.view().into_dyn()),
+                ("_zbar_rec", ls.zbar_rec.view().into_dyn()),
+            ]
+            .map(|(k, a)| (layer_key(k, l), a))
+            .to_vec()
+        };
+        let eligibility = |l: usize| {
+            let (ls, g) = (&st.layers[l], &st.grads.layers[l]);
+            [
+                ("_rate", ls.rate.view().into_dyn()),
+                ("_eps_a_in", ls.eps_a_in.view().into_dyn()),
+                ("_eps_a_rec", ls.eps_a_rec.view().into_dyn()),
+                ("_ebar_in", ls.ebar_in.view().into_dyn()),
+                ("_ebar_rec", ls.ebar_rec.view().into_dyn()),
+                ("_e_sum_in", ls.e_sum_in.view().into_dyn()),
+                ("_e_sum_rec", ls.e_sum_rec.view().into_dyn()),
+                ("grad.W_in", g.w_in.view().into_dyn()),
+                ("grad.W_rec", g.w_rec.view().into_dyn()),
+            ]
+            .map(|(k, a)| (layer_key(k, l), a))
+            .to_vec()
+        };
+        let mut first = weights(0);
+        let fb = first.pop().expect("three weight arrays");
+        let mut out = first;
+        out.push(("W_out".into(), p.w_out.view().into_dyn()));
+        out.push(fb);
+        out.push(("b_out".into(), p.b_out.view().into_dyn()));
+        let (names, shapes) = (self.model.cfg.param_names(), self.model.cfg.param_shapes());
         for (prefix, moments) in [("adam_m", &self.model.optim.m), ("adam_v", &self.model.optim.v)] {
-            for ((name, shape), m) in PARAM_NAMES.iter().zip(&shapes).zip(moments) {
+            for ((name, shape), m) in names.iter().zip(&shapes).zip(moments) {
                 let view = ArrayViewD::from_shape(IxDyn(shape), m.as_slice()).expect("moment shape");
                 out.push((format!("{prefix}.{name}"), view));
             }
         }
-        out.extend(named(&[
-            ("_v", st.v.view().into_dyn()),
-            ("_a", st.a.view().into_dyn()),
-            ("_spikes", st.z.view().into_dyn()),
-            ("_psi", st.psi.view().into_dyn()),
-            ("_zbar_in", st.zbar_in.view().into_dyn()),
-            ("_zbar_rec", st.zbar_rec.view().into_dyn()),
-            ("_zhat", st.zhat.view().into_dyn()),
-            ("_y", st.y.view().into_dyn()),
-            ("_rate", st.rate.view().into_dyn()),
-            ("grad.b_out", st.grads.b_out.view().into_dyn()),
-            ("_eps_a_in", st.eps_a_in.view().into_dyn()),
-            ("_eps_a_rec", st.eps_a_rec.view().into_dyn()),
-            ("_ebar_in", st.ebar_in.view().into_dyn()),
-            ("_ebar_rec", st.ebar_rec.view().into_dyn()),
-            ("_e_sum_in", st.e_sum_in.view().into_dyn()),
-            ("_e_sum_rec", st.e_sum_rec.view().into_dyn()),
-            ("grad.W_in", st.grads.w_in.view().into_dyn()),
-            ("grad.W_rec", st.grads.w_rec.view().into_dyn()),
-            ("grad.W_out", st.grads.w_out.view().into_dyn()),
-        ]));
+        out.extend(dynamics(0));
+        out.extend(named(&[("_zhat", st.zhat.view().into_dyn()), ("_y", st.y.view().into_dyn())]));
+        let mut elig = eligibility(0);
+        let rate = elig.remove(0);
+        out.push(rate);
+        out.push(("grad.b_out".into(), st.grads.b_out.view().into_dyn()));
+        out.extend(elig);
+        out.push(("grad.W_out".into(), st.grads.w_out.view().into_dyn()));
+        for l in 1..st.layers.len() {
+            out.extend(weights(l));
+            out.extend(dynamics(l));
+            out.extend(eligibility(l));
+        }
         out
     }
 
     fn set_array(&mut self, name: &str, a: ndarray::ArrayD<f64>) -> Result<()> {
-        let p = &mut self.model.params;
-        match name {
-            "W_in" => check::replace(name, &mut p.w_in, a).map(|_| p.sync()),
-            "W_rec" => check::replace(name, &mut p.w_rec, a).map(|_| {
-                zero_diagonal(&mut p.w_rec);
-                p.sync()
-            }),
-            "W_out" => check::replace(name, &mut p.w_out, a),
-            "b_out" => check::replace(name, &mut p.b_out, a),
-            "feedback_matrix" => check::replace(name, &mut p.feedback, a),
-            _ => Err(not_settable(name, &["W_in", "W_rec", "W_out", "b_out", "feedback_matrix"])),
-        }
+        set_param(&mut self.model.params, name, name, a)
     }
 
     fn config_of_state(d: &StateDict) -> Result<StateDict> {
         d.check_header(Self::CLASS, Self::VERSION)?;
-        let mut out = d.subset(
-            &["n_inputs", "n_neurons", "n_outputs", "n_adaptive"],
+        let mut out = d.subset(&["n_inputs"], &[], &[])?;
+        for k in ["n_neurons", "n_outputs", "n_adaptive"] {
+            match d.get(k)? {
+                Value::Ints(_) if k != "n_outputs" => out.put(k, Value::Ints(d.ints(k)?)),
+                _ => out.put_int(k, d.int(k)?),
+            }
+        }
+        let rest = d.subset(
+            &[],
             &[
                 "tau_mem",
                 "tau_adapt",
@@ -1349,6 +1747,9 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
             ],
             &["loss", "feedback", "optimizer"],
         )?;
+        for (k, v) in rest.entries() {
+            out.put(k, v.clone());
+        }
         let update = d.text("update")?;
         match update.parse::<i64>() {
             Ok(k) => out.put_int("update", k),
@@ -1372,66 +1773,67 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
         let c = self.model.cfg.clone();
         let lr = check::non_negative("lr", d.float("lr")?)?;
         F::DTYPE.check_hypers(&[("lr", lr)])?;
-        let (ni, n, no, na) = (c.n_inputs, c.n_neurons, c.n_outputs, c.n_adaptive);
-        let params = Params::from_parts(
-            d.matrix("W_in", n, ni)?,
-            d.matrix("W_rec", n, n)?,
-            d.matrix("W_out", no, n)?,
-            d.vector("b_out", no)?,
-            d.matrix("feedback_matrix", n, no)?,
-        );
-        let mut optim = OptimState::new(c.optimizer, &Grads::<F>::zeros(&c).parts().map(<[F]>::len));
+        let (no, nl) = (c.n_outputs, c.layers.len());
+        let key = |k: &str, l: usize| layer_key(k, l);
+        let mut layers = Vec::with_capacity(nl);
+        for l in 0..nl {
+            let (ni, n) = (c.layer_inputs(l), c.layers[l].n_neurons);
+            layers.push(LayerParams::new(
+                d.matrix(&key("W_in", l), n, ni)?,
+                d.matrix(&key("W_rec", l), n, n)?,
+                d.matrix(&key("feedback_matrix", l), n, no)?,
+            ));
+        }
+        let params = Params::from_parts(layers, d.matrix("W_out", no, c.n_last())?, d.vector("b_out", no)?);
+        let lens: Vec<usize> = Grads::<F>::zeros(&c).parts().iter().map(|p| p.len()).collect();
+        let mut optim = OptimState::new(c.optimizer, &lens);
         optim.t = d.count("optimizer_t")?;
-        let shapes = grad_shapes(&c);
+        let (names, shapes) = (c.param_names(), c.param_shapes());
         if c.optimizer == Optimizer::Adam {
             for (prefix, moments) in [("adam_m", &mut optim.m), ("adam_v", &mut optim.v)] {
-                for ((name, shape), m) in PARAM_NAMES.iter().zip(&shapes).zip(moments.iter_mut()) {
+                for ((name, shape), m) in names.iter().zip(&shapes).zip(moments.iter_mut()) {
                     *m = d.array(&format!("{prefix}.{name}"), shape)?.into_raw_vec_and_offset().0;
                 }
             }
         }
-        let read_grads = |prefix: &str| -> Result<Grads<F>> {
-            Ok(Grads {
-                w_in: d.matrix(&format!("{prefix}.W_in"), n, ni)?,
-                w_rec: d.matrix(&format!("{prefix}.W_rec"), n, n)?,
-                w_out: d.matrix(&format!("{prefix}.W_out"), no, n)?,
-                b_out: d.vector(&format!("{prefix}.b_out"), no)?,
-            })
-        };
         let mut cfg = c.clone();
         cfg.lr = lr;
         let mut seq = RsnnSeq::<F>::new(&cfg);
         let st = &mut seq.state;
-        st.v = d.vector("_v", n)?;
-        st.a = d.vector("_a", n)?;
-        st.z = d.vector("_spikes", n)?;
-        st.psi = d.vector("_psi", n)?;
-        st.zbar_in = d.vector("_zbar_in", ni)?;
-        st.zbar_rec = d.vector("_zbar_rec", n)?;
-        st.zhat = d.vector("_zhat", n)?;
+        for l in 0..nl {
+            let (ni, n, na) = (c.layer_inputs(l), c.layers[l].n_neurons, c.layers[l].n_adaptive);
+            let ls = &mut st.layers[l];
+            ls.v = d.vector(&key("_v", l), n)?;
+            ls.a = d.vector(&key("_a", l), n)?;
+            ls.z = d.vector(&key("_spikes", l), n)?;
+            ls.psi = d.vector(&key("_psi", l), n)?;
+            ls.zbar_in = d.vector(&key("_zbar_in", l), ni)?;
+            ls.zbar_rec = d.vector(&key("_zbar_rec", l), n)?;
+            ls.spike_count = d.vector::<f64>(&key(LAYER_STATE[1], l), n)?;
+            ls.rate = d.vector(&key("_rate", l), n)?;
+            ls.eps_a_in = d.matrix(&key("_eps_a_in", l), na, ni)?;
+            ls.eps_a_rec = d.matrix(&key("_eps_a_rec", l), na, n)?;
+            ls.ebar_in = d.matrix(&key("_ebar_in", l), n, ni)?;
+            ls.ebar_rec = d.matrix(&key("_ebar_rec", l), n, n)?;
+            let (ri, rr) = (ls.e_sum_in.dim(), ls.e_sum_rec.dim());
+            ls.e_sum_in = d.matrix(&key("_e_sum_in", l), ri.0, ri.1)?;
+            ls.e_sum_rec = d.matrix(&key("_e_sum_rec", l), rr.0, rr.1)?;
+            ls.refractory = d.counters(&key(LAYER_STATE[0], l), n)?;
+            st.grads.layers[l] = LayerGrads {
+                w_in: d.matrix(&key("grad.W_in", l), n, ni)?,
+                w_rec: d.matrix(&key("grad.W_rec", l), n, n)?,
+            };
+        }
+        st.zhat = d.vector("_zhat", c.n_last())?;
         st.y = d.vector("_y", no)?;
-        st.spike_count = d.vector::<f64>("_spike_count", n)?;
-        st.rate = d.vector("_rate", n)?;
-        st.eps_a_in = d.matrix("_eps_a_in", na, ni)?;
-        st.eps_a_rec = d.matrix("_eps_a_rec", na, n)?;
-        st.ebar_in = d.matrix("_ebar_in", n, ni)?;
-        st.ebar_rec = d.matrix("_ebar_rec", n, n)?;
-        let (ri, rr) = (st.e_sum_in.dim(), st.e_sum_rec.dim());
-        st.e_sum_in = d.matrix("_e_sum_in", ri.0, ri.1)?;
-        st.e_sum_rec = d.matrix("_e_sum_rec", rr.0, rr.1)?;
-        st.grads = read_grads("grad")?;
-        st.refractory = d.counters("_refractory", n)?;
+        st.grads.w_out = d.matrix("grad.W_out", no, c.n_last())?;
+        st.grads.b_out = d.vector("grad.b_out", no)?;
         st.steps = d.count("_steps")?;
         st.pending = d.count("_pending")?;
         seq.tracking = true;
         *self = Trainer { model: RsnnNet { cfg, params, optim }, seq };
         Ok(())
     }
-}
-
-/// Shapes of the trained parameters, in the order of [`PARAM_NAMES`].
-fn grad_shapes(c: &RsnnConfig) -> [Vec<usize>; 4] {
-    [vec![c.n_neurons, c.n_inputs], vec![c.n_neurons, c.n_neurons], vec![c.n_outputs, c.n_neurons], vec![c.n_outputs]]
 }
 
 #[cfg(test)]
@@ -1444,7 +1846,10 @@ mod tests {
 
     fn config(update: Update, feedback: Feedback, optimizer: Optimizer, reg: f64) -> RsnnConfig {
         RsnnConfig::new(&RsnnSpec {
-            sizes: (3, 5, 2, 2),
+            n_inputs: 3,
+            n_neurons: vec![5],
+            n_outputs: 2,
+            n_adaptive: PerLayer::Each(2),
             tau_mem: 20.0,
             tau_adapt: 50.0,
             beta: Some(0.3),
@@ -1472,22 +1877,24 @@ mod tests {
     /// A network with random weights and a sequence with random state.
     fn setup(cfg: RsnnConfig) -> (RsnnNet, RsnnSeq) {
         let mut net = RsnnNet::new(cfg.clone());
-        let (ni, n, no, na) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs, cfg.n_adaptive);
+        let (ni, n, no, na) = (cfg.n_inputs, cfg.layers[0].n_neurons, cfg.n_outputs, cfg.layers[0].n_adaptive);
         let arr = |seed, r, c| Array2::from_shape_vec((r, c), values(seed, r * c, 0.0)).unwrap();
         let vec1 = |seed, len, zeros| Array1::from(values(seed, len, zeros));
         // small input and recurrent weights keep the membranes near threshold
-        net.params.w_in = arr(1, n, ni) * 0.1;
-        net.params.w_rec = arr(2, n, n) * 0.1;
-        net.params.w_rec.diag_mut().fill(0.0);
+        net.params.layers[0].w_in = arr(1, n, ni) * 0.1;
+        net.params.layers[0].w_rec = arr(2, n, n) * 0.1;
+        net.params.layers[0].w_rec.diag_mut().fill(0.0);
         net.params.sync();
         net.params.w_out = arr(3, no, n);
         net.params.b_out = vec1(4, no, 0.0);
-        net.params.feedback = arr(5, n, no);
+        net.params.layers[0].feedback = arr(5, n, no);
         let mut seq = RsnnSeq::<f64>::new(&cfg);
-        let st = &mut seq.state;
+        seq.state.zhat = vec1(15, n, 0.0).mapv(f64::abs);
+        seq.state.steps = 7;
+        let st = &mut seq.state.layers[0];
         st.v = Array1::from(vec![1.16, 0.6, 0.84, 0.75, 0.3]);
         st.a = vec1(7, n, 0.0).mapv(f64::abs);
-        for j in 0..cfg.first_adaptive() {
+        for j in 0..cfg.first_adaptive(0) {
             st.a[j] = 0.0;
         }
         st.z = Array1::from(vec![1.0, 0.0, 1.0, 0.0, 0.0]);
@@ -1499,8 +1906,6 @@ mod tests {
         st.eps_a_rec = arr(12, na, n);
         st.ebar_in = arr(13, n, ni);
         st.ebar_rec = arr(14, n, n);
-        st.zhat = vec1(15, n, 0.0).mapv(f64::abs);
-        st.steps = 7;
         (net, seq)
     }
 
@@ -1513,16 +1918,19 @@ mod tests {
         for feedback in [Feedback::Symmetric, Feedback::Random] {
             let cfg = config(Update::Sequence, feedback, Optimizer::Sgd, 0.0);
             let (net, mut seq) = setup(cfg.clone());
-            let old = seq.state.clone();
+            let old_all = seq.state.clone();
+            let old = &old_all.layers[0];
             let p = net.params.clone();
+            let lp = &p.layers[0];
             let x = [1.0, 0.0, 0.4];
             let target = [0.3, -0.2];
             let loss = net.run_step(&mut seq, &x, Some(&target), true, false);
-            let (ni, n, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
+            let (ni, n, no) = (cfg.n_inputs, cfg.layers[0].n_neurons, cfg.n_outputs);
             let (alpha, rho, kappa) = (cfg.alpha(), cfg.rho(), cfg.kappa());
             let (thr, beta, gamma) = (cfg.threshold, cfg.beta, cfg.surrogate_height);
-            let fa = cfg.first_adaptive();
-            let st = &seq.state;
+            let fa = cfg.first_adaptive(0);
+            let st = &seq.state.layers[0];
+            let grads = &seq.state.grads;
             let mut e_in = vec![vec![0.0; ni]; n];
             let mut e_rec = vec![vec![0.0; n]; n];
             let mut z = vec![0.0; n];
@@ -1533,10 +1941,10 @@ mod tests {
                 close(st.a[j], a, "a");
                 let mut cur = 0.0;
                 for i in 0..ni {
-                    cur += p.w_in[[j, i]] * x[i];
+                    cur += lp.w_in[[j, i]] * x[i];
                 }
                 for i in 0..n {
-                    cur += p.w_rec[[j, i]] * old.z[i];
+                    cur += lp.w_rec[[j, i]] * old.z[i];
                 }
                 let v = alpha * old.v[j] + cur - thr * old.z[j];
                 close(st.v[j], v, "v");
@@ -1587,7 +1995,7 @@ mod tests {
             for i in 0..ni {
                 close(st.zbar_in[i], alpha * old.zbar_in[i] + x[i], "zbar_in");
             }
-            let zhat: Vec<f64> = (0..n).map(|j| kappa * old.zhat[j] + (1.0 - kappa) * z[j]).collect();
+            let zhat: Vec<f64> = (0..n).map(|j| kappa * old_all.zhat[j] + (1.0 - kappa) * z[j]).collect();
             let mut err = vec![0.0; no];
             let mut want_loss = 0.0;
             for k in 0..no {
@@ -1595,7 +2003,7 @@ mod tests {
                 for j in 0..n {
                     y += p.w_out[[k, j]] * zhat[j];
                 }
-                close(st.y[k], y, "y");
+                close(seq.state.y[k], y, "y");
                 err[k] = y - target[k];
                 want_loss += 0.5 * err[k] * err[k];
             }
@@ -1605,7 +2013,7 @@ mod tests {
                     .map(|k| {
                         let b = match feedback {
                             Feedback::Symmetric => p.w_out[[k, j]],
-                            _ => p.feedback[[j, k]],
+                            _ => lp.feedback[[j, k]],
                         };
                         b * err[k]
                     })
@@ -1613,19 +2021,19 @@ mod tests {
                 for i in 0..ni {
                     let eb = kappa * old.ebar_in[[j, i]] + (1.0 - kappa) * e_in[j][i];
                     close(st.ebar_in[[j, i]], eb, "ebar_in");
-                    close(st.grads.w_in[[j, i]], l * eb, "grad W_in");
+                    close(grads.layers[0].w_in[[j, i]], l * eb, "grad W_in");
                 }
                 for i in 0..n {
                     let eb = kappa * old.ebar_rec[[j, i]] + (1.0 - kappa) * e_rec[j][i];
                     close(st.ebar_rec[[j, i]], eb, "ebar_rec");
-                    close(st.grads.w_rec[[j, i]], l * eb, "grad W_rec");
+                    close(grads.layers[0].w_rec[[j, i]], l * eb, "grad W_rec");
                 }
                 for k in 0..no {
-                    close(st.grads.w_out[[k, j]], err[k] * zhat[j], "grad W_out");
+                    close(grads.w_out[[k, j]], err[k] * zhat[j], "grad W_out");
                 }
             }
             for k in 0..no {
-                close(st.grads.b_out[k], err[k], "grad b_out");
+                close(grads.b_out[k], err[k], "grad b_out");
             }
         }
     }
@@ -1637,7 +2045,7 @@ mod tests {
         let cfg = config(Update::Sequence, Feedback::Random, Optimizer::Sgd, 0.0);
         let (net, _) = setup(cfg.clone());
         let mut seq = RsnnSeq::<f64>::new(&cfg);
-        let (ni, n) = (cfg.n_inputs, cfg.n_neurons);
+        let (ni, n) = (cfg.n_inputs, cfg.layers[0].n_neurons);
         let kappa = cfg.kappa();
         let xs: Vec<Vec<f64>> = (0..40).map(|t| values(200 + t, ni, 0.5).iter().map(|v| v.abs()).collect()).collect();
         let mut es: Vec<Vec<f64>> = Vec::new();
@@ -1646,17 +2054,18 @@ mod tests {
         for x in &xs {
             let target = [0.1, -0.1];
             net.run_step(&mut seq, x, Some(&target), true, false);
-            let st = &seq.state;
+            let st = &seq.state.layers[0];
             let mut e = vec![0.0; n * ni];
             for j in 0..n {
                 for i in 0..ni {
-                    let eps = if j >= cfg.first_adaptive() { st.eps_a_in[[j - cfg.first_adaptive(), i]] } else { 0.0 };
+                    let fa = cfg.first_adaptive(0);
+                    let eps = if j >= fa { st.eps_a_in[[j - fa, i]] } else { 0.0 };
                     e[j * ni + i] = st.psi[j] * (st.zbar_in[i] - cfg.beta * eps);
                 }
             }
             es.push(e);
             let l: Vec<f64> =
-                (0..n).map(|j| (0..2).map(|k| net.params.feedback[[j, k]] * seq.scratch.err[k]).sum()).collect();
+                (0..n).map(|j| (0..2).map(|k| net.params.layers[0].feedback[[j, k]] * seq.err[k]).sum()).collect();
             let t = es.len() - 1;
             for m in 0..n * ni {
                 ebar[m] = (0..=t).map(|s| kappa.powi((t - s) as i32) * (1.0 - kappa) * es[s][m]).sum();
@@ -1667,7 +2076,7 @@ mod tests {
             }
         }
         assert!(es.iter().flatten().any(|&e| e != 0.0), "vacuous: no eligibility");
-        for (a, b) in flat(&seq.state.grads.w_in).iter().zip(&grad) {
+        for (a, b) in flat(&seq.state.grads.layers[0].w_in).iter().zip(&grad) {
             close(*a, *b, "gradient sum");
         }
     }
@@ -1689,7 +2098,7 @@ mod tests {
                 for (k, part) in g.parts_mut().into_iter().enumerate() {
                     part.copy_from_slice(&values(300 + 10 * step as u32 + k as u32, part.len(), 0.1));
                 }
-                g.w_rec.diag_mut().fill(0.0);
+                g.layers[0].w_rec.diag_mut().fill(0.0);
                 net.apply_gradient(&g);
                 let old_out = w.w_out.clone();
                 let t = step as f64;
@@ -1714,23 +2123,23 @@ mod tests {
                     }
                     let _ = k;
                 }
-                w.w_rec.diag_mut().fill(0.0);
+                w.layers[0].w_rec.diag_mut().fill(0.0);
                 if feedback == Feedback::Adaptive {
                     let keep = 1.0 - cfg.feedback_decay;
                     let change = &w.w_out - &old_out;
                     w.w_out = &old_out * keep + &change;
-                    w.feedback = &w.feedback * keep + change.t();
+                    w.layers[0].feedback = &w.layers[0].feedback * keep + change.t();
                 }
-                for (a, b) in flat(&net.params.w_in).iter().zip(flat(&w.w_in)) {
+                for (a, b) in flat(&net.params.layers[0].w_in).iter().zip(flat(&w.layers[0].w_in)) {
                     close(*a, *b, "W_in");
                 }
                 for (a, b) in flat(&net.params.w_out).iter().zip(flat(&w.w_out)) {
                     close(*a, *b, "W_out");
                 }
-                for (a, b) in flat(&net.params.feedback).iter().zip(flat(&w.feedback)) {
+                for (a, b) in flat(&net.params.layers[0].feedback).iter().zip(flat(&w.layers[0].feedback)) {
                     close(*a, *b, "B");
                 }
-                assert!(net.params.w_rec.diag().iter().all(|&d| d == 0.0));
+                assert!(net.params.layers[0].w_rec.diag().iter().all(|&d| d == 0.0));
             }
         }
     }
