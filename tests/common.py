@@ -121,7 +121,10 @@ def esc(s):
 
 
 def bits(a):
-    """An array as (dtype, shape, bytes): equal only if bitwise equal."""
+    """An array as (dtype, shape, bytes): equal only if bitwise equal (a list
+    of arrays, as a deep network's per-layer arrays: a tuple of those)."""
+    if isinstance(a, list):
+        return tuple(bits(x) for x in a)
     a = np.asarray(a)
     return (a.dtype.str, a.shape, a.tobytes())
 

@@ -24,6 +24,14 @@ KIND = {
 }
 
 
+def kind(k):
+    """The arrays of the kind of array `k` (of its layer: `name.l` for layer l >= 1)."""
+    base, dot, layer = k.rpartition(".")
+    if dot and layer.isdigit():
+        return tuple(f"{m}.{layer}" for m in KIND.get(base, (base,)))
+    return KIND.get(k, (k,))
+
+
 def close(a, b, what, scales=None):
     """max |a - b| <= TOL scale over every float array of two dicts, the
     scale of an array being the largest magnitude it or an array of its kind
@@ -39,7 +47,7 @@ def close(a, b, what, scales=None):
     for k in a:
         x, y = a[k], b[k]
         if isinstance(y, np.ndarray) and y.dtype == np.float64:
-            scale = max(scales[m] for m in KIND.get(k, (k,)))
+            scale = max(scales[m] for m in kind(k))
             err = np.abs(x - y).max(initial=0.0)
             assert err <= TOL * scale, f"{what}: {k}: max diff {err:.3g}, scale {scale:.3g}"
         elif isinstance(y, float):
@@ -51,11 +59,18 @@ def close(a, b, what, scales=None):
 @st.composite
 def cases(draw):
     ni = draw(st.integers(1, 12))
-    n = draw(st.integers(1, 12))
+    # one layer (an int) or a stack of up to three
+    layers = draw(st.sampled_from([1, 1, 2, 3]))
+    ns = [draw(st.integers(1, 12)) for _ in range(layers)]
+    n = ns[0] if layers == 1 else ns
+    if layers == 1 or draw(st.booleans()):
+        n_adaptive = draw(st.integers(0, min(ns)))
+    else:
+        n_adaptive = [draw(st.integers(0, k)) for k in ns]
     loss = draw(st.sampled_from(["mse", "cross_entropy"]))
     no = draw(st.integers(2 if loss == "cross_entropy" else 1, 3))
     kw = dict(
-        n_adaptive=draw(st.integers(0, n)),
+        n_adaptive=n_adaptive,
         tau_mem=draw(st.sampled_from([2.0, 20.0, 50.0])),
         tau_out=draw(st.sampled_from([3.0, 20.0])),
         tau_adapt=draw(st.sampled_from([30.0, 2000.0])),

@@ -270,7 +270,21 @@ class RecurrentNetwork(_Public, _Streams, _core.RecurrentNetwork):
     reset by subtraction, no self-connections, refractory period (two spikes
     at least ``refractory`` ms apart). Readout: ``y = W_out zhat + b`` with zhat
     the spikes low-pass filtered by tau_out with unit gain (a rate in spikes
-    per step). Loss ``"mse"`` (0.5 squared error; targets (T, n_outputs)) or
+    per step).
+
+    Layers: ``n_neurons=[n1, n2, ...]`` stacks recurrent layers (``n_adaptive``
+    an int for every layer or a list, one per layer). Layer 1 receives the
+    inputs, layer l the spikes of layer l-1 at the same step; each has its own
+    recurrence; the readout reads the last. Each layer learns from the output
+    error through its own feedback matrix: the last layer as ``feedback``
+    says, every lower layer through a fixed random matrix (``N(0, 1/n_l)``
+    from ``seed``; "adaptive" adapts only the last layer's). Eligibility
+    traces stay local to each layer (a layer's input is a constant in its
+    eligibility). ``W_in``, ``W_rec``, ``feedback_matrix``, ``_v``, ``_a`` and
+    ``_spikes`` are then lists with one array per layer (assign a whole
+    list); ``state_dict`` and ``gradients`` name layer l >= 1's arrays
+    ``W_in.l``, ``W_rec.l``, ... A one-layer network (an int, or a list of
+    one) is exactly the network without layers. Loss ``"mse"`` (0.5 squared error; targets (T, n_outputs)) or
     ``"cross_entropy"`` (softmax; targets as class indices (T,) or class
     probabilities (T, n_outputs), rows non-negative and summing to 1 where
     they count); an optional ``mask`` (T,) selects the steps whose error counts.

@@ -77,13 +77,16 @@ class OnlineTrainerConfig:
 class RecurrentNetworkConfig:
     """Hyperparameters of ``RecurrentNetwork`` (times in ms, rates in Hz); see
     that class for their meaning. ``beta=None`` gives the paper's
-    ``1.7 (1 - rho) / (1 - alpha)``; ``update=None`` is ``'sequence'``."""
+    ``1.7 (1 - rho) / (1 - alpha)``; ``update=None`` is ``'sequence'``.
+    ``n_neurons`` is an int (one recurrent layer) or a list of sizes (a
+    stack of layers); ``n_adaptive`` an int (the same count in every layer)
+    or a list of one count per layer."""
 
     n_inputs: int
-    n_neurons: int
+    n_neurons: int | list[int]
     n_outputs: int
     _: KW_ONLY
-    n_adaptive: int = 0
+    n_adaptive: int | list[int] = 0
     tau_mem: float = 20.0
     tau_adapt: float = 2000.0
     beta: float | None = None

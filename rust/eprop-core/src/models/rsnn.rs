@@ -36,6 +36,19 @@
 //! `dE/db_k = sum_t err_k(t)`. With B = W_out^T this is the exact gradient of
 //! the network in which z(t-1) is a constant in the recurrence and in the reset.
 //!
+//! Layers: the network is a stack of recurrent layers (at least one). Layer
+//! 0 receives the inputs x(t), layer l the spikes z^(l-1)(t) of the layer
+//! below at the same step, as its `x`; each layer has its own recurrence,
+//! neurons (its last n_adaptive ALIF), presynaptic traces and eligibilities
+//! (which treat what the layer receives as given: no path between layers);
+//! the readout reads the last layer. Layer l's learning signal is
+//! `L^l = B^l err`: the last layer's B as below, every lower layer's a fixed
+//! random matrix `N(0, 1/n_l)` (drawn after the last layer's, so that a
+//! one-layer network draws what it always drew). A lower layer's gradient is
+//! then that of `sum_s Ltilde_j(s) z_j(s)` with
+//! `Ltilde_j(s) = (1 - kappa) sum_{t>=s} kappa^(t-s) L_j(t)` held constant and
+//! every path between different neurons cut (tests/test_rsnn_deep.py).
+//!
 //! Feedback B: `W_out^T` (symmetric), a fixed random matrix (random), or
 //! Kolen-Pollack (adaptive; the TF reference's `KolenPollackDecay`): B^T and
 //! W_out receive the same optimizer change and the same decay,
