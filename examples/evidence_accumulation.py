@@ -56,61 +56,10 @@ import os
 import time
 
 import numpy as np
-from eprop import RecurrentNetwork
+from eprop import RecurrentNetwork, tasks
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
-N_GROUP = 10  # neurons per input group
-N_INPUTS = 4 * N_GROUP  # left, right, recall, background
-
-
-def trial_length(
-    n_cues: int = 7, t_cue: int = 100, t_silence: int = 50, t_delay: int = 1050, t_recall: int = 150
-) -> int:
-    return n_cues * (t_silence + t_cue) + t_delay + t_recall
-
-
-def make_batch(
-    rng: np.random.Generator,
-    batch: int,
-    *,
-    n_cues: int = 7,
-    t_cue: int = 100,
-    t_silence: int = 50,
-    t_delay: int = 1050,
-    t_recall: int = 150,
-    p_majority: float = 0.7,
-    f_cue: float = 40.0,
-    f_background: float = 10.0,
-    dt: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A batch of fresh trials.
-
-    Returns inputs (B, T, 40) spikes, targets (B, T) class indices (0 = left,
-    1 = right; the label at every step, only the masked steps count), mask (T,)
-    (True in the last t_recall ms) and labels (B,).
-    """
-    if n_cues % 2 == 0:
-        raise ValueError("n_cues must be odd so that one side always has more cues")
-    T = trial_length(n_cues, t_cue, t_silence, t_delay, t_recall)
-    p_cue, p_bg = f_cue * dt / 1000.0, f_background * dt / 1000.0
-    majority = rng.integers(0, 2, size=batch)  # 0 = left, 1 = right
-    on_majority = rng.random((batch, n_cues)) < p_majority
-    sides = np.where(on_majority, majority[:, None], 1 - majority[:, None])  # (B, n_cues)
-    labels = (sides.sum(axis=1) > n_cues // 2).astype(np.int64)  # more right cues -> 1
-
-    rate = np.zeros((batch, T, N_INPUTS))
-    rate[:, :, 3 * N_GROUP :] = p_bg
-    for k in range(n_cues):
-        start = k * (t_silence + t_cue) + t_silence
-        for side in (0, 1):
-            rows = sides[:, k] == side
-            rate[rows, start : start + t_cue, side * N_GROUP : (side + 1) * N_GROUP] = p_cue
-    rate[:, T - t_recall :, 2 * N_GROUP : 3 * N_GROUP] = p_cue
-    inputs = (rng.random(rate.shape) < rate).astype(np.float64)
-    mask = np.zeros(T, dtype=bool)
-    mask[T - t_recall :] = True
-    targets = np.repeat(labels[:, None], T, axis=1)
-    return inputs, targets, mask, labels
+N_INPUTS = 40  # 4 groups of 10: left, right, recall, background (eprop.tasks.evidence_accumulation)
 
 
 def make_network(n_adaptive: int = 50, n_neurons: int = 100, *, seed: int = 1, **overrides) -> RecurrentNetwork:
@@ -142,7 +91,7 @@ def accuracy_on_fresh(
     done = 0
     while done < n_trials:
         b = min(chunk, n_trials - done)
-        x, y, m, _ = make_batch(rng, b, **task)
+        x, y, m = tasks.evidence_accumulation(b, seed=rng, **task)
         correct += net.evaluate(x, y, mask=m)["accuracy"] * b
         done += b
     return correct / n_trials
@@ -175,7 +124,7 @@ def train(
     start = time.perf_counter()
     it_done = 0
     for it in range(1, iterations + 1):
-        x, y, m, _ = make_batch(rng, batch, **task)
+        x, y, m = tasks.evidence_accumulation(batch, seed=rng, **task)
         if it % eval_every == 0 or it == 1:
             hist_it.append(it - 1)  # weights after it - 1 updates
             hist_acc.append(net.evaluate(x, y, mask=m)["accuracy"])
@@ -248,7 +197,7 @@ def main(quick: bool = False) -> dict:
     batch = 32 if quick else 64
     n_test = 128 if quick else 1024
     task = dict(n_cues=7, t_delay=1050) if not quick else dict(n_cues=3, t_delay=300)
-    T = trial_length(task["n_cues"], t_delay=task["t_delay"])
+    T = tasks.evidence_accumulation(1, **task).inputs.shape[1]
     print("Evidence accumulation with eprop.RecurrentNetwork (canonical e-prop, random feedback)")
     print(f"  {task['n_cues']} cues, T = {T} ms, batch {batch}, up to {iterations} iterations, Adam lr 5e-3")
     results: dict = {"T": T, "batch": batch, "n_cues": task["n_cues"]}

@@ -38,24 +38,9 @@ import os
 import time
 
 import numpy as np
-from eprop import EpropTrainer, RecurrentNetwork
+from eprop import EpropTrainer, RecurrentNetwork, tasks
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
-
-
-def make_task(
-    seed: int = 0, steps: int = 1000, n_inputs: int = 100, p_spike: float = 0.05
-) -> tuple[np.ndarray, np.ndarray]:
-    """Frozen Poisson input raster (steps, n_inputs) and the target (steps, 1)."""
-    rng = np.random.default_rng(seed)
-    inputs = (rng.random((steps, n_inputs)) < p_spike).astype(np.float64)
-    t = np.arange(steps)
-    target = np.zeros(steps)
-    for period in (1000, 500, 333, 200):
-        target += rng.uniform(0.5, 2.0) * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
-    target -= target[0]
-    target /= np.max(np.abs(target))
-    return inputs, target[:, None]
 
 
 def nmse(outputs: np.ndarray, targets: np.ndarray) -> float:
@@ -131,7 +116,7 @@ def main(
     EpropTrainer at each lr in `trainer_lrs` (its default is 1e-2), all for the
     same number of iterations on the same task; reports all and the best of each."""
     iterations = 100 if quick else 2000
-    inputs, targets = make_task(seed=0)
+    inputs, targets, _ = tasks.pattern_generation(seed=0)
     zero = nmse(np.zeros_like(targets), targets)
     print("Pattern generation: 100 inputs (frozen 50 Hz Poisson), 100 LIF, 1 readout, T = 1000 ms")
     print(f"  {iterations} iterations of train_sequence; predicting zero: NMSE {zero:.4f}")

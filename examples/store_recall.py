@@ -42,7 +42,7 @@ import os
 import time
 
 import numpy as np
-from eprop import RecurrentNetwork
+from eprop import RecurrentNetwork, tasks
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 N_GROUP = 25
@@ -50,60 +50,17 @@ N_INPUTS = 4 * N_GROUP  # value 0, value 1, store, recall
 VALUE0, VALUE1, STORE, RECALL = 0, 1, 2, 3
 
 
-def make_batch(
-    rng: np.random.Generator,
-    batch: int,
-    *,
-    n_periods: int = 12,
-    t_period: int = 200,
-    p_store: float = 1.0 / 7.0,
-    p_recall: float = 1.0 / 7.0,
-    f_input: float = 50.0,
-    dt: float = 1.0,
-) -> dict:
-    """A batch of fresh trials: dict with inputs (B, T, 100), targets (B, T)
-    class indices (the last stored bit; 0 where none), mask (B, T) (True in
-    recall periods), events (B, n_periods) (0 none, 1 store, 2 recall), bits
-    (B, n_periods) (the bit stored, or recalled, in that period; -1 if none)."""
-    T = n_periods * t_period
-    u = rng.random((batch, n_periods))
-    events = np.where(u < p_store, 1, np.where(u < p_store + p_recall, 2, 0))
-    value = rng.integers(0, 2, size=(batch, n_periods))
-    bits = np.full((batch, n_periods), -1)
-    last = np.full(batch, -1)
-    for k in range(n_periods):
-        store = events[:, k] == 1
-        last = np.where(store, value[:, k], last)
-        bits[store, k] = value[store, k]
-        recall = events[:, k] == 2
-        dropped = recall & (last < 0)
-        events[dropped, k] = 0  # no bit stored yet: no recall
-        ok = recall & ~dropped
-        bits[ok, k] = last[ok]
-    p = f_input * dt / 1000.0
-    rate = np.zeros((batch, n_periods, N_INPUTS))
-    store = events == 1
-    rate[..., STORE * N_GROUP : (STORE + 1) * N_GROUP][store] = p
-    for b in (0, 1):
-        sel = store & (bits == b)
-        rate[..., b * N_GROUP : (b + 1) * N_GROUP][sel] = p
-    rate[..., RECALL * N_GROUP : (RECALL + 1) * N_GROUP][events == 2] = p
-    # spikes period by period: (B, n_periods, t_period, 100) -> (B, T, 100)
-    u = rng.random((batch, n_periods, t_period, N_INPUTS), dtype=np.float32)
-    inputs = (u < rate[:, :, None, :].astype(np.float32)).astype(np.float64).reshape(batch, T, N_INPUTS)
-    del u
-    recall_bits = np.where(events == 2, bits, 0)
-    targets = np.repeat(recall_bits, t_period, axis=1)
-    mask = np.repeat(events == 2, t_period, axis=1)
-    return {
-        "inputs": inputs,
-        "targets": targets,
-        "mask": mask,
-        "events": events,
-        "bits": bits,
-        "T": T,
-        "t_period": t_period,
-    }
+def make_batch(rng: np.random.Generator, batch: int, *, t_period: int = 200, **task) -> dict:
+    """A batch of fresh trials (``eprop.tasks.store_recall``) as a dict with
+    inputs (B, T, 100), targets (B, T), mask (B, T), and per period, read
+    from the trials: events (B, n_periods) (0 none, 1 store, 2 recall) and
+    bits (B, n_periods) (the bit stored, or recalled; -1 if none)."""
+    x, y, m = tasks.store_recall(batch, t_period=t_period, seed=rng, **task)
+    B, T, _ = x.shape
+    per = x.reshape(B, T // t_period, t_period, 4, N_GROUP).any(axis=(2, 4))  # (B, n_periods, group)
+    events = np.where(m[:, ::t_period], 2, np.where(per[..., STORE], 1, 0))
+    bits = np.where(events == 2, y[:, ::t_period], np.where(events == 1, per[..., VALUE1].astype(int), -1))
+    return {"inputs": x, "targets": y, "mask": m, "events": events, "bits": bits, "T": T, "t_period": t_period}
 
 
 def make_network(*, seed: int = 1, **overrides) -> RecurrentNetwork:

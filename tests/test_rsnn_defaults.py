@@ -30,20 +30,8 @@ ITERATIONS = 300
 PERIODS = {"three_sines": (800, 400, 250), "four_sines": (1000, 500, 333, 200)}
 
 
-def make_task(seed, periods, steps=1000, n_inputs=100):
-    rng = np.random.default_rng(seed)
-    x = (rng.random((steps, n_inputs)) < 0.05).astype(float)
-    t = np.arange(steps)
-    y = np.zeros(steps)
-    for p in periods:
-        y += rng.uniform(0.5, 2.0) * np.sin(2 * np.pi * t / p + rng.uniform(0, 2 * np.pi))
-    y -= y[0]
-    y /= np.abs(y).max()
-    return x, y[:, None]
-
-
 def run(seed, feedback, periods):
-    x, y = make_task(seed, periods)
+    x, y, _ = eprop.tasks.pattern_generation(periods=periods, seed=seed)
     net = eprop.RecurrentNetwork(100, 100, 1, feedback=feedback, optimizer="adam", lr=3e-3, seed=seed)
     first = net.train_sequence(x, y)
     for _ in range(ITERATIONS - 1):

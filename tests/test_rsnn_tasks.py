@@ -1,4 +1,5 @@
-"""Reduced versions of the example tasks (examples/*.py): RecurrentNetwork
+"""The task generators (eprop.tasks) and reduced versions of the example
+tasks (examples/*.py): RecurrentNetwork
 must learn clearly beyond baselines measured in the same test on the same
 data: predicting zero (pattern generation), and for evidence accumulation an
 observer that remembers only the first cue, or only the last one (in
@@ -13,6 +14,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from eprop import tasks
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
@@ -41,9 +43,9 @@ def sr():
     return _load("store_recall")
 
 
-def test_pattern_generation_task_shape(pg):
-    x, y = pg.make_task(seed=0, steps=1000)
-    assert x.shape == (1000, 100) and y.shape == (1000, 1)
+def test_pattern_generation_task_shape():
+    x, y, m = tasks.pattern_generation(seed=0, steps=1000)
+    assert x.shape == (1000, 100) and y.shape == (1000, 1) and m.shape == (1000,) and m.all()
     assert set(np.unique(x)) <= {0.0, 1.0}
     assert 0.04 < x.mean() < 0.06
     assert y[0, 0] == 0.0 and np.isclose(np.abs(y).max(), 1.0)
@@ -51,7 +53,7 @@ def test_pattern_generation_task_shape(pg):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_pattern_generation_learns(pg, dtype):
-    x, y = pg.make_task(seed=0, steps=300)
+    x, y, _ = tasks.pattern_generation(seed=0, steps=300)
     net = pg.make_network(lr=1e-2, seed=1, dtype=dtype)
     untrained = pg.nmse(net.predict_sequence(x), y)
     zero = pg.nmse(np.zeros_like(y), y)
@@ -62,7 +64,7 @@ def test_pattern_generation_learns(pg, dtype):
 
 
 def test_pattern_generation_learns_with_update_step(pg):
-    x, y = pg.make_task(seed=0, steps=300)
+    x, y, _ = tasks.pattern_generation(seed=0, steps=300)
     # one Adam step per time step: a much smaller learning rate than per sequence
     net = pg.make_network(lr=3e-5, seed=1, update="step")
     assert net.update == "step"
@@ -78,12 +80,13 @@ def test_pattern_generation_learns_with_update_step(pg):
 EA_TASK = dict(n_cues=3, t_cue=50, t_silence=25, t_delay=100, t_recall=50)
 
 
-def test_evidence_accumulation_trials(ea):
-    rng = np.random.default_rng(0)
-    x, y, m, labels = ea.make_batch(rng, 256)
-    T = ea.trial_length()
-    assert T == 2250 and x.shape == (256, T, 40) and y.shape == (256, T) and m.shape == (T,)
-    assert m.sum() == 150 and m[-150:].all()
+def test_evidence_accumulation_trials():
+    x, y, m = tasks.evidence_accumulation(256, seed=0)
+    labels = y[:, -1]
+    T = 7 * 150 + 1050 + 150
+    assert x.shape == (256, T, 40) and y.shape == (256, T) and m.shape == (256, T)
+    assert (y == labels[:, None]).all()
+    assert (m.sum(axis=1) == 150).all() and m[:, -150:].all()
     left = x[:, :1050, :10].sum(axis=(1, 2))
     right = x[:, :1050, 10:20].sum(axis=(1, 2))
     # the label is the side with more cue spikes in the vast majority of trials
@@ -109,7 +112,8 @@ def cue_sides(x, n_cues, t_cue, t_silence, **_):
 def test_evidence_accumulation_learns(ea, dtype):
     net = ea.make_network(n_adaptive=50, seed=1, dtype=dtype)
     ea.train(net, np.random.default_rng(1), iterations=300, batch=32, stop_at=None, verbose=False, **EA_TASK)
-    x, y, m, labels = ea.make_batch(np.random.default_rng(8), 512, **EA_TASK)
+    x, y, m = tasks.evidence_accumulation(512, seed=8, **EA_TASK)
+    labels = y[:, -1]
     trained = net.evaluate(x, y, mask=m)["accuracy"]
     sides = cue_sides(x, **EA_TASK)
     first_cue = float(np.mean(sides[0] == labels))
@@ -118,25 +122,51 @@ def test_evidence_accumulation_learns(ea, dtype):
     assert trained > max(first_cue, last_cue) + 0.05, (trained, first_cue, last_cue)
 
 
-def test_store_recall_trials(sr):
-    d = sr.make_batch(np.random.default_rng(0), 128)
-    x, ev, bits = d["inputs"], d["events"], d["bits"]
-    assert x.shape == (128, 2400, 100) and d["mask"].shape == (128, 2400)
+def test_store_recall_trials():
+    x, y, m = tasks.store_recall(128, seed=0)
+    assert x.shape == (128, 2400, 100) and y.shape == m.shape == (128, 2400)
+    stores = 0
     for b in range(64):
         last = -1
         for k in range(12):
-            seg = x[b, k * 200 : (k + 1) * 200]
-            if ev[b, k] == 1:
-                last = bits[b, k]
-                assert seg[:, 50:75].sum() > 0 and seg[:, last * 25 : last * 25 + 25].sum() > 0
-                assert seg[:, (1 - last) * 25 : (2 - last) * 25].sum() == 0
-            elif ev[b, k] == 2:
-                assert last >= 0 and bits[b, k] == last
-                assert (d["targets"][b, k * 200 : (k + 1) * 200] == last).all() and d["mask"][b, k * 200].all()
-                assert seg[:, 75:].sum() > 0 and seg[:, :75].sum() == 0
+            seg, ys, ms = x[b, k * 200 : (k + 1) * 200], y[b, k * 200 : (k + 1) * 200], m[b, k * 200 : (k + 1) * 200]
+            groups = seg.reshape(200, 4, 25).sum(axis=(0, 2))  # value 0, value 1, store, recall
+            assert ms.all() or not ms.any()
+            if groups[2] > 0:  # a store: the store group and one value group fire
+                stores += 1
+                assert groups[3] == 0 and (groups[0] > 0) != (groups[1] > 0) and not ms.any()
+                last = int(groups[1] > 0)
+            elif ms.any():  # a recall: only the recall group; the target is the last stored bit
+                assert last >= 0 and groups[3] > 0 and groups[:3].sum() == 0
+                assert (ys == last).all()
             else:
-                assert seg.sum() == 0 and not d["mask"][b, k * 200 : (k + 1) * 200].any()
-    assert 0.1 < np.mean(ev == 1) < 0.18
+                assert seg.sum() == 0
+    assert 0.1 < stores / (64 * 12) < 0.18
+
+
+def test_generators_are_seeded_and_refuse_bad_arguments():
+    a = tasks.evidence_accumulation(4, seed=3, n_cues=3, t_delay=10)
+    b = tasks.evidence_accumulation(4, seed=3, n_cues=3, t_delay=10)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    rng = np.random.default_rng(3)
+    c = tasks.evidence_accumulation(4, seed=rng, n_cues=3, t_delay=10)
+    d = tasks.evidence_accumulation(4, seed=rng, n_cues=3, t_delay=10)
+    assert np.array_equal(c.inputs, a.inputs) and not np.array_equal(d.inputs, c.inputs)
+    for call, match in [
+        (lambda: tasks.evidence_accumulation(0), "batch"),
+        (lambda: tasks.evidence_accumulation(2, n_cues=4), "n_cues"),
+        (lambda: tasks.evidence_accumulation(2, f_cue=2000.0), "f_cue"),
+        (lambda: tasks.evidence_accumulation(2, p_majority=1.5), "p_majority"),
+        (lambda: tasks.store_recall(2, p_store=0.6, p_recall=0.6), "p_recall"),
+        (lambda: tasks.store_recall(2, t_period=0), "t_period"),
+        (lambda: tasks.pattern_generation(steps=-1), "steps"),
+        (lambda: tasks.pattern_generation(periods=()), "periods"),
+        (lambda: tasks.pattern_generation(rate=float("nan")), "rate"),
+        (lambda: tasks.pattern_generation(seed=-1), "seed"),
+        (lambda: tasks.pattern_generation(seed="a"), "seed"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            call()
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

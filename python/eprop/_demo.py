@@ -17,22 +17,8 @@ import time
 
 import numpy as np
 
-from eprop import RecurrentNetwork
+from eprop import RecurrentNetwork, tasks
 from eprop._png import line_plot
-
-
-def make_task(seed: int = 0, steps: int = 1000, n_inputs: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Frozen 50 Hz Poisson input raster (dt = 1 ms) and the sum-of-sines target,
-    shifted to start at 0 and scaled to max |y| = 1."""
-    rng = np.random.default_rng(seed)
-    inputs = (rng.random((steps, n_inputs)) < 0.05).astype(np.float64)
-    t = np.arange(steps)
-    target = np.zeros(steps)
-    for period in (1000, 500, 333, 200):
-        target += rng.uniform(0.5, 2.0) * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
-    target -= target[0]
-    target /= np.max(np.abs(target))
-    return inputs, target[:, None]
 
 
 def mean_loss(outputs: np.ndarray, targets: np.ndarray) -> float:
@@ -41,7 +27,7 @@ def mean_loss(outputs: np.ndarray, targets: np.ndarray) -> float:
 
 
 def run(iterations: int = 300, report_every: int = 50, png: str = "eprop_demo.png") -> dict[str, float]:
-    inputs, targets = make_task()
+    inputs, targets, _ = tasks.pattern_generation()
     net = RecurrentNetwork(
         inputs.shape[1], 100, 1, tau_mem=30.0, tau_out=30.0, threshold=0.9, reg_rate=300.0, lr=3e-3, seed=1
     )
