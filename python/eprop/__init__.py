@@ -9,7 +9,7 @@ Each class takes its hyperparameters from a frozen dataclass (``.Config``,
 ``.config``).
 """
 
-from eprop import tasks
+from eprop import encode, tasks
 from eprop._classes import EpropTrainer, OnlineLIFLayer, OnlineTrainer, RecurrentNetwork
 from eprop._config import EpropTrainerConfig, OnlineLIFLayerConfig, OnlineTrainerConfig, RecurrentNetworkConfig
 from eprop._core import __version__
@@ -24,5 +24,6 @@ __all__ = [
     "RecurrentNetwork",
     "RecurrentNetworkConfig",
     "__version__",
+    "encode",
     "tasks",
 ]
