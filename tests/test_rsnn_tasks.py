@@ -14,7 +14,10 @@ import pathlib
 
 import numpy as np
 import pytest
+from common import import_eprop
 from eprop import tasks
+
+eprop = import_eprop()
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
@@ -108,18 +111,64 @@ def cue_sides(x, n_cues, t_cue, t_silence, **_):
     return sides
 
 
+_EA_TRAINED: dict = {}
+
+
+def ea_accuracy(ea, n_neurons=100, n_adaptive=50, dtype="float64"):
+    """Accuracy on 512 fresh trials of a network of the example's settings
+    trained on 300 batches of 32 trials (computed once per configuration)."""
+    key = (repr(n_neurons), repr(n_adaptive), dtype)
+    if key not in _EA_TRAINED:
+        net = ea.make_network(n_neurons=n_neurons, n_adaptive=n_adaptive, seed=1, dtype=dtype)
+        ea.train(net, np.random.default_rng(1), iterations=300, batch=32, stop_at=None, verbose=False, **EA_TASK)
+        x, y, m = tasks.evidence_accumulation(512, seed=8, **EA_TASK)
+        _EA_TRAINED[key] = net.evaluate(x, y, mask=m)["accuracy"]
+    return _EA_TRAINED[key]
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_evidence_accumulation_learns(ea, dtype):
-    net = ea.make_network(n_adaptive=50, seed=1, dtype=dtype)
-    ea.train(net, np.random.default_rng(1), iterations=300, batch=32, stop_at=None, verbose=False, **EA_TASK)
+    trained = ea_accuracy(ea, dtype=dtype)
     x, y, m = tasks.evidence_accumulation(512, seed=8, **EA_TASK)
     labels = y[:, -1]
-    trained = net.evaluate(x, y, mask=m)["accuracy"]
     sides = cue_sides(x, **EA_TASK)
     first_cue = float(np.mean(sides[0] == labels))
     last_cue = float(np.mean(sides[-1] == labels))
     assert 0.7 < first_cue < 0.9 and 0.7 < last_cue < 0.9  # one cue is informative, not decisive
     assert trained > max(first_cue, last_cue) + 0.05, (trained, first_cue, last_cue)
+
+
+def online_trainer_accuracy(trainer, x, y, m):
+    """Accuracy of an OnlineTrainer read like the networks' readout: its two
+    output neurons' spikes summed over the counted steps pick the class (a
+    tie, e.g. no spike at all, counts as a coin flip: half right)."""
+    counts = (trainer.predict_batch(x) * m[..., None]).sum(axis=1)
+    labels = y[:, -1]
+    right = counts[np.arange(len(labels)), labels] > counts[np.arange(len(labels)), 1 - labels]
+    tie = counts[:, 0] == counts[:, 1]
+    return float(np.mean(right) + 0.5 * np.mean(tie))
+
+
+def test_two_layers_learn_evidence_accumulation_as_well_as_one(ea):
+    # the same 100 neurons, half of them ALIF, as one layer or as two of 50
+    # (25 ALIF each), the same trials and budget; then the seed's multi-layer
+    # OnlineTrainer (feedforward, its own rule) on the same trials
+    one = ea_accuracy(ea, 100, 50)
+    two = ea_accuracy(ea, [50, 50], [25, 25])
+    x, y, m = tasks.evidence_accumulation(512, seed=8, **EA_TASK)
+    labels = y[:, -1]
+    best_cue = max(float(np.mean(s == labels)) for s in cue_sides(x, **EA_TASK))
+    rng = np.random.default_rng(1)
+    online = eprop.OnlineTrainer([40, 50, 50, 2], seed=1)
+    for _ in range(300):
+        xb, yb, mb = tasks.evidence_accumulation(32, seed=rng, **EA_TASK)
+        online.train_batch(xb, np.eye(2)[yb] * mb[..., None], update="sequence")
+    seed_class = online_trainer_accuracy(online, x, y, m)
+    print(f"evidence accumulation: one layer {one:.3f}, two layers {two:.3f}, OnlineTrainer {seed_class:.3f}")
+    # "at least as well", up to the sampling error of 512 trials (two standard errors ~0.02)
+    assert two >= one - 0.02, (two, one)
+    assert two > best_cue + 0.05, (two, best_cue)
+    assert two > seed_class + 0.2, (two, seed_class)
 
 
 def test_store_recall_trials():
