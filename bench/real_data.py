@@ -57,128 +57,38 @@ os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-# samples at the end of each series whose error counts (None: every sample):
-# JapaneseVowels' class is known once the vowel has been heard; ACSF1's
-# appliances differ in patterns spread over the whole day
-LAST = {"JapaneseVowels": None, "ACSF1": None}
-# JapaneseVowels' scaled frames enter as currents; ACSF1's power traces as
-# threshold crossings (eprop.encode.delta, 0.05 of the training range: up
-# and down channels), which carry the changes that tell appliances apart
-# (as currents, neither trainer got beyond chance in a first check)
-DELTA = {"JapaneseVowels": None, "ACSF1": 0.05}
-THRESHOLD, TAU_MEM, TAU_OUT, DT = 0.6, 20.0, 20.0, 1.0
-BATCH = 16
-
-
-# --------------------------------------------------------------------------- data
-
-
-def load(name: str):
-    """(train inputs, train labels, train lengths, test inputs, test labels,
-    test lengths): float arrays (N, T, C) of the raw series from step 0 on
-    (zeros after a shorter series' end), int labels from 0, int lengths."""
-    import sktime.datasets
-    from sktime.datasets import load_from_tsfile
-
-    folder = Path(sktime.datasets.__file__).parent / "data" / name
-    out = []
-    classes = None
-    for split in ("TRAIN", "TEST"):
-        X, y = load_from_tsfile(str(folder / f"{name}_{split}.ts"), return_data_type="nested_univ")
-        series = [
-            np.column_stack([np.asarray(X.iloc[i, c], dtype=float) for c in range(X.shape[1])]) for i in range(len(X))
-        ]
-        out.append(series)
-        classes = sorted(set(y), key=lambda s: float(s)) if classes is None else classes
-        out.append(np.array([classes.index(v) for v in y]))
-    T = max(len(s) for s in out[0] + out[2])
-    lengths = [np.array([len(s) for s in out[i]]) for i in (0, 2)]
-    C = out[0][0].shape[1]
-
-    def pad(series):
-        a = np.zeros((len(series), T, C))
-        for i, s in enumerate(series):
-            a[i, : len(s)] = s
-        return a
-
-    return pad(out[0]), out[1], lengths[0], pad(out[2]), out[3], lengths[1]
-
-
-def prepared(name: str, encoded: bool = True):
-    """Scaled (on the training data only) train and test series, as the
-    networks receive them (``encoded``: ACSF1 as threshold crossings) or as
-    values, with (labels, lengths) and the counted samples."""
-    from eprop import encode
-
-    xtr, ytr, ltr, xte, yte, lte = load(name)
-    # fitted on the training series' own samples (not the zero padding)
-    scaler = encode.Scaler.fit(np.concatenate([s[:n] for s, n in zip(xtr, ltr)])[None])
-    xtr, xte = scaler(xtr), scaler(xte)
-    if encoded and DELTA[name] is not None:
-        xtr, xte = encode.delta(xtr, DELTA[name]), encode.delta(xte, DELTA[name])
-    return xtr, (ytr, ltr), xte, (yte, lte), LAST[name]
-
-
-def batch(x, y, k, last):
-    """Inputs (B, k T, C), class targets (B, k T) and the mask of the last
-    `last` samples of each series (None: all its samples); y = (labels, lengths)."""
-    from eprop import encode
-
-    y, lengths = y
-    xs = encode.stretch(x, k)
-    T = xs.shape[1]
-    steps = np.arange(T)[None, :]
-    end = lengths[:, None] * k
-    start = 0 if last is None else np.maximum(end - last * k, 0)
-    mask = (steps >= start) & (steps < end)
-    return xs, np.repeat(y[:, None], T, axis=1), mask
-
+sys.path.insert(0, str(ROOT / "examples"))
+# the data pipeline and the network are the example's (examples/recorded_data.py)
+from recorded_data import (  # noqa: E402
+    BATCH,
+    DT,
+    TAU_MEM,
+    TAU_OUT,
+    THRESHOLD,
+    accuracy,
+    epochs_of_batches,
+    make_network,
+    prepared,
+)
 
 # --------------------------------------------------------------------------- sides
-
-
-def eprop_net(n_in, sizes, n_classes, lr, seed):
-    import eprop
-
-    return eprop.RecurrentNetwork(
-        n_in,
-        sizes,
-        n_classes,
-        tau_mem=TAU_MEM,
-        tau_out=TAU_OUT,
-        threshold=THRESHOLD,
-        refractory=0.0,
-        dt=DT,
-        loss="cross_entropy",
-        feedback="symmetric",
-        optimizer="adam",
-        lr=lr,
-        seed=seed,
-    )
 
 
 def eprop_side(data, sizes, k, epochs, lr, seed, max_batches=None):
     xtr, ytr, xte, yte, last = data
     n_classes = int(ytr[0].max()) + 1
-    net = eprop_net(xtr.shape[2], sizes, n_classes, lr, seed)
-    rng = np.random.default_rng(seed)
+    net = make_network(xtr.shape[2], sizes, n_classes, lr, seed)
     rss0 = _rss()
     t0 = time.perf_counter()
     done = 0
-    for _ in range(epochs):
-        order = rng.permutation(len(xtr))
-        for s in range(0, len(order), BATCH):
-            idx = order[s : s + BATCH]
-            xb, yb, mb = batch(xtr[idx], (ytr[0][idx], ytr[1][idx]), k, last)
-            net.train_batch(xb, yb, mask=mb, n_threads=1)
-            done += 1
-            if max_batches and done >= max_batches:
-                break
+    for xb, yb, mb in epochs_of_batches(data, k, epochs, seed, max_batches):
+        net.train_batch(xb, yb, mask=mb, n_threads=1)
+        done += 1
     seconds = time.perf_counter() - t0
     peak = _hwm() - rss0
     acc = None
     if not max_batches:
-        acc = _accuracy(lambda xb, yb, mb: net.evaluate(xb, yb, mask=mb, n_threads=1)["accuracy"], xte, yte, k, last)
+        acc = accuracy(lambda xb, yb, mb: net.evaluate(xb, yb, mask=mb, n_threads=1)["accuracy"], xte, yte, k, last)
     return {
         "accuracy": acc,
         "seconds": seconds,
@@ -186,14 +96,6 @@ def eprop_side(data, sizes, k, epochs, lr, seed, max_batches=None):
         "batches": done,
         "memory_bytes": net.batch_memory_bytes(BATCH),
     }
-
-
-def _accuracy(evaluate, x, y, k, last):
-    right = 0.0
-    for s in range(0, len(x), 64):
-        xb, yb, mb = batch(x[s : s + 64], (y[0][s : s + 64], y[1][s : s + 64]), k, last)
-        right += evaluate(xb, yb, mb) * len(xb)
-    return right / len(x)
 
 
 class Bptt:
@@ -267,36 +169,27 @@ class Bptt:
 
     def train(self, data, k, epochs, seed, max_batches=None):
         jnp = self.jnp
-        xtr, ytr, _, _, last = data
         p = self.params
         m = self.jax.tree.map(jnp.zeros_like, p)
         v = self.jax.tree.map(jnp.zeros_like, p)
-        rng = np.random.default_rng(seed)
-        t, done = 0, 0
+        t = 0
         b1, b2, eps = 0.9, 0.999, 1e-8
         rss0 = _rss()
         t0 = time.perf_counter()
-        for _ in range(epochs):
-            order = rng.permutation(len(xtr))
-            for s in range(0, len(order), BATCH):
-                idx = order[s : s + BATCH]
-                xb, yb, mb = batch(xtr[idx], (ytr[0][idx], ytr[1][idx]), k, last)
-                _, g = self.grad(p, jnp.asarray(xb), jnp.asarray(yb), jnp.asarray(mb, dtype=float))
-                t += 1
-                m = self.jax.tree.map(lambda a, b: b1 * a + (1 - b1) * b, m, g)
-                v = self.jax.tree.map(lambda a, b: b2 * a + (1 - b2) * b * b, v, g)
-                c1, c2 = 1 - b1**t, 1 - b2**t
+        for xb, yb, mb in epochs_of_batches(data, k, epochs, seed, max_batches):
+            _, g = self.grad(p, jnp.asarray(xb), jnp.asarray(yb), jnp.asarray(mb, dtype=float))
+            t += 1
+            m = self.jax.tree.map(lambda a, b: b1 * a + (1 - b1) * b, m, g)
+            v = self.jax.tree.map(lambda a, b: b2 * a + (1 - b2) * b * b, v, g)
+            c1, c2 = 1 - b1**t, 1 - b2**t
 
-                def adam(w, a, b, c1=c1, c2=c2):
-                    return w - self.lr * (a / c1) / (jnp.sqrt(b / c2) + eps)
+            def adam(w, a, b, c1=c1, c2=c2):
+                return w - self.lr * (a / c1) / (jnp.sqrt(b / c2) + eps)
 
-                p = self.jax.tree.map(adam, p, m, v)
-                done += 1
-                if max_batches and done >= max_batches:
-                    break
+            p = self.jax.tree.map(adam, p, m, v)
         self.jax.block_until_ready(p)
         self.params = p
-        return time.perf_counter() - t0, _hwm() - rss0, done
+        return time.perf_counter() - t0, _hwm() - rss0, t
 
     def accuracy(self, data, k):
         _, _, xte, yte, last = data
@@ -306,12 +199,12 @@ class Bptt:
             y = np.asarray(fwd(self.params, self.jnp.asarray(xb)))
             return float(np.mean((y * mb[..., None]).sum(axis=1).argmax(axis=1) == yb[:, -1]))
 
-        return _accuracy(evaluate, xte, yte, k, last)
+        return accuracy(evaluate, xte, yte, k, last)
 
 
 def bptt_side(data, sizes, k, epochs, lr, seed, max_batches=None):
     xtr, ytr = data[:2]
-    net = eprop_net(xtr.shape[2], sizes, int(ytr[0].max()) + 1, lr, seed)
+    net = make_network(xtr.shape[2], sizes, int(ytr[0].max()) + 1, lr, seed)
     model = Bptt(net)
     seconds, peak, done = model.train(data, k, epochs, seed, max_batches)
     acc = None if max_batches else model.accuracy(data, k)
