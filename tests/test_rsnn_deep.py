@@ -527,3 +527,26 @@ def test_layer_setters_check_everything_before_setting_anything():
     assert np.trace(net.W_rec[1]) == 0 and net.W_rec[1][0, 1] == 2.0
     net.W_in = good
     assert np.array_equal(net.state_dict()["W_in.1"], good[1])
+
+
+def test_states_read_layer_sizes_as_lists_arrays_or_a_list_of_one():
+    # a state's n_neurons may come back as a list, a whole-number array or
+    # (one layer) a list of one; every reader takes each the same way
+    net = warm_deep(deep())
+    for form in ([10, 7], np.array([10.0, 7.0]), (10, 7)):
+        s = net.state_dict()
+        s["n_neurons"] = form
+        fresh = deep(seed=5)
+        fresh.load_state_dict(s)
+        assert eprop.RecurrentNetwork.from_state_dict(s).n_neurons == [10, 7]
+    one = eprop.RecurrentNetwork(3, 4, 2, seed=1)
+    s = one.state_dict()
+    s["n_neurons"], s["n_adaptive"] = [4], [0]
+    assert eprop.RecurrentNetwork.from_state_dict(s).n_neurons == 4
+    eprop.RecurrentNetwork(3, 4, 2).load_state_dict(s)
+    s["n_neurons"] = [4, 4]
+    with pytest.raises(ValueError, match=r"state_dict\['n_neurons'\]"):
+        eprop.RecurrentNetwork(3, 4, 2).load_state_dict(s)
+    s["n_neurons"] = np.array([4.5])
+    with pytest.raises(ValueError, match=r"state_dict\['n_neurons'\]"):
+        eprop.RecurrentNetwork.from_state_dict(s)

@@ -23,6 +23,15 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value itself for sizes (an integer, a list), else its kind.
+    pub fn kind_short(&self) -> String {
+        match self {
+            Value::Int(v) => v.to_string(),
+            Value::Ints(v) => format!("{v:?}"),
+            other => other.kind(),
+        }
+    }
+
     /// What the value is, for messages.
     pub fn kind(&self) -> String {
         match self {

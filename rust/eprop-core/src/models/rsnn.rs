@@ -330,13 +330,16 @@ impl RsnnConfig {
         for (l, s) in self.layers.iter().enumerate() {
             let (ni, n, na) = (self.layer_inputs(l), s.n_neurons, s.n_adaptive);
             let syn = [(n, ni), (n, n)];
-            // weights, transposes, Adam moments, gradients, filtered eligibility, reg sums
-            for _ in 0..6 {
+            // weights, transposes, two Adam moments, gradients, filtered eligibility, reg sums
+            for _ in 0..7 {
                 shapes.extend_from_slice(&syn);
             }
-            shapes.extend_from_slice(&[(na, ni), (na, n), (2, no * n), (21, n), (2, ni)]);
+            // ALIF vectors, feedback matrix, per-neuron vectors and sums, input traces
+            shapes.extend_from_slice(&[(na, ni), (na, n), (n, no), (21, n), (2, ni)]);
         }
-        shapes.extend_from_slice(&[(4, no * self.n_last()), (3, self.n_last()), (10, no)]);
+        // W_out, its moments and gradient; the readout's vectors
+        let n_last = self.n_last();
+        shapes.extend_from_slice(&[(no, n_last), (no, n_last), (no, n_last), (no, n_last), (3, n_last), (10, no)]);
         check::count_f64("RecurrentNetwork", &shapes)
     }
 
@@ -1570,6 +1573,20 @@ impl<F: Real> Trainer<RsnnNet<F>> {
     }
 }
 
+/// `n_neurons` or `n_adaptive` of a state as [`RsnnConfig::per_layer`]
+/// stores it: an integer, or a list of integers (a whole-number array is
+/// read as one), a list of one being the integer.
+fn per_layer_of_state(d: &StateDict, key: &str) -> Result<Value> {
+    if let Value::Int(v) = d.get(key)? {
+        return Ok(Value::Int(*v));
+    }
+    let v = d.ints(key)?;
+    Ok(match v.as_slice() {
+        [one] => Value::Int(*one),
+        _ => Value::Ints(v),
+    })
+}
+
 /// The weight arrays each layer has.
 const LAYER_PARAMS: [&str; 3] = ["W_in", "W_rec", "feedback_matrix"];
 
@@ -1735,12 +1752,9 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
     fn config_of_state(d: &StateDict) -> Result<StateDict> {
         d.check_header(Self::CLASS, Self::VERSION)?;
         let mut out = d.subset(&["n_inputs"], &[], &[])?;
-        for k in ["n_neurons", "n_outputs", "n_adaptive"] {
-            match d.get(k)? {
-                Value::Ints(_) if k != "n_outputs" => out.put(k, Value::Ints(d.ints(k)?)),
-                _ => out.put_int(k, d.int(k)?),
-            }
-        }
+        out.put("n_neurons", per_layer_of_state(d, "n_neurons")?);
+        out.put_int("n_outputs", d.int("n_outputs")?);
+        out.put("n_adaptive", per_layer_of_state(d, "n_adaptive")?);
         let rest = d.subset(
             &[],
             &[
@@ -1780,7 +1794,18 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
     fn load_state(&mut self, d: &StateDict) -> Result<()> {
         d.check_header(Self::CLASS, Self::VERSION)?;
         // the kernel does not change what the state means: any loads
-        d.check_same_config(&self.config(), &["lr", "seed", "kernel", "dtype"])?;
+        let ours = self.config();
+        d.check_same_config(&ours, &["lr", "seed", "kernel", "dtype", "n_neurons", "n_adaptive"])?;
+        for k in ["n_neurons", "n_adaptive"] {
+            let (theirs, ours) = (per_layer_of_state(d, k)?, ours.get(k)?);
+            if &theirs != ours {
+                return Err(EpropError::param(
+                    &format!("state_dict['{k}']"),
+                    format!("{} (this network's)", ours.kind_short()),
+                    theirs.kind_short(),
+                ));
+            }
+        }
         Kernel::of_state(d)?;
         Dtype::check_state(d, F::DTYPE)?;
         let c = self.model.cfg.clone();
