@@ -119,6 +119,9 @@ BAD = [
     (lambda: enc.Scaler.fit(np.zeros((5, 2)), "log"), ValueError, "kind"),
     (lambda: enc.Scaler.fit(np.array([[1.0, np.nan]])), ValueError, "train: expected finite"),
     (lambda: enc.Scaler.fit(np.zeros((5, 2)))(np.zeros((5, 3))), ValueError, "x: expected 2 channels"),
+    (lambda: enc.Scaler(np.zeros(2), np.array([1.0, 0.0])), ValueError, "scales > 0"),
+    (lambda: enc.Scaler(np.zeros(2), np.ones(3)), ValueError, "offset, scale"),
+    (lambda: enc.Scaler(np.zeros(2), np.ones(2), kind="log"), ValueError, "kind"),
 ]
 
 

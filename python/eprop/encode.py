@@ -78,6 +78,21 @@ class Scaler:
     kind: str = "minmax"
     clip: bool = True
 
+    def __post_init__(self) -> None:
+        if self.kind not in ("minmax", "zscore"):
+            raise ValueError(f"kind: expected 'minmax' or 'zscore', got {self.kind!r}")
+        offset = np.asarray(self.offset, dtype=np.float64)
+        scale = np.asarray(self.scale, dtype=np.float64)
+        if offset.ndim != 1 or offset.shape != scale.shape or offset.size == 0:
+            raise ValueError(
+                f"offset, scale: expected two 1-d arrays of one value per channel, got shapes "
+                f"{offset.shape} and {scale.shape}"
+            )
+        if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise ValueError("offset, scale: expected finite values and scales > 0")
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "scale", scale)
+
     @classmethod
     def fit(cls, train: object, kind: str = "minmax", *, clip: bool = True) -> Scaler:
         """The normalization of each channel of ``train`` (T, C) or (B, T, C),
