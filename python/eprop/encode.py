@@ -20,10 +20,11 @@ A typical pipeline: ``x = rate(stretch(scaler(series), 10), seed=0)``.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from eprop import _args
 
 __all__ = ["Scaler", "delta", "rate", "stretch"]
 
@@ -46,20 +47,6 @@ def _series(name: str, x: object) -> np.ndarray:
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name}: expected finite values, got {a[where]} at index {where}")
     return a
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0 or a numpy.random.Generator, got {seed!r}")
-    return np.random.default_rng(int(seed))
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,10 +115,9 @@ class Scaler:
 def stretch(x: object, k: int) -> np.ndarray:
     """Each step of ``x`` (T, C) or (B, T, C) held for ``k`` steps: (k T, C)
     or (B, k T, C)."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k: expected an integer >= 1, got {k!r}")
+    k = _args.count("k", k)
     a = _series("x", x)
-    return np.repeat(a, int(k), axis=-2)
+    return np.repeat(a, k, axis=-2)
 
 
 def rate(x: object, *, max_rate: float = 100.0, dt: float = 1.0, seed: int | np.random.Generator = 0) -> np.ndarray:
@@ -142,14 +128,14 @@ def rate(x: object, *, max_rate: float = 100.0, dt: float = 1.0, seed: int | np.
     ``random(x.shape)`` from ``seed`` (an int: the same spikes every time; a
     Generator: fresh spikes at each call)."""
     a = _series("x", x)
-    peak = _positive("max_rate", max_rate) * _positive("dt", dt) / 1000.0
+    peak = _args.positive("max_rate", max_rate) * _args.positive("dt", dt) / 1000.0
     if peak > 1.0:
         raise ValueError(f"max_rate: expected at most one spike per step (max_rate dt / 1000 <= 1), got {peak:g}")
     if a.min() < 0.0 or a.max() > 1.0:
         raise ValueError(
             f"x: expected values in [0, 1] (normalize first, e.g. with Scaler), got [{a.min():g}, {a.max():g}]"
         )
-    rng = _rng(seed)
+    rng = _args.rng(seed)
     return (rng.random(a.shape) < a * peak).astype(np.float64)
 
 
@@ -163,7 +149,7 @@ def delta(x: object, threshold: float) -> np.ndarray:
     and step, whatever the size of the change; the reference always stays
     within ``threshold`` of the signal."""
     a = _series("x", x)
-    thr = _positive("threshold", threshold)
+    thr = _args.positive("threshold", threshold)
     lead, (T, C) = a.shape[:-2], a.shape[-2:]
     out = np.zeros(lead + (T, 2 * C))
     ref = a[..., 0, :].copy()

@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from eprop import _args
+
 __all__ = ["Trials", "evidence_accumulation", "pattern_generation", "store_recall"]
 
 
@@ -36,26 +38,6 @@ class Trials(NamedTuple):
     inputs: np.ndarray
     targets: np.ndarray
     mask: np.ndarray
-
-
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0 or a numpy.random.Generator, got {seed!r}")
-    return np.random.default_rng(int(seed))
-
-
-def _count(name: str, value: object, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _probability(name: str, value: object, per_step: bool = False) -> float:
@@ -81,14 +63,14 @@ def pattern_generation(
     phases U(0, 2 pi), shifted to start at 0 and scaled to max |y| = 1. The
     mask counts every step. Draws: the raster (``random((steps,
     n_inputs))``), then per period an amplitude and a phase."""
-    steps = _count("steps", steps)
-    n_inputs = _count("n_inputs", n_inputs)
-    dt = _positive("dt", dt)
-    p = _probability("rate", _positive("rate", rate) * dt / 1000.0, per_step=True)
+    steps = _args.count("steps", steps)
+    n_inputs = _args.count("n_inputs", n_inputs)
+    dt = _args.positive("dt", dt)
+    p = _probability("rate", _args.positive("rate", rate) * dt / 1000.0, per_step=True)
     if len(periods) == 0:
         raise ValueError("periods: expected at least one period in ms, got an empty sequence")
-    periods = tuple(_positive("periods", q) for q in periods)
-    rng = _rng(seed)
+    periods = tuple(_args.positive("periods", q) for q in periods)
+    rng = _args.rng(seed)
     inputs = (rng.random((steps, n_inputs)) < p).astype(np.float64)
     t = np.arange(steps) * dt
     target = np.zeros(steps)
@@ -128,20 +110,20 @@ def evidence_accumulation(
     mask (batch, T): the last ``t_recall`` steps. Draws: majority sides
     ``integers(0, 2, batch)``, cue placements ``random((batch, n_cues))``,
     then the spikes ``random((batch, T, 4 n_group))``."""
-    batch = _count("batch", batch)
-    n_cues = _count("n_cues", n_cues)
+    batch = _args.count("batch", batch)
+    n_cues = _args.count("n_cues", n_cues)
     if n_cues % 2 == 0:
         raise ValueError(f"n_cues: expected an odd number (one side always has more cues), got {n_cues}")
-    t_cue, t_silence = _count("t_cue", t_cue), _count("t_silence", t_silence, 0)
-    t_delay, t_recall = _count("t_delay", t_delay, 0), _count("t_recall", t_recall)
-    n_group = _count("n_group", n_group)
+    t_cue, t_silence = _args.count("t_cue", t_cue), _args.count("t_silence", t_silence, 0)
+    t_delay, t_recall = _args.count("t_delay", t_delay, 0), _args.count("t_recall", t_recall)
+    n_group = _args.count("n_group", n_group)
     p_majority = _probability("p_majority", p_majority)
-    dt = _positive("dt", dt)
-    p_cue = _probability("f_cue", _positive("f_cue", f_cue) * dt / 1000.0, per_step=True)
+    dt = _args.positive("dt", dt)
+    p_cue = _probability("f_cue", _args.positive("f_cue", f_cue) * dt / 1000.0, per_step=True)
     if f_background < 0:
         raise ValueError(f"f_background: expected a rate >= 0 Hz, got {f_background!r}")
     p_bg = _probability("f_background", f_background * dt / 1000.0, per_step=True)
-    rng = _rng(seed)
+    rng = _args.rng(seed)
     T = n_cues * (t_silence + t_cue) + t_delay + t_recall
     majority = rng.integers(0, 2, size=batch)
     on_majority = rng.random((batch, n_cues)) < p_majority
@@ -184,15 +166,15 @@ def store_recall(
     (batch, T): the recall periods. Draws: events ``random((batch,
     n_periods))``, bits ``integers(0, 2, (batch, n_periods))``, then the
     spikes, float32 uniforms ``(batch, n_periods, t_period, 4 n_group)``."""
-    batch = _count("batch", batch)
-    n_periods, t_period = _count("n_periods", n_periods), _count("t_period", t_period)
-    n_group = _count("n_group", n_group)
+    batch = _args.count("batch", batch)
+    n_periods, t_period = _args.count("n_periods", n_periods), _args.count("t_period", t_period)
+    n_group = _args.count("n_group", n_group)
     p_store, p_recall = _probability("p_store", p_store), _probability("p_recall", p_recall)
     if p_store + p_recall > 1.0:
         raise ValueError(f"p_recall: expected at most 1 - p_store = {1.0 - p_store}, got {p_recall!r}")
-    dt = _positive("dt", dt)
-    p = _probability("f_input", _positive("f_input", f_input) * dt / 1000.0, per_step=True)
-    rng = _rng(seed)
+    dt = _args.positive("dt", dt)
+    p = _probability("f_input", _args.positive("f_input", f_input) * dt / 1000.0, per_step=True)
+    rng = _args.rng(seed)
     n_in = 4 * n_group
     T = n_periods * t_period
     u = rng.random((batch, n_periods))

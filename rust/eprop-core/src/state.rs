@@ -253,25 +253,34 @@ impl StateDict {
                 Value::Int(n) => self.check_size(k, *n as usize)?,
                 Value::Float(f) => self.check_same_float(k, *f)?,
                 Value::Text(s) => self.check_same_text(k, s)?,
-                Value::Ints(v) => self.check_same_ints(k, v)?,
+                Value::Ints(v) => {
+                    let got = self.sizes(k)?;
+                    if got != Value::Ints(v.clone()) {
+                        return Err(EpropError::param(
+                            &entry(k),
+                            format!("{v:?} (this trainer's sizes)"),
+                            got.kind_short(),
+                        ));
+                    }
+                }
                 _ => unreachable!("a configuration holds sizes, lists of sizes, floats and texts"),
             }
         }
         Ok(())
     }
 
-    /// A list of sizes stored in the state equals this trainer's.
-    pub fn check_same_ints(&self, key: &str, ours: &[i64]) -> Result<()> {
-        let got = match self.get(key)? {
-            Value::Ints(v) => Some(v.clone()),
-            Value::Array(_) => self.ints(key).ok(),
-            _ => None,
-        };
-        if got.as_deref() != Some(ours) {
-            let shown = got.map_or_else(|| self.get(key).map(Value::kind).unwrap_or_default(), |v| format!("{v:?}"));
-            return Err(EpropError::param(&entry(key), format!("{ours:?} (this trainer's sizes)"), shown));
+    /// A size or a list of sizes (one per layer) as a configuration stores
+    /// it: an integer, or a list of integers (a whole-number array is read
+    /// as one), a list of one being the integer.
+    pub fn sizes(&self, key: &str) -> Result<Value> {
+        if let Value::Int(v) = self.get(key)? {
+            return Ok(Value::Int(*v));
         }
-        Ok(())
+        let v = self.ints(key)?;
+        Ok(match v.as_slice() {
+            [one] => Value::Int(*one),
+            _ => Value::Ints(v),
+        })
     }
 
     /// A fixed text hyperparameter stored in the state equals this network's.

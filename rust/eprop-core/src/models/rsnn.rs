@@ -155,6 +155,17 @@ pub fn layer_key(name: &str, l: usize) -> String {
     }
 }
 
+/// The trained parameters in their one order (of the optimizer's moments,
+/// gradients, states and `gradients()`): the first layer's `W_in`, `W_rec`,
+/// then the readout's `W_out`, `b_out`, then `W_in`, `W_rec` of each further
+/// layer (so that a one-layer network keeps the order it always had).
+fn in_param_order<T>(mut layers: impl Iterator<Item = [T; 2]>, readout: [T; 2]) -> Vec<T> {
+    let mut out: Vec<T> = layers.next().into_iter().flatten().collect();
+    out.extend(readout);
+    out.extend(layers.flatten());
+    out
+}
+
 /// Hyperparameters of an [`RsnnNet`] (times in ms, rates in Hz).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RsnnConfig {
@@ -402,25 +413,17 @@ impl RsnnConfig {
     /// `W_in`, `W_rec`, `W_out`, `b_out`, then `W_in.l`, `W_rec.l` of each
     /// further layer.
     pub fn param_names(&self) -> Vec<String> {
-        let mut out: Vec<String> = PARAM_NAMES.iter().map(|s| s.to_string()).collect();
-        for l in 1..self.layers.len() {
-            out.extend(["W_in", "W_rec"].map(|k| layer_key(k, l)));
-        }
-        out
+        let layers = (0..self.layers.len()).map(|l| ["W_in", "W_rec"].map(|k| layer_key(k, l)));
+        in_param_order(layers, ["W_out", "b_out"].map(String::from))
     }
 
     /// Shapes of the trained parameters, in the order of [`Self::param_names`].
     pub fn param_shapes(&self) -> Vec<Vec<usize>> {
-        let layer = |l: usize| {
+        let layers = (0..self.layers.len()).map(|l| {
             let n = self.layers[l].n_neurons;
             [vec![n, self.layer_inputs(l)], vec![n, n]]
-        };
-        let [w_in, w_rec] = layer(0);
-        let mut out = vec![w_in, w_rec, vec![self.n_outputs, self.n_last()], vec![self.n_outputs]];
-        for l in 1..self.layers.len() {
-            out.extend(layer(l));
-        }
-        out
+        });
+        in_param_order(layers, [vec![self.n_outputs, self.n_last()], vec![self.n_outputs]])
     }
 
     /// `n_neurons` or `n_adaptive` as stored: an integer for one layer, a
@@ -495,10 +498,6 @@ pub struct Grads<F: Real = f64> {
     pub b_out: Array1<F>,
 }
 
-/// Names of the trained parameters of a one-layer network, in the order of
-/// [`Grads::parts`] (see [`RsnnConfig::param_names`]).
-pub const PARAM_NAMES: [&str; 4] = ["W_in", "W_rec", "W_out", "b_out"];
-
 impl<F: Real> Grads<F> {
     pub fn zeros(cfg: &RsnnConfig) -> Self {
         let layers = (0..cfg.layers.len())
@@ -516,36 +515,20 @@ impl<F: Real> Grads<F> {
 
     /// Slices of the arrays, in the order of [`RsnnConfig::param_names`].
     pub fn parts(&self) -> Vec<&[F]> {
-        let mut out = Vec::with_capacity(2 + 2 * self.layers.len());
-        for (l, g) in self.layers.iter().enumerate() {
-            out.extend([flat(&g.w_in), flat(&g.w_rec)]);
-            if l == 0 {
-                out.extend([flat(&self.w_out), flat(&self.b_out)]);
-            }
-        }
-        out
+        let layers = self.layers.iter().map(|g| [flat(&g.w_in), flat(&g.w_rec)]);
+        in_param_order(layers, [flat(&self.w_out), flat(&self.b_out)])
     }
 
     fn parts_mut(&mut self) -> Vec<&mut [F]> {
-        let mut out = Vec::with_capacity(2 + 2 * self.layers.len());
-        let (mut w_out, mut b_out) = (Some(flat_mut(&mut self.w_out)), Some(flat_mut(&mut self.b_out)));
-        for g in self.layers.iter_mut() {
-            out.extend([flat_mut(&mut g.w_in), flat_mut(&mut g.w_rec)]);
-            out.extend(w_out.take().into_iter().chain(b_out.take()));
-        }
-        out
+        let Grads { layers, w_out, b_out } = self;
+        let layers = layers.iter_mut().map(|g| [flat_mut(&mut g.w_in), flat_mut(&mut g.w_rec)]);
+        in_param_order(layers, [flat_mut(w_out), flat_mut(b_out)])
     }
 
     /// Column counts of the arrays (a vector as one row).
     fn cols(&self) -> Vec<usize> {
-        let mut out = Vec::new();
-        for (l, g) in self.layers.iter().enumerate() {
-            out.extend([g.w_in.ncols(), g.w_rec.ncols()]);
-            if l == 0 {
-                out.extend([self.w_out.ncols(), self.b_out.len()]);
-            }
-        }
-        out
+        let layers = self.layers.iter().map(|g| [g.w_in.ncols(), g.w_rec.ncols()]);
+        in_param_order(layers, [self.w_out.ncols(), self.b_out.len()])
     }
 
     fn zero_diagonals(&mut self) {
@@ -620,13 +603,9 @@ impl<F: Real> Params<F> {
     }
 
     fn parts_mut(&mut self) -> Vec<&mut [F]> {
-        let mut out = Vec::with_capacity(2 + 2 * self.layers.len());
-        let (mut w_out, mut b_out) = (Some(flat_mut(&mut self.w_out)), Some(flat_mut(&mut self.b_out)));
-        for p in self.layers.iter_mut() {
-            out.extend([flat_mut(&mut p.w_in), flat_mut(&mut p.w_rec)]);
-            out.extend(w_out.take().into_iter().chain(b_out.take()));
-        }
-        out
+        let Params { layers, w_out, b_out, .. } = self;
+        let layers = layers.iter_mut().map(|p| [flat_mut(&mut p.w_in), flat_mut(&mut p.w_rec)]);
+        in_param_order(layers, [flat_mut(w_out), flat_mut(b_out)])
     }
 
     /// Bytes of weights (and their transposes) and feedback matrices.
@@ -1573,20 +1552,6 @@ impl<F: Real> Trainer<RsnnNet<F>> {
     }
 }
 
-/// `n_neurons` or `n_adaptive` of a state as [`RsnnConfig::per_layer`]
-/// stores it: an integer, or a list of integers (a whole-number array is
-/// read as one), a list of one being the integer.
-fn per_layer_of_state(d: &StateDict, key: &str) -> Result<Value> {
-    if let Value::Int(v) = d.get(key)? {
-        return Ok(Value::Int(*v));
-    }
-    let v = d.ints(key)?;
-    Ok(match v.as_slice() {
-        [one] => Value::Int(*one),
-        _ => Value::Ints(v),
-    })
-}
-
 /// The weight arrays each layer has.
 const LAYER_PARAMS: [&str; 3] = ["W_in", "W_rec", "feedback_matrix"];
 
@@ -1752,9 +1717,9 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
     fn config_of_state(d: &StateDict) -> Result<StateDict> {
         d.check_header(Self::CLASS, Self::VERSION)?;
         let mut out = d.subset(&["n_inputs"], &[], &[])?;
-        out.put("n_neurons", per_layer_of_state(d, "n_neurons")?);
+        out.put("n_neurons", d.sizes("n_neurons")?);
         out.put_int("n_outputs", d.int("n_outputs")?);
-        out.put("n_adaptive", per_layer_of_state(d, "n_adaptive")?);
+        out.put("n_adaptive", d.sizes("n_adaptive")?);
         let rest = d.subset(
             &[],
             &[
@@ -1797,7 +1762,7 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
         let ours = self.config();
         d.check_same_config(&ours, &["lr", "seed", "kernel", "dtype", "n_neurons", "n_adaptive"])?;
         for k in ["n_neurons", "n_adaptive"] {
-            let (theirs, ours) = (per_layer_of_state(d, k)?, ours.get(k)?);
+            let (theirs, ours) = (d.sizes(k)?, ours.get(k)?);
             if &theirs != ours {
                 return Err(EpropError::param(
                     &format!("state_dict['{k}']"),
