@@ -175,6 +175,19 @@ pub trait Model: FixedWeights {
     fn apply_step_mean(&mut self, _seqs: &[Self::Seq]) {}
     /// Applies the mean of the accumulated changes and zeroes them.
     fn apply_acc_mean(&mut self, seqs: &mut [Self::Seq], accs: &mut [Self::Acc]);
+
+    // ----- changes as data (what data-parallel training moves between processes)
+
+    /// Lengths of the parts of one sequence's summed change, in the order of
+    /// [`Self::change_parts`]: the layout of a change row.
+    fn change_lens(&self) -> Vec<usize>;
+    /// The parts of the summed change of a sequence run by [`run_fixed`] (its
+    /// arrays hold their plain values).
+    fn change_parts<'a>(&self, seq: &'a Self::Seq, acc: &'a Self::Acc) -> Vec<&'a [Self::F]>;
+    /// Applies the mean of the changes of several sequences, each given as
+    /// its parts, summed in the order given: what [`Self::apply_acc_mean`]
+    /// applies for the same sequences, bitwise.
+    fn apply_mean_of(&mut self, changes: &[Vec<&[Self::F]>]);
 }
 
 /// What a trainer tells about itself: its hyperparameters and its memory.
@@ -308,14 +321,7 @@ pub fn train_sequence<M: Model>(
     mask: Option<ArrayView1<bool>>,
     reset: bool,
 ) -> Result<f64> {
-    check::sequence("inputs", inputs, t.model.n_inputs(), None)?;
-    check::some_steps("inputs", inputs.nrows(), t.model.n_inputs())?;
-    check::sequence("targets", targets, t.model.n_outputs(), Some(inputs.nrows()))?;
-    if let Some(m) = &mask {
-        if m.len() != inputs.nrows() {
-            return Err(EpropError::shape("mask", fmt_shape(&[inputs.nrows()]), fmt_shape(m.shape())));
-        }
-    }
+    check_rows(&t.model, inputs, targets, mask)?;
     begin(t, reset);
     let mut sum = LossSum::default();
     train_rows(t, inputs, targets, mask, &mut sum);
@@ -398,7 +404,23 @@ impl<F: Real> Io<F> {
         Io { x: vec![F::ZERO; ni], y: vec![F::ZERO; no], sum: LossSum::default() }
     }
 
-    /// Loads step `step` of sequence `k` and runs it on fixed weights.
+    /// Loads one step (an input row and a target row) and runs it on fixed
+    /// weights; `learn`: whether its error counts.
+    fn run_row<M: FixedWeights<F = F>>(
+        &mut self,
+        m: &M,
+        seq: &mut M::Seq,
+        x: ArrayView1<f64>,
+        y: ArrayView1<f64>,
+        learn: bool,
+    ) {
+        copy_row(&mut self.x, x);
+        copy_row(&mut self.y, y);
+        self.sum.total += m.fixed_step(seq, &self.x, &self.y, learn);
+        self.sum.counted += usize::from(learn);
+    }
+
+    /// Loads step `step` of sequence `k` of a batch and runs it on fixed weights.
     #[allow(clippy::too_many_arguments)]
     fn run<M: FixedWeights<F = F>>(
         &mut self,
@@ -410,12 +432,73 @@ impl<F: Real> Io<F> {
         k: usize,
         step: usize,
     ) {
-        copy_row(&mut self.x, inputs.index_axis(Axis(0), k).index_axis(Axis(0), step));
-        copy_row(&mut self.y, targets.index_axis(Axis(0), k).index_axis(Axis(0), step));
         let learn = mask.is_none_or(|mk| mk[[k, step]]);
-        self.sum.total += m.fixed_step(seq, &self.x, &self.y, learn);
-        self.sum.counted += usize::from(learn);
+        let x = inputs.index_axis(Axis(0), k);
+        let y = targets.index_axis(Axis(0), k);
+        self.run_row(m, seq, x.index_axis(Axis(0), step), y.index_axis(Axis(0), step), learn);
     }
+}
+
+/// One sequence run on fixed weights from reset state, fed in runs of rows
+/// (a whole sequence, or the chunks of a stream in order): its state, its
+/// summed change and its loss sum. The model is not changed.
+pub struct FixedRun<M: FixedWeights> {
+    seq: M::Seq,
+    acc: M::Acc,
+    io: Io<M::F>,
+}
+
+impl<M: FixedWeights> FixedRun<M> {
+    pub fn new(model: &M) -> Self {
+        FixedRun { seq: model.new_seq(), acc: model.new_acc(), io: Io::new(model.n_inputs(), model.n_outputs()) }
+    }
+
+    /// Runs the next rows: `inputs` (t, n_inputs), `targets` (t, n_outputs),
+    /// `mask` (t,) (all counted when `None`); shapes checked by the caller.
+    pub fn rows(
+        &mut self,
+        model: &M,
+        inputs: ArrayView2<f64>,
+        targets: ArrayView2<f64>,
+        mask: Option<ArrayView1<bool>>,
+    ) {
+        model.begin_rows(&mut self.seq, inputs);
+        for (s, (x, y)) in inputs.outer_iter().zip(targets.outer_iter()).enumerate() {
+            let learn = mask.as_ref().is_none_or(|m| m[s]);
+            self.io.run_row(model, &mut self.seq, x, y, learn);
+            model.accumulate(&mut self.seq, &mut self.acc);
+        }
+        model.end_rows(&mut self.seq);
+    }
+
+    /// Steps run so far that counted.
+    pub fn counted(&self) -> usize {
+        self.io.sum.counted
+    }
+
+    /// Ends the sequence: its state, its summed change and its loss sum.
+    pub fn finish(mut self, model: &M) -> (M::Seq, M::Acc, LossSum) {
+        model.finish_seq(&mut self.seq, &mut self.acc);
+        (self.seq, self.acc, self.io.sum)
+    }
+}
+
+/// Checks one run of rows of a sequence fed to [`FixedRun::rows`] (at least one row).
+pub fn check_rows<M: FixedWeights>(
+    model: &M,
+    inputs: ArrayView2<f64>,
+    targets: ArrayView2<f64>,
+    mask: Option<ArrayView1<bool>>,
+) -> Result<()> {
+    check::sequence("inputs", inputs, model.n_inputs(), None)?;
+    check::some_steps("inputs", inputs.nrows(), model.n_inputs())?;
+    check::sequence("targets", targets, model.n_outputs(), Some(inputs.nrows()))?;
+    if let Some(m) = &mask {
+        if m.len() != inputs.nrows() {
+            return Err(EpropError::shape("mask", fmt_shape(&[inputs.nrows()]), fmt_shape(m.shape())));
+        }
+    }
+    Ok(())
 }
 
 /// The sequences of a batch after [`run_fixed`]: their states, accumulators
@@ -434,23 +517,15 @@ pub fn run_fixed<M: FixedWeights>(
     mask: Option<ArrayView2<bool>>,
 ) -> Result<Runs<M>> {
     check_batch(model, &inputs, &targets, mask.as_ref())?;
-    let (b, t, _) = inputs.dim();
+    let b = inputs.dim().0;
     check_batch_alloc(model, b, Update::Sequence, false)?;
-    let mask = mask.as_ref();
     let runs: Vec<(M::Seq, M::Acc, LossSum)> = (0..b)
         .into_par_iter()
         .map(|k| {
-            let mut seq = model.new_seq();
-            let mut acc = model.new_acc();
-            let mut io = Io::new(model.n_inputs(), model.n_outputs());
-            model.begin_rows(&mut seq, inputs.index_axis(Axis(0), k));
-            for step in 0..t {
-                io.run(model, &mut seq, &inputs, &targets, mask, k, step);
-                model.accumulate(&mut seq, &mut acc);
-            }
-            model.end_rows(&mut seq);
-            model.finish_seq(&mut seq, &mut acc);
-            (seq, acc, io.sum)
+            let mut run = FixedRun::new(model);
+            let m = mask.map(|m| m.index_axis_move(Axis(0), k));
+            run.rows(model, inputs.index_axis(Axis(0), k), targets.index_axis(Axis(0), k), m);
+            run.finish(model)
         })
         .collect();
     let mut seqs = Vec::with_capacity(b);
@@ -524,6 +599,76 @@ pub fn train_batch<M: Model>(
         }
     }
     Ok(io.iter().map(|io| io.sum.mean()).collect())
+}
+
+// ------------------------------------------------- changes as data
+
+/// Values in one sequence's change row.
+pub fn change_len<M: Model>(model: &M) -> usize {
+    model.change_lens().iter().sum()
+}
+
+/// Appends the summed change of a sequence run by [`FixedRun`] or
+/// [`run_fixed`] to `out`, as one row in the layout of [`Model::change_lens`].
+pub fn push_change<M: Model>(model: &M, seq: &M::Seq, acc: &M::Acc, out: &mut Vec<M::F>) {
+    for part in model.change_parts(seq, acc) {
+        out.extend_from_slice(part);
+    }
+}
+
+/// The summed change of every sequence of a batch on the model's current
+/// weights (rows of [`change_len`] values, one per sequence, in order) and
+/// the mean loss of each over its counted steps: what
+/// `train_batch(update=Sequence)` computes before it applies their mean.
+/// The model is not changed. Must run inside the rayon pool that should do
+/// the work.
+pub fn batch_changes<M: Model>(
+    model: &M,
+    inputs: ArrayView3<f64>,
+    targets: ArrayView3<f64>,
+    mask: Option<ArrayView2<bool>>,
+) -> Result<(Vec<M::F>, Vec<f64>)> {
+    let b = inputs.dim().0;
+    check::alloc("changes", check::count_f64("changes", &[(b, change_len(model))])?)?;
+    let (seqs, accs, sums) = run_fixed(model, inputs, targets, mask)?;
+    let mut rows = Vec::with_capacity(b * change_len(model));
+    for (seq, acc) in seqs.iter().zip(&accs) {
+        push_change(model, seq, acc, &mut rows);
+    }
+    Ok((rows, sums.iter().map(LossSum::mean).collect()))
+}
+
+/// Applies the mean of the changes given as rows: `changes` (B >= 1,
+/// [`change_len`]) row-major, one row per sequence, summed over the rows in
+/// order: bitwise what `train_batch(update=Sequence)` applies for those
+/// sequences. Checked first (shape, finite, values the model's float type
+/// holds exactly): a refused argument changes nothing. Must run inside the
+/// rayon pool that should do the work.
+pub fn apply_changes<M: Model>(model: &mut M, shape: &[usize], changes: &[f64]) -> Result<()> {
+    let lens = model.change_lens();
+    let p: usize = lens.iter().sum();
+    match shape {
+        [b, w] if *b >= 1 && *w == p => {}
+        _ => return Err(EpropError::shape("changes", format!("(B >= 1, {p})"), fmt_shape(shape))),
+    }
+    check::finite("changes", changes, shape)?;
+    M::F::DTYPE.check_exact("changes", changes)?;
+    let rows: Vec<M::F> = crate::real::rounded(changes);
+    let per_seq: Vec<Vec<&[M::F]>> = rows
+        .chunks_exact(p)
+        .map(|row| {
+            let mut rest = row;
+            lens.iter()
+                .map(|&n| {
+                    let (part, tail) = rest.split_at(n);
+                    rest = tail;
+                    part
+                })
+                .collect()
+        })
+        .collect();
+    model.apply_mean_of(&per_seq);
+    Ok(())
 }
 
 /// Runs a batch without learning; writes outputs (B, T, n_outputs) into `out`.

@@ -17,8 +17,8 @@ use pyo3::types::{PyDict, PyList};
 use crate::convert::{self, field, integer, matrix, real, size, size_or_list, text, vector};
 use crate::errors::to_py;
 use crate::shared::{
-    self, array_getters, array_setters, config_getters, float_setters, trainer_methods, try_trainer, with_trainer,
-    BatchArgs, Dual, Obj, PyTrainer,
+    self, array_getters, array_setters, change_methods, config_getters, float_setters, trainer_methods, try_trainer,
+    with_trainer, BatchArgs, Dual, Obj, PyTrainer,
 };
 use crate::stream::{mask_rows, Rows};
 use eprop_core::driver::Described;
@@ -401,3 +401,4 @@ layer_arrays!(W_in, W_rec, feedback_matrix, _v, _a, _spikes;
     W_in / set_w_in, W_rec / set_w_rec, feedback_matrix / set_feedback_matrix);
 
 trainer_methods!(PyRecurrentNetwork);
+change_methods!(PyRecurrentNetwork);

@@ -11,8 +11,8 @@ use pyo3::types::PyDict;
 use crate::convert::{field, integer, real, size, text};
 use crate::errors::to_py;
 use crate::shared::{
-    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods, Dual,
-    Obj, PyTrainer,
+    array_getters, array_setters, change_methods, config_getters, float_setters, py_trainer, seed_train_methods,
+    trainer_methods, Dual, Obj, PyTrainer,
 };
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -106,4 +106,5 @@ array_getters!(
 array_setters!(PyEpropTrainer, { W_in / set_w_in, W_rec / set_w_rec, W_out / set_w_out });
 
 trainer_methods!(PyEpropTrainer);
+change_methods!(PyEpropTrainer);
 seed_train_methods!(PyEpropTrainer);

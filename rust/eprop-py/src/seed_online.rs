@@ -15,8 +15,8 @@ use pyo3::types::PyDict;
 use crate::convert::{self, field, integer, real, size, state_to_dict, text, vector};
 use crate::errors::to_py;
 use crate::shared::{
-    array_getters, array_setters, config_getters, float_setters, py_trainer, seed_train_methods, trainer_methods,
-    try_dual, with_dual, Dual, Obj, PyTrainer,
+    array_getters, array_setters, change_methods, config_getters, float_setters, py_trainer, seed_train_methods,
+    trainer_methods, try_dual, with_dual, Dual, Obj, PyTrainer,
 };
 use eprop_core::driver::Described;
 use eprop_core::state::Stateful;
@@ -262,4 +262,5 @@ impl PyOnlineTrainer {
 config_getters!(PyOnlineTrainer, tau_mem, threshold, lr, seed, dtype);
 
 trainer_methods!(PyOnlineTrainer);
+change_methods!(PyOnlineTrainer);
 seed_train_methods!(PyOnlineTrainer);

@@ -291,6 +291,42 @@ pub fn train_batch<'py, P: PyTrainer>(
     Ok(PyArray::from_vec(py, losses).into_any())
 }
 
+/// `_batch_changes`: the summed change of each sequence of a batch on the
+/// current weights, rows (B, P) in the trainer's float type, and the mean
+/// loss of each sequence (B,); the trainer is not changed.
+pub fn batch_changes<'py, P: PyTrainer>(
+    py: Python<'py>,
+    p: &P,
+    args: BatchArgs,
+    n_threads: Option<i64>,
+) -> PyResult<(Obj<'py>, Obj<'py>)> {
+    let n_threads = check::threads(n_threads).map_err(to_py)?;
+    let (x, y, m) = args;
+    let b = x.dim().0;
+    let (rows, losses, width) = with_trainer!(py, p, t => {
+        run_in_pool(n_threads, || {
+            let width = driver::change_len(&t.model);
+            driver::batch_changes(&t.model, x.view(), y.view(), m.as_ref().map(|m| m.view()))
+                .map(|(rows, losses)| (widened(&rows), losses, width))
+        })
+    })?
+    .and_then(|r| r)
+    .map_err(to_py)?;
+    let a = Array2::from_shape_vec((b, width), rows).expect("(B, P) changes");
+    Ok((convert::array_out(py, a, p.float_type()), PyArray::from_vec(py, losses).into_any()))
+}
+
+/// `_apply_changes`: applies the mean of change rows (B, P) as
+/// `train_batch(update="sequence")` does; checked first.
+pub fn apply_changes<P: PyTrainer>(py: Python<'_>, p: &P, changes: &Obj<'_>, n_threads: Option<i64>) -> PyResult<()> {
+    let n_threads = check::threads(n_threads).map_err(to_py)?;
+    let a = convert::array("changes", changes)?;
+    try_trainer!(py, p, t => {
+        let data = a.as_slice().expect("a standard-layout array");
+        run_in_pool(n_threads, || driver::apply_changes(&mut t.model, a.shape(), data)).and_then(|r| r)
+    })
+}
+
 /// Runs a batch without learning: outputs (B, T, n_outputs).
 pub fn predict_batch_array<P: PyTrainer>(
     py: Python<'_>,
@@ -547,6 +583,54 @@ macro_rules! seed_train_methods {
     };
 }
 pub(crate) use seed_train_methods;
+
+/// The methods data-parallel training (`eprop.distributed`) is built on:
+/// per-sequence changes as data, and their mean applied.
+macro_rules! change_methods {
+    ($cls:ty) => {
+        #[pyo3::pymethods]
+        impl $cls {
+            /// The summed change of each sequence of a batch on the current
+            /// weights, in the order `train_batch(update="sequence")` averages
+            /// them: `(changes, losses)`, changes (B, P) in the network's
+            /// float type, losses (B,) the mean loss of each sequence. The
+            /// network is not changed. Parallel over sequences, bitwise the
+            /// same for any `n_threads`.
+            #[pyo3(signature = (inputs, targets, *, mask=None, n_threads=None))]
+            fn _batch_changes<'py>(
+                &self,
+                py: Python<'py>,
+                inputs: &Obj<'py>,
+                targets: &Obj<'py>,
+                mask: Option<&Obj<'py>>,
+                n_threads: Option<i64>,
+            ) -> PyResult<(Obj<'py>, Obj<'py>)> {
+                let args = $crate::shared::batch_args(self, inputs, targets, mask)?;
+                $crate::shared::batch_changes(py, self, args, n_threads)
+            }
+
+            /// Applies the mean of change rows (B, P) (from `_batch_changes`
+            /// or `_sequence_change`), summed in row order: bitwise what
+            /// `train_batch(update="sequence")` applies for those sequences.
+            /// A refused argument changes nothing.
+            #[pyo3(signature = (changes, *, n_threads=None))]
+            fn _apply_changes(&self, py: Python<'_>, changes: &Obj<'_>, n_threads: Option<i64>) -> PyResult<()> {
+                $crate::shared::apply_changes(py, self, changes, n_threads)
+            }
+
+            /// The summed change (P,) and mean loss of one sequence given as
+            /// an iterable of `(inputs, targets)` or `(inputs, targets, mask)`
+            /// chunks, run on the current weights from reset state in
+            /// constant memory. The network is not changed.
+            fn _sequence_change<'py>(&self, py: Python<'py>, chunks: &Obj<'py>) -> PyResult<(Obj<'py>, f64)> {
+                let read = |arg: &str, obj: &Obj<'_>, t: usize, m: Option<&_>| self.targets(arg, obj, t, m);
+                let (row, loss) = $crate::shared::each_trainer!(self, m => $crate::stream::sequence_change(py, m, self.widths(), chunks, &read))?;
+                Ok(($crate::convert::vec_out(py, row, self.float_type()), loss))
+            }
+        }
+    };
+}
+pub(crate) use change_methods;
 
 /// Read-only properties of `$cls`, one per name: the hyperparameter of that
 /// name (`$cls::config_value`).

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 
 use eprop_core::check;
-use eprop_core::driver::{self, LossSum, Model, Trainer};
+use eprop_core::driver::{self, FixedRun, LossSum, Model, Trainer};
 use eprop_core::real::{Dtype, Real};
 use numpy::ndarray::{s, Array1, Array2, ArrayView2};
 use numpy::{PyArray2, PyArrayMethods};
@@ -309,5 +309,73 @@ pub fn train_chunk_call<M: Model>(
         }
         train_chunk(g, &chunk, widths.0 + widths.1, &mut sum)?;
         Ok(sum)
+    })
+}
+
+/// Runs every block of `c` through `run` on the model's weights.
+fn fixed_chunk<M: Model>(model: &M, run: &mut FixedRun<M>, c: &Chunk, width: usize) -> Result<(), String> {
+    let t = c.x.len();
+    let step = block_rows(width);
+    for start in (0..t).step_by(step) {
+        let end = (start + step).min(t);
+        let xb = c.x.rows_of::<M::F>(start, end)?;
+        let yb = c.y.rows_of::<M::F>(start, end)?;
+        let mb = c.mask.as_ref().map(|m| m.slice(s![start..end]));
+        run.rows(model, xb.view(), yb.view(), mb);
+    }
+    Ok(())
+}
+
+/// One sequence given as an iterable of `(inputs, targets[, mask])` chunks,
+/// run on the trainer's current weights from reset state (chunk by chunk,
+/// each checked before it runs, in constant memory): its summed change as one
+/// row (widened to float64) and its mean loss over the counted steps. The
+/// trainer is not changed.
+pub fn sequence_change<M: Model>(
+    py: Python<'_>,
+    m: &Mutex<Trainer<M>>,
+    widths: (usize, usize),
+    chunks: &Bound<'_, PyAny>,
+    read_targets: TargetReader<'_>,
+) -> PyResult<(Vec<f64>, f64)> {
+    let mut run: Option<FixedRun<M>> = None;
+    let iter = chunks
+        .try_iter()
+        .map_err(|_| value_error("chunks: expected an iterable of (inputs, targets[, mask]) chunks"))?;
+    for (k, item) in iter.enumerate() {
+        let item = item?;
+        let parts: Vec<Bound<'_, PyAny>> = match item.extract() {
+            Ok(v) => v,
+            Err(_) => return Err(value_error(format!("chunk {k}: expected (inputs, targets[, mask])"))),
+        };
+        let (inputs, targets, mask) = match parts.as_slice() {
+            [x, y] => (x, y, None),
+            [x, y, mk] => (x, y, Some(mk)),
+            other => {
+                return Err(value_error(format!(
+                    "chunk {k}: expected (inputs, targets[, mask]), got a sequence of {} items",
+                    other.len()
+                )))
+            }
+        };
+        let names = (format!("chunk {k}: inputs"), format!("chunk {k}: targets"), format!("chunk {k}: mask"));
+        let names = (names.0.as_str(), names.1.as_str(), names.2.as_str());
+        let c = read_chunk(names, widths.0, inputs, targets, mask, read_targets)?;
+        c.check_range((names.0, names.1), <M::F as Real>::DTYPE)?;
+        let prev = run.take();
+        run = Some(run_locked(py, m, move |g| {
+            let mut r = prev.unwrap_or_else(|| FixedRun::new(&g.model));
+            fixed_chunk(&g.model, &mut r, &c, widths.0 + widths.1)?;
+            Ok(r)
+        })?);
+    }
+    let Some(r) = run else {
+        return Err(value_error("chunks: expected at least one chunk, got none"));
+    };
+    run_locked(py, m, move |g| {
+        let (seq, acc, sum) = r.finish(&g.model);
+        let mut row = Vec::with_capacity(driver::change_len(&g.model));
+        driver::push_change(&g.model, &seq, &acc, &mut row);
+        Ok((eprop_core::real::widened(&row), sum.mean()))
     })
 }

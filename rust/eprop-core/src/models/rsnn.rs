@@ -539,11 +539,11 @@ impl<F: Real> Grads<F> {
 
     /// The mean over sequences of their gradient sums (each element summed
     /// over the sequences in order, then divided), W_rec's diagonals zero.
-    pub fn mean_of(cfg: &RsnnConfig, seqs: &[&RsnnSeq<F>]) -> Grads<F> {
+    pub fn mean_of(cfg: &RsnnConfig, sums: &[Vec<&[F]>]) -> Grads<F> {
         let mut mean = Grads::zeros(cfg);
         let cols = mean.cols();
         for (k, (part, c)) in mean.parts_mut().into_iter().zip(cols).enumerate() {
-            let changes: Vec<Change<F>> = seqs.iter().map(|s| Change::plain(s.state.grads.parts()[k], c)).collect();
+            let changes: Vec<Change<F>> = sums.iter().map(|s| Change::plain(s[k], c)).collect();
             batch_mean(part, c, F::ONE, &changes, MeanInto::Store);
         }
         mean.zero_diagonals();
@@ -1303,9 +1303,8 @@ impl<F: Real> RsnnNet<F> {
                 self.apply_gradient(&one.state.grads);
             }
             _ => {
-                let refs: Vec<&RsnnSeq<F>> = seqs.iter().collect();
-                let mean = Grads::mean_of(&self.cfg, &refs);
-                self.apply_gradient(&mean);
+                let changes: Vec<Vec<&[F]>> = seqs.iter().map(|s| s.state.grads.parts()).collect();
+                self.apply_mean_of(&changes);
             }
         }
         for sq in seqs.iter_mut() {
@@ -1442,6 +1441,21 @@ impl<F: Real> Model for RsnnNet<F> {
     fn apply_acc_mean(&mut self, seqs: &mut [RsnnSeq<F>], _accs: &mut [()]) {
         self.apply(seqs);
     }
+
+    /// The gradient sums of each trained array, in parameter order.
+    fn change_lens(&self) -> Vec<usize> {
+        self.cfg.param_shapes().iter().map(|s| s.iter().product()).collect()
+    }
+
+    fn change_parts<'a>(&self, seq: &'a RsnnSeq<F>, _acc: &'a ()) -> Vec<&'a [F]> {
+        seq.state.grads.parts()
+    }
+
+    /// The optimizer step with the mean gradient (W_rec's diagonals zero).
+    fn apply_mean_of(&mut self, changes: &[Vec<&[F]>]) {
+        let mean = Grads::mean_of(&self.cfg, changes);
+        self.apply_gradient(&mean);
+    }
 }
 
 /// [`RsnnNet<F>`] driven in the sequence form whatever its schedule: what
@@ -1498,8 +1512,8 @@ pub fn gradients<F: Real>(
     mask: Option<ArrayView2<bool>>,
 ) -> Result<(Grads<F>, Vec<f64>)> {
     let (seqs, _, sums) = run_fixed(&SequenceForm(net), inputs, targets, mask)?;
-    let refs: Vec<&RsnnSeq<F>> = seqs.iter().collect();
-    Ok((Grads::mean_of(&net.cfg, &refs), sums.iter().map(|s| s.mean()).collect()))
+    let parts: Vec<Vec<&[F]>> = seqs.iter().map(|s| s.state.grads.parts()).collect();
+    Ok((Grads::mean_of(&net.cfg, &parts), sums.iter().map(|s| s.mean()).collect()))
 }
 
 /// The Python `RecurrentNetwork`: a network and its own sequence.

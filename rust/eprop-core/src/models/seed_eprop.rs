@@ -483,20 +483,31 @@ impl<F: Real> Model for SeedEpropNet<F> {
         batch_mean(flat_mut(&mut self.w_out), nr, lr, &c_out, MeanInto::Subtract);
     }
 
-    fn apply_acc_mean(&mut self, _seqs: &mut [SeedEpropSeq<F>], accs: &mut [SeedEpropAcc<F>]) {
-        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
-        let c_in: Vec<Change<F>> = accs.iter().map(|a| Change::plain(&a.d_in, ni)).collect();
-        let c_rec: Vec<Change<F>> = accs.iter().map(|a| Change::plain(&a.d_rec, nr)).collect();
-        let c_out: Vec<Change<F>> = accs.iter().map(|a| Change::plain(&a.d_out, nr)).collect();
-        batch_mean(flat_mut(&mut self.w_in), ni, F::ONE, &c_in, MeanInto::Subtract);
-        batch_mean(flat_mut(&mut self.w_rec), nr, F::ONE, &c_rec, MeanInto::Subtract);
-        zero_diagonal(&mut self.w_rec);
-        batch_mean(flat_mut(&mut self.w_out), nr, F::ONE, &c_out, MeanInto::Subtract);
+    fn apply_acc_mean(&mut self, seqs: &mut [SeedEpropSeq<F>], accs: &mut [SeedEpropAcc<F>]) {
+        let changes: Vec<Vec<&[F]>> = seqs.iter().zip(accs.iter()).map(|(s, a)| self.change_parts(s, a)).collect();
+        self.apply_mean_of(&changes);
         for acc in accs.iter_mut() {
             for d in [&mut acc.d_in, &mut acc.d_rec, &mut acc.d_out] {
                 d.fill(F::ZERO);
             }
         }
+    }
+
+    fn change_lens(&self) -> Vec<usize> {
+        vec![self.w_in.len(), self.w_rec.len(), self.w_out.len()]
+    }
+
+    fn change_parts<'a>(&self, _seq: &'a SeedEpropSeq<F>, acc: &'a SeedEpropAcc<F>) -> Vec<&'a [F]> {
+        vec![&acc.d_in, &acc.d_rec, &acc.d_out]
+    }
+
+    fn apply_mean_of(&mut self, changes: &[Vec<&[F]>]) {
+        let (ni, nr) = (self.cfg.n_inputs, self.cfg.n_neurons);
+        let part = |k: usize, cols| -> Vec<Change<F>> { changes.iter().map(|c| Change::plain(c[k], cols)).collect() };
+        batch_mean(flat_mut(&mut self.w_in), ni, F::ONE, &part(0, ni), MeanInto::Subtract);
+        batch_mean(flat_mut(&mut self.w_rec), nr, F::ONE, &part(1, nr), MeanInto::Subtract);
+        zero_diagonal(&mut self.w_rec);
+        batch_mean(flat_mut(&mut self.w_out), nr, F::ONE, &part(2, nr), MeanInto::Subtract);
     }
 }
 

@@ -547,14 +547,27 @@ impl<F: Real> Model for SeedOnline<F> {
         }
     }
 
-    fn apply_acc_mean(&mut self, _seqs: &mut [SeedOnlineSeq<F>], accs: &mut [Vec<Vec<F>>]) {
-        for (l, layer) in self.layers.iter_mut().enumerate() {
-            let ni = layer.cfg.n_inputs;
-            let changes: Vec<Change<F>> = accs.iter().map(|a| Change::plain(&a[l], ni)).collect();
-            batch_mean(flat_mut(&mut layer.w), ni, F::ONE, &changes, MeanInto::Subtract);
-        }
+    fn apply_acc_mean(&mut self, seqs: &mut [SeedOnlineSeq<F>], accs: &mut [Vec<Vec<F>>]) {
+        let changes: Vec<Vec<&[F]>> = seqs.iter().zip(accs.iter()).map(|(s, a)| self.change_parts(s, a)).collect();
+        self.apply_mean_of(&changes);
         for acc in accs.iter_mut().flat_map(|a| a.iter_mut()) {
             acc.fill(F::ZERO);
+        }
+    }
+
+    fn change_lens(&self) -> Vec<usize> {
+        self.layers.iter().map(|l| l.w.len()).collect()
+    }
+
+    fn change_parts<'a>(&self, _seq: &'a SeedOnlineSeq<F>, acc: &'a Vec<Vec<F>>) -> Vec<&'a [F]> {
+        acc.iter().map(|a| &a[..]).collect()
+    }
+
+    fn apply_mean_of(&mut self, changes: &[Vec<&[F]>]) {
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let ni = layer.cfg.n_inputs;
+            let parts: Vec<Change<F>> = changes.iter().map(|c| Change::plain(c[l], ni)).collect();
+            batch_mean(flat_mut(&mut layer.w), ni, F::ONE, &parts, MeanInto::Subtract);
         }
     }
 }
