@@ -95,6 +95,17 @@ def test_bitwise_the_same_as_train_batch(name, n_workers):
     assert weights_moved(NETWORKS[name](), net)
 
 
+@pytest.mark.parametrize("chunks", [1, 3, 50])
+def test_bitwise_whatever_the_pieces(chunks):
+    # 1 piece per worker, uneven pieces (9 sequences into 6), one sequence per piece
+    alone, net = NETWORKS["rsnn-adam-deep-adaptive"](), NETWORKS["rsnn-adam-deep-adaptive"]()
+    with distributed.DataParallel(net, 2, chunks_per_worker=chunks) as dp:
+        for trials in ea_batches(2, 9, seed=20 + chunks):
+            args, kw = batch_args(net, trials)
+            assert np.array_equal(alone.train_batch(*args, **kw), dp.train_batch(*args, **kw))
+    same_state(alone, net)
+
+
 def test_a_killed_worker_is_replaced_and_the_run_goes_on():
     make = lambda: eprop.RecurrentNetwork(40, 300, 2, n_adaptive=100, loss="cross_entropy", seed=8)  # noqa: E731
     alone, net = make(), make()
@@ -178,6 +189,30 @@ def test_bad_worker_counts(n_workers):
 def test_bad_cpus_per_worker(cpus):
     with pytest.raises(ValueError, match="cpus_per_worker"):
         distributed.DataParallel(NETWORKS["rsnn-sgd"](), 1, cpus_per_worker=cpus)
+
+
+@pytest.mark.parametrize("chunks", [0, -1, 2.5, True, None])
+def test_bad_chunks_per_worker(chunks):
+    with pytest.raises(ValueError, match="chunks_per_worker"):
+        distributed.DataParallel(NETWORKS["rsnn-sgd"](), 1, chunks_per_worker=chunks)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), True, "5"])
+def test_bad_start_timeout(timeout):
+    with pytest.raises(ValueError, match="start_timeout"):
+        distributed.DataParallel(NETWORKS["rsnn-sgd"](), 1, start_timeout=timeout)
+
+
+def test_more_cpus_than_the_cluster_has_is_refused_and_leaves_no_worker():
+    # the local cluster has 3 CPUs: 2 workers of 2 CPUs cannot all be placed
+    with pytest.raises(RuntimeError, match=r"n_workers: 1 of 2 workers .* 4 CPUs in all.* has 3 CPUs"):
+        distributed.DataParallel(NETWORKS["rsnn-sgd"](), 2, cpus_per_worker=2, start_timeout=3)
+    # none of them holds CPUs: three one-CPU workers start and train
+    net = NETWORKS["rsnn-sgd"]()
+    alone = copy.deepcopy(net)
+    x, y, m = tasks.evidence_accumulation(4, n_cues=3, t_delay=20, t_recall=10, seed=15)
+    with distributed.DataParallel(net, 3, start_timeout=30) as dp:
+        assert np.array_equal(dp.train_batch(x, y, mask=m), alone.train_batch(x, y, mask=m))
 
 
 @pytest.mark.parametrize(

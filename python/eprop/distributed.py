@@ -3,17 +3,19 @@
 
 :class:`DataParallel` trains one network on batches split by sequence across
 Ray actors. Each step, the driver puts the network's state into the object
-store once; every worker loads it, runs its shard of the batch on those
-weights (rayon threads limited to the worker's CPUs) and returns the summed
+store once and cuts the batch into contiguous pieces of sequences (a few per
+worker); a worker that is done with a piece gets the next, so a faster worker
+takes more. A worker loads the step's weights once, runs each piece it gets
+on them (rayon threads limited to the worker's CPUs) and returns the summed
 change of each of its sequences; the driver stacks the rows in sequence
 order and applies their mean with the optimizer, exactly as
 ``train_batch(update="sequence")`` does in one process. The result is bitwise
-that of ``train_batch`` on the whole batch, for any number of workers, because
-every sequence's change is computed alone on the same weights and the mean
-sums them in the same order.
+that of ``train_batch`` on the whole batch, for any number of workers and
+whichever worker ran which piece, because every sequence's change is
+computed alone on the same weights and the mean sums them in the same order.
 
 Workers hold no training state between steps (the driver's network is the
-only copy that learns), so a worker that dies is replaced and its shard run
+only copy that learns), so a worker that dies is replaced and its piece run
 again, and a driver restarted from a checkpoint (``network.save``) resumes
 exactly.
 
@@ -29,6 +31,7 @@ import json
 import numbers
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -74,7 +77,7 @@ def _worker_class() -> Any:
 
     @ray.remote
     class Worker:
-        """Holds a copy of the network; computes the changes of its shard on
+        """Holds a copy of the network; computes the changes of the pieces it gets on
         the weights it is sent."""
 
         def __init__(self, state: dict[str, Any], cls_name: str) -> None:
@@ -82,20 +85,38 @@ def _worker_class() -> Any:
             self.net = cls.from_state_dict(state)
             cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
             self.n_threads = max(1, int(cpus))
+            self.step = -1
+            self.seconds = 0.0
 
-        def changes(self, state: dict[str, Any], inputs: Any, targets: Any, mask: Any) -> tuple[Any, Any]:
-            self.net.load_state_dict(state)
+        def _load(self, state: dict[str, Any], step: int) -> None:
+            """Loads the weights of the driver's step (once per step)."""
+            if step != self.step:
+                self.net.load_state_dict(state)
+                self.step, self.seconds = step, 0.0
+
+        def changes(self, state: dict[str, Any], step: int, inputs: Any, targets: Any, mask: Any) -> tuple[Any, Any]:
+            self._load(state, step)
             kw = {} if mask is None else {"mask": mask}
-            return self.net._batch_changes(inputs, targets, n_threads=self.n_threads, **kw)
+            start = time.perf_counter()
+            out = self.net._batch_changes(inputs, targets, n_threads=self.n_threads, **kw)
+            self.seconds += time.perf_counter() - start
+            return out
 
-        def stream_changes(self, state: dict[str, Any], sources: list[Callable[[], Iterable[Any]]]) -> Any:
-            self.net.load_state_dict(state)
+        def stream_changes(self, state: dict[str, Any], step: int, sources: list[Callable[[], Iterable[Any]]]) -> Any:
+            self._load(state, step)
+            start = time.perf_counter()
             rows, losses = [], []
             for source in sources:
                 row, loss = self.net._sequence_change(source())
                 rows.append(row)
                 losses.append(loss)
+            self.seconds += time.perf_counter() - start
             return np.stack(rows), np.asarray(losses)
+
+        def compute_seconds(self) -> float:
+            """Seconds this worker spent computing in the last step (for
+            benchmarks: the rest of a step is Ray's and the driver's)."""
+            return self.seconds
 
         def pid(self) -> int:
             return os.getpid()
@@ -120,12 +141,28 @@ class DataParallel:
     CPUs and running its rayon pool on that many threads. Ray is started with
     ``ray.init()`` when it is not running (call ``ray.init(address=...)``
     first to use a cluster). A worker that dies is replaced (at most
-    ``max_restarts`` times per step) and its shard run again.
+    ``max_restarts`` times per step) and its piece run again. Each batch is
+    cut into ``chunks_per_worker`` pieces per worker, handed out as workers
+    finish (more pieces balance uneven workers; fewer cost fewer round
+    trips). The workers
+    must all start within ``start_timeout`` seconds (``None``: wait for as
+    long as it takes, e.g. on a cluster that adds nodes on demand); when the
+    cluster cannot place them in time, none is kept and a ``RuntimeError``
+    says how many CPUs were asked for and how many the cluster has.
 
     Use as a context manager, or call :meth:`close`, to stop the actors.
     """
 
-    def __init__(self, network: Any, n_workers: int = 2, *, cpus_per_worker: float = 1, max_restarts: int = 3) -> None:
+    def __init__(
+        self,
+        network: Any,
+        n_workers: int = 2,
+        *,
+        cpus_per_worker: float = 1,
+        max_restarts: int = 3,
+        start_timeout: float | None = 60.0,
+        chunks_per_worker: int = 4,
+    ) -> None:
         check_network(network)
         self.n_workers = count("n_workers", n_workers)
         if (
@@ -136,6 +173,14 @@ class DataParallel:
             raise ValueError(f"cpus_per_worker: expected a finite number > 0, got {cpus_per_worker!r}")
         self.cpus_per_worker = float(cpus_per_worker)
         self.max_restarts = count("max_restarts", max_restarts, low=0)
+        self.chunks_per_worker = count("chunks_per_worker", chunks_per_worker)
+        self._step = 0
+        if start_timeout is not None and (
+            isinstance(start_timeout, bool)
+            or not isinstance(start_timeout, numbers.Real)
+            or not (0 < start_timeout < float("inf"))
+        ):
+            raise ValueError(f"start_timeout: expected a finite number of seconds > 0 or None, got {start_timeout!r}")
         self.network = network
         #: workers replaced since the start (after a crash)
         self.restarts = 0
@@ -145,6 +190,29 @@ class DataParallel:
         self._worker = _worker_class().options(num_cpus=self.cpus_per_worker)
         state = ray.put(network.state_dict())
         self._workers = [self._start(state) for _ in range(self.n_workers)]
+        self._wait_started(ray, start_timeout)
+
+    def _wait_started(self, ray: Any, timeout: float | None) -> None:
+        """Waits until every worker runs; stops them all if one cannot be
+        placed in time (an actor asking for CPUs the cluster does not have
+        would otherwise wait forever, and the first step with it)."""
+        probes = [w.pid.remote() for w in self._workers]
+        _, pending = ray.wait(probes, num_returns=len(probes), timeout=timeout)
+        if pending:
+            self.close()
+            total = ray.cluster_resources().get("CPU", 0.0)
+            raise RuntimeError(
+                f"n_workers: {len(pending)} of {self.n_workers} workers ({self.cpus_per_worker:g} CPUs each, "
+                f"{self.n_workers * self.cpus_per_worker:g} CPUs in all) did not start within {timeout:g} s; "
+                f"the Ray cluster has {total:g} CPUs. Ask for fewer workers or CPUs per worker, or pass "
+                "start_timeout=None to wait for nodes"
+            )
+        for probe in probes:  # a worker that failed to start raises here
+            try:
+                ray.get(probe)
+            except ray.exceptions.RayError as e:
+                self.close()
+                raise _unwrap(e) from None
 
     def _start(self, state: Any) -> Any:
         return self._worker.remote(state, type(self.network).__name__)
@@ -166,7 +234,8 @@ class DataParallel:
 
     @property
     def workers(self) -> list[Any]:
-        """The actor handles, in shard order (shard k runs on worker k)."""
+        """The actor handles (a replaced worker takes the place of the one
+        that died)."""
         return list(self._workers)
 
     def __repr__(self) -> str:
@@ -174,38 +243,58 @@ class DataParallel:
 
     # ------------------------------------------------------------- training
 
-    def _shards(self, b: int) -> list[tuple[int, int]]:
-        """Contiguous ranges of sequences, one per worker (as even as
-        possible; workers beyond B get none)."""
-        bounds = np.linspace(0, b, min(self.n_workers, b) + 1).round().astype(int)
+    def _pieces(self, b: int) -> list[tuple[int, int]]:
+        """Contiguous ranges of sequences, ``chunks_per_worker`` per worker
+        (as even as possible; never more pieces than sequences)."""
+        bounds = np.linspace(0, b, min(self.n_workers * self.chunks_per_worker, b) + 1).round().astype(int)
         return [(int(i), int(j)) for i, j in zip(bounds[:-1], bounds[1:])]
 
-    def _run(self, submit: Callable[[Any, Any, int], Any], n_shards: int) -> list[Any]:
-        """Runs shard k on worker k (``submit(worker, state, k)``) on the
-        network's current state; replaces a worker that died and runs its
-        shard again. Returns the results in shard order."""
+    def _run(self, submit: Callable[[Any, Any, int, int], Any], n_pieces: int) -> list[Any]:
+        """Runs every piece (``submit(worker, state, step, k)``) on the
+        network's current state, one piece in flight per worker, the next
+        piece going to the first worker that is done; replaces a worker that
+        died and runs its piece again. Returns the results in piece order,
+        whichever worker ran them."""
         ray = _ray()
         if not self._workers:
             raise ValueError("DataParallel: the workers were closed")
         state = ray.put(self.network.state_dict())
-        futures = {k: submit(self._workers[k], state, k) for k in range(n_shards)}
+        self._step += 1
+        todo = list(range(n_pieces - 1, -1, -1))  # popped from the end: piece 0 first
+        running: dict[Any, tuple[int, int]] = {}  # future -> (worker index, piece)
+
+        def give(w: int) -> None:
+            k = todo.pop()
+            running[submit(self._workers[w], state, self._step, k)] = (w, k)
+
+        for w in range(min(len(self._workers), n_pieces)):
+            give(w)
         results: dict[int, Any] = {}
         restarts = 0
-        while futures:
-            k, fut = next(iter(futures.items()))
-            try:
-                results[k] = ray.get(fut)
-                del futures[k]
-            except ray.exceptions.RayActorError:
-                restarts += 1
-                if restarts > self.max_restarts:
-                    raise
-                self._workers[k] = self._start(state)
-                self.restarts += 1
-                futures[k] = submit(self._workers[k], state, k)
-            except ray.exceptions.RayTaskError as e:
-                raise _unwrap(e) from None
-        return [results[k] for k in range(n_shards)]
+        try:
+            while running:
+                [fut], _ = ray.wait(list(running), num_returns=1)
+                w, k = running.pop(fut)
+                try:
+                    results[k] = ray.get(fut)
+                except ray.exceptions.RayActorError:
+                    restarts += 1
+                    if restarts > self.max_restarts:
+                        raise
+                    self._workers[w] = self._start(state)
+                    self.restarts += 1
+                    todo.append(k)
+                except ray.exceptions.RayTaskError as e:
+                    raise _unwrap(e) from None
+                if todo:
+                    give(w)
+        finally:
+            for fut in running:  # after an error: drop what is still queued
+                try:
+                    ray.cancel(fut)
+                except Exception:  # noqa: BLE001 - already done or gone; nothing to drop
+                    pass
+        return [results[k] for k in range(n_pieces)]
 
     def _apply(self, parts: list[tuple[Any, Any]]) -> np.ndarray:
         changes = np.concatenate([c for c, _ in parts])
@@ -231,14 +320,14 @@ class DataParallel:
             mask = np.asarray(mask)
             if mask.ndim == 2 and mask.shape[0] != x.shape[0]:
                 raise ValueError(f"mask: expected (B, T) = {x.shape[:2]} or (T,), got shape {mask.shape}")
-        shards = self._shards(x.shape[0])
+        pieces = self._pieces(x.shape[0])
 
-        def submit(worker: Any, state: Any, k: int) -> Any:
-            i, j = shards[k]
+        def submit(worker: Any, state: Any, step: int, k: int) -> Any:
+            i, j = pieces[k]
             m = mask if mask is None or mask.ndim == 1 else mask[i:j]
-            return worker.changes.remote(state, x[i:j], y[i:j], m)
+            return worker.changes.remote(state, step, x[i:j], y[i:j], m)
 
-        return self._apply(self._run(submit, len(shards)))
+        return self._apply(self._run(submit, len(pieces)))
 
     def train_streams(self, sources: Sequence[Callable[[], Iterable[Any]]]) -> np.ndarray:
         """One update on a batch of long sequences given as streams: each of
@@ -252,13 +341,13 @@ class DataParallel:
         sources = list(sources)
         if not sources or not all(callable(s) for s in sources):
             raise ValueError("sources: expected a non-empty sequence of callables returning chunk iterables")
-        shards = self._shards(len(sources))
+        pieces = self._pieces(len(sources))
 
-        def submit(worker: Any, state: Any, k: int) -> Any:
-            i, j = shards[k]
-            return worker.stream_changes.remote(state, sources[i:j])
+        def submit(worker: Any, state: Any, step: int, k: int) -> Any:
+            i, j = pieces[k]
+            return worker.stream_changes.remote(state, step, sources[i:j])
 
-        return self._apply(self._run(submit, len(shards)))
+        return self._apply(self._run(submit, len(pieces)))
 
 
 # ---------------------------------------------------------------- Ray Tune
