@@ -57,6 +57,7 @@ import time
 
 import numpy as np
 from eprop import RecurrentNetwork, tasks
+from eprop._plotting import pyplot
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 N_INPUTS = 40  # 4 groups of 10: left, right, recall, background (eprop.tasks.evidence_accumulation)
@@ -163,13 +164,8 @@ def train(
 
 
 def plot(path: str, runs: dict[str, dict]) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("  matplotlib is not installed: no plot")
+    plt = pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
     names = {"ALIF": "50 LIF + 50 ALIF", "LIF": "100 LIF (no adaptation)"}

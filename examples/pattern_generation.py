@@ -39,6 +39,7 @@ import time
 
 import numpy as np
 from eprop import EpropTrainer, RecurrentNetwork, tasks
+from eprop._plotting import pyplot
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
@@ -86,13 +87,8 @@ def train(
 
 
 def plot(path: str, targets: np.ndarray, outputs: dict[str, np.ndarray]) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("  matplotlib is not installed: no plot")
+    plt = pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot(targets[:, 0], color="k", lw=2, label="target")

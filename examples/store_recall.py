@@ -43,6 +43,7 @@ import time
 
 import numpy as np
 from eprop import RecurrentNetwork, tasks
+from eprop._plotting import pyplot
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 N_GROUP = 25
@@ -155,13 +156,8 @@ def train(
 
 
 def plot(path: str, hist: dict, net: RecurrentNetwork, data: dict) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("  matplotlib is not installed: no plot")
+    plt = pyplot()
+    if plt is None:
         return None
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6))
     a1.plot(hist["eval_iterations"], hist["eval_accuracy"])

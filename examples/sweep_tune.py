@@ -25,6 +25,7 @@ import eprop
 import numpy as np
 import ray
 from eprop import distributed, tasks
+from eprop._plotting import pyplot
 from ray import tune
 
 TASK = dict(n_cues=3, t_cue=50, t_silence=25, t_delay=100, t_recall=50)
@@ -73,13 +74,8 @@ def best_cue(trials: tasks.Trials) -> float:
 
 
 def plot(path: str, grid: np.ndarray) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print('matplotlib is not installed (pip install ".[plot]"): no plot')
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(5.5, 4))
     im = ax.imshow(grid, cmap="viridis", vmin=0.5, vmax=1.0, origin="lower")

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use eprop_core::check;
 use eprop_core::driver::{self, FixedRun, LossSum, Model, Trainer};
 use eprop_core::real::{Dtype, Real};
-use numpy::ndarray::{s, Array1, Array2, ArrayView2};
+use numpy::ndarray::{s, Array1, Array2, ArrayView1, ArrayView2};
 use numpy::{PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 
@@ -204,20 +204,29 @@ impl Chunk {
         self.x.check_range(inputs, dtype)?;
         self.y.check_range(targets, dtype)
     }
+
+    /// Calls `f` on every block of rows of the chunk (inputs, targets, mask),
+    /// in order; blocks hold [`block_rows`] rows of `width` values.
+    fn each_block<F: Real>(
+        &self,
+        width: usize,
+        mut f: impl FnMut(ArrayView2<'_, f64>, ArrayView2<'_, f64>, Option<ArrayView1<'_, bool>>),
+    ) -> Result<(), String> {
+        let t = self.x.len();
+        let step = block_rows(width);
+        for start in (0..t).step_by(step) {
+            let end = (start + step).min(t);
+            let xb = self.x.rows_of::<F>(start, end)?;
+            let yb = self.y.rows_of::<F>(start, end)?;
+            f(xb.view(), yb.view(), self.mask.as_ref().map(|m| m.slice(s![start..end])));
+        }
+        Ok(())
+    }
 }
 
 /// Learns on every block of `c`, in order.
 fn train_chunk<M: Model>(g: &mut Trainer<M>, c: &Chunk, width: usize, sum: &mut LossSum) -> Result<(), String> {
-    let t = c.x.len();
-    let step = block_rows(width);
-    for start in (0..t).step_by(step) {
-        let end = (start + step).min(t);
-        let xb = c.x.rows_of::<M::F>(start, end)?;
-        let yb = c.y.rows_of::<M::F>(start, end)?;
-        let mb = c.mask.as_ref().map(|m| m.slice(s![start..end]));
-        driver::train_rows(g, xb.view(), yb.view(), mb, sum);
-    }
-    Ok(())
+    c.each_block::<M::F>(width, |x, y, m| driver::train_rows(g, x, y, m, sum))
 }
 
 /// Runs `f` on the locked trainer with the GIL released; panics and block
@@ -314,16 +323,7 @@ pub fn train_chunk_call<M: Model>(
 
 /// Runs every block of `c` through `run` on the model's weights.
 fn fixed_chunk<M: Model>(model: &M, run: &mut FixedRun<M>, c: &Chunk, width: usize) -> Result<(), String> {
-    let t = c.x.len();
-    let step = block_rows(width);
-    for start in (0..t).step_by(step) {
-        let end = (start + step).min(t);
-        let xb = c.x.rows_of::<M::F>(start, end)?;
-        let yb = c.y.rows_of::<M::F>(start, end)?;
-        let mb = c.mask.as_ref().map(|m| m.slice(s![start..end]));
-        run.rows(model, xb.view(), yb.view(), mb);
-    }
-    Ok(())
+    c.each_block::<M::F>(width, |x, y, m| run.rows(model, x, y, m))
 }
 
 /// One sequence given as an iterable of `(inputs, targets[, mask])` chunks,
