@@ -13,13 +13,12 @@ import dataclasses
 import inspect
 import os
 import struct
-import sys
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from eprop import _core
 from eprop._config import EpropTrainerConfig, OnlineLIFLayerConfig, OnlineTrainerConfig, RecurrentNetworkConfig
+from eprop._progress import Progress
 
 
 def _same(given: Any, current: Any) -> bool:
@@ -114,28 +113,31 @@ class _Streams:
         sequence happens at the stream's end). Each chunk is checked before it
         is used: on a bad chunk a ValueError is raised and the trainer keeps the
         state it had after the last complete chunk. Memory does not grow with
-        the stream's length. ``progress=True`` prints steps, steps/s and the
-        running loss to stderr. Other threads may use the trainer between
+        the stream's length. ``progress=True`` shows steps, steps/s and the
+        running mean loss on stderr: a tqdm bar on a terminal (with an ETA
+        when ``chunks`` is a list or tuple), plain lines every 10 s otherwise. Other threads may use the trainer between
         chunks."""
         total, counted, steps = 0.0, 0, 0
-        start = last = time.perf_counter()
-        for k, item in enumerate(chunks):
-            if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-                raise ValueError(
-                    f"chunks[{k}]: expected an (inputs, targets) or (inputs, targets, mask) tuple, "
-                    f"got {type(item).__name__}"
-                )
-            mask = item[2] if len(item) == 3 else None
-            args = (item[0], item[1], mask, f"chunks[{k}] ", k == 0, reset, total, counted)
-            total, counted, t = self._train_chunk(*args)  # type: ignore[attr-defined]
-            steps += t
-            if progress and time.perf_counter() - last >= 0.5:
-                last = _progress(steps, start, total / max(counted, 1), done=False)
-        if steps == 0:
-            raise ValueError("chunks: expected at least one chunk, got an empty iterable")
-        self._end_of_call()  # type: ignore[attr-defined]
-        if progress:
-            _progress(steps, start, total / max(counted, 1), done=True)
+        bar = Progress("train_stream", _total_steps(chunks)) if progress else None
+        try:
+            for k, item in enumerate(chunks):
+                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+                    raise ValueError(
+                        f"chunks[{k}]: expected an (inputs, targets) or (inputs, targets, mask) tuple, "
+                        f"got {type(item).__name__}"
+                    )
+                mask = item[2] if len(item) == 3 else None
+                args = (item[0], item[1], mask, f"chunks[{k}] ", k == 0, reset, total, counted)
+                total, counted, t = self._train_chunk(*args)  # type: ignore[attr-defined]
+                steps += t
+                if bar is not None:
+                    bar.update(t, total / max(counted, 1))
+            if steps == 0:
+                raise ValueError("chunks: expected at least one chunk, got an empty iterable")
+            self._end_of_call()  # type: ignore[attr-defined]
+        finally:
+            if bar is not None:
+                bar.close()
         return total / max(counted, 1)
 
     def predict_stream(self, chunks: Iterable[Any], *, reset: bool = True) -> Iterator[Any]:
@@ -155,13 +157,15 @@ class _Streams:
         return outputs()
 
 
-def _progress(steps: int, start: float, loss: float, done: bool) -> float:
-    now = time.perf_counter()
-    rate = steps / max(now - start, 1e-9)
-    end = "\n" if done else ""
-    sys.stderr.write(f"\rtrain_stream: {steps} steps | {rate:.0f} steps/s | mean loss {loss:.6e}{end}")
-    sys.stderr.flush()
-    return now
+def _total_steps(chunks: Iterable[Any]) -> int | None:
+    """The steps of a stream given as a list or tuple of chunks (for the
+    progress bar's ETA); None for an iterator or when it cannot tell."""
+    if not isinstance(chunks, (list, tuple)):
+        return None
+    try:
+        return int(sum(len(c[0]) for c in chunks))
+    except Exception:  # noqa: BLE001 - a malformed chunk is reported by the loop
+        return None
 
 
 class EpropTrainer(_Public, _Streams, _core.EpropTrainer):

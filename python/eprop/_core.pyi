@@ -12,7 +12,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from typing_extensions import disjoint_base
 
-__all__ = ["EpropTrainer", "OnlineLIFLayer", "OnlineTrainer", "RecurrentNetwork", "__version__", "read_checkpoint"]
+__all__ = [
+    "EpropTrainer",
+    "OnlineLIFLayer",
+    "OnlineTrainer",
+    "RecurrentNetwork",
+    "__version__",
+    "_build_info",
+    "read_checkpoint",
+]
 
 __version__: str
 
@@ -347,3 +355,4 @@ class RecurrentNetwork:
     def _config_of_state(state: dict[str, Any]) -> dict[str, Any]: ...
 
 def read_checkpoint(path: _Path) -> dict[str, Any]: ...
+def _build_info() -> dict[str, Any]: ...

@@ -512,6 +512,19 @@ pub fn batch_mean<F: Real>(w: &mut [F], cols: usize, lr: F, changes: &[Change<'_
     });
 }
 
+/// The instruction set the hot loops run with on this CPU: `"avx2"` (x86-64
+/// with AVX2, detected at run time) or `"portable"`; both give bitwise the
+/// same results.
+pub fn simd_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "portable"
+}
+
 /// Test data and the check that runs a kernel on both builds.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -548,14 +561,7 @@ pub(crate) mod testing {
 
     /// Whether the AVX2 builds can run here (they are checked when they can).
     pub fn avx2() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx2")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        super::simd_path() == "avx2"
     }
 }
 

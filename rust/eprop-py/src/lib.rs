@@ -23,6 +23,21 @@ fn read_checkpoint<'py>(py: Python<'py>, path: &Bound<'py, PyAny>) -> PyResult<B
     convert::state_to_dict(py, &d)
 }
 
+/// How this build runs here: the instruction set of the hot loops, the
+/// floating-point types, the size of the default thread pool, the build
+/// profile (for `python -m eprop info`).
+#[pyfunction]
+fn _build_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("simd", eprop_core::kernels::simd_path())?;
+    d.set_item("dtypes", ["float64", "float32"])?;
+    let threads = eprop_core::pool::pool(0).map_err(errors::to_py)?.current_num_threads();
+    d.set_item("threads", threads)?;
+    d.set_item("profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
+    d.set_item("target", format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS))?;
+    Ok(d)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<seed_eprop::PyEpropTrainer>()?;
@@ -30,6 +45,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<seed_online::PyOnlineTrainer>()?;
     m.add_class::<rsnn::PyRecurrentNetwork>()?;
     m.add_function(wrap_pyfunction!(read_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(_build_info, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
