@@ -250,6 +250,7 @@ class OnlineTrainer(_Public, _Streams, _core.OnlineTrainer):
 
     @classmethod
     def from_config(cls, config: Any) -> Any:
+        """A trainer built from an ``OnlineTrainerConfig`` (with its layers' views)."""
         obj = super().from_config(config)
         object.__setattr__(obj, "_layers", tuple(OnlineLIFLayer._view(obj, i) for i in range(obj.n_layers)))
         return obj

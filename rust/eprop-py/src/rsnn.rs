@@ -316,34 +316,63 @@ impl PyRecurrentNetwork {
 
 config_getters!(
     PyRecurrentNetwork,
+    /// Number of inputs (columns of a sequence's inputs).
     n_inputs,
+    /// Recurrent neurons: an int, or a list with one count per layer.
     n_neurons,
+    /// Number of readout units (columns of the targets).
     n_outputs,
+    /// How many of the neurons (the last ones of each layer) are ALIF: an int or a list per layer.
     n_adaptive,
+    /// Membrane time constant (ms).
     tau_mem,
+    /// Adaptation time constant of the ALIF neurons (ms).
     tau_adapt,
+    /// Threshold increase per unit of adaptation of the ALIF neurons.
     beta,
+    /// Base firing threshold (membrane units; inputs enter unscaled).
     threshold,
+    /// Refractory period (ms): the shortest interval between two spikes of a neuron.
     refractory,
+    /// Time step (ms).
     dt,
+    /// Time constant of the readout filter and of the filtered eligibility (ms).
     tau_out,
+    /// `'mse'` (0.5 squared error) or `'cross_entropy'` (softmax over the outputs).
     loss,
+    /// How the error reaches the neurons: `'symmetric'` (W_out^T), `'random'` or `'adaptive'` (Kolen-Pollack).
     feedback,
+    /// Decay per update of W_out and the feedback matrix with `feedback='adaptive'`.
     feedback_decay,
+    /// Height of the pseudo-derivative (dimensionless).
     surrogate_height,
+    /// Strength of the firing-rate regularization (0: none).
     reg_rate,
+    /// Firing rate the regularization pulls toward (Hz).
     target_rate,
+    /// Time constant of the running rate of online regularization (ms).
     tau_reg,
+    /// `'adam'` or `'sgd'`.
     optimizer,
+    /// Seed of the initial weights and random feedback.
     seed,
+    /// Learning rate (settable; with Adam, the size of each update).
     lr,
+    /// Eligibility kernel: `'dense'`, `'event'` or `'auto'`.
     kernel,
+    /// `'float64'` or `'float32'`: the precision of weights, state and arithmetic.
     dtype,
 );
 
 float_setters!(PyRecurrentNetwork, { lr / set_lr => non_negative });
 
-array_getters!(PyRecurrentNetwork, W_out, b_out);
+array_getters!(
+    PyRecurrentNetwork,
+    /// Readout weights (n_outputs, n_neurons of the last layer); settable.
+    W_out,
+    /// Readout biases (n_outputs,); settable.
+    b_out,
+);
 
 array_setters!(PyRecurrentNetwork, { W_out / set_w_out, b_out / set_b_out });
 
@@ -377,10 +406,11 @@ impl PyRecurrentNetwork {
 
 /// Properties of the per-layer arrays, `name / setter` for the weights.
 macro_rules! layer_arrays {
-    ($($name:ident),* ; $($w:ident / $setter:ident),* $(,)?) => {
+    ($($(#[$m:meta])* $name:ident),* ; $($w:ident / $setter:ident),* $(,)?) => {
         #[pymethods]
         impl PyRecurrentNetwork {
             $(
+                $(#[$m])*
                 #[getter]
                 #[allow(non_snake_case)]
                 fn $name<'py>(&self, py: Python<'py>) -> PyResult<Obj<'py>> {
@@ -397,7 +427,19 @@ macro_rules! layer_arrays {
     };
 }
 
-layer_arrays!(W_in, W_rec, feedback_matrix, _v, _a, _spikes;
+layer_arrays!(
+    /// Input weights (n_neurons, n_inputs); a list per layer for a stack (layer l >= 1 reads layer l - 1's spikes). Settable.
+    W_in,
+    /// Recurrent weights (n_neurons, n_neurons), zero diagonal; a list per layer for a stack. Settable.
+    W_rec,
+    /// Feedback matrix B (n_neurons, n_outputs) carrying the error to the neurons; a list per layer for a stack. Settable.
+    feedback_matrix,
+    /// Membrane potentials (n_neurons,) now; a list per layer for a stack.
+    _v,
+    /// Adaptation variables (n_neurons,) now (zero for LIF neurons).
+    _a,
+    /// Spikes (n_neurons,) of the last step, 0 or 1.
+    _spikes;
     W_in / set_w_in, W_rec / set_w_rec, feedback_matrix / set_feedback_matrix);
 
 trainer_methods!(PyRecurrentNetwork);

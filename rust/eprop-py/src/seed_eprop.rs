@@ -69,17 +69,28 @@ impl PyEpropTrainer {
 
 config_getters!(
     PyEpropTrainer,
+    /// Number of inputs (columns of a sequence's inputs).
     n_inputs,
+    /// Number of recurrent LIF neurons.
     n_neurons,
+    /// Number of readout units (columns of the targets).
     n_outputs,
+    /// Seed of the initial weights (42: sc-neurocore's).
     seed,
+    /// Membrane time constant (ms); settable.
     tau_mem,
+    /// Time constant of the eligibility traces (ms); settable.
     tau_trace,
+    /// Firing threshold (membrane units); settable.
     threshold,
+    /// Learning rate; settable.
     lr,
+    /// Time step (ms); settable.
     dt,
+    /// `'dense'`, `'event'` or `'auto'` (`train_sequence` and `train_stream`).
     kernel,
-    dtype
+    /// `'float64'` or `'float32'`.
+    dtype,
 );
 
 float_setters!(PyEpropTrainer, {
@@ -92,15 +103,24 @@ float_setters!(PyEpropTrainer, {
 
 array_getters!(
     PyEpropTrainer,
+    /// Input weights (n_neurons, n_inputs); settable.
     W_in,
+    /// Recurrent weights (n_neurons, n_neurons); settable.
     W_rec,
+    /// Readout weights (n_outputs, n_neurons); settable.
     W_out,
+    /// Membrane potentials (n_neurons,) now.
     _v,
+    /// Spikes (n_neurons,) of the last step, 0 or 1.
     _spikes,
+    /// Presynaptic traces of the inputs (n_inputs,).
     _trace_in,
+    /// Presynaptic traces of the neurons (n_neurons,).
     _trace_rec,
+    /// Eligibility of the input synapses (n_neurons, n_inputs).
     _eligibility_in,
-    _eligibility_rec
+    /// Eligibility of the recurrent synapses (n_neurons, n_neurons).
+    _eligibility_rec,
 );
 
 array_setters!(PyEpropTrainer, { W_in / set_w_in, W_rec / set_w_rec, W_out / set_w_out });

@@ -188,7 +188,25 @@ impl PyOnlineLIFLayer {
     }
 }
 
-config_getters!(PyOnlineLIFLayer, n_inputs, n_neurons, seed, tau_mem, threshold, lr, dt, dtype);
+config_getters!(
+    PyOnlineLIFLayer,
+    /// Number of inputs of the layer.
+    n_inputs,
+    /// Number of LIF neurons of the layer.
+    n_neurons,
+    /// Seed of the initial weights (42: sc-neurocore's).
+    seed,
+    /// Membrane time constant (ms); settable.
+    tau_mem,
+    /// Firing threshold (membrane units); settable.
+    threshold,
+    /// Learning rate; settable.
+    lr,
+    /// Time step (ms); settable.
+    dt,
+    /// `'float64'` or `'float32'`.
+    dtype,
+);
 
 float_setters!(PyOnlineLIFLayer, {
     tau_mem / set_tau_mem => positive,
@@ -197,7 +215,17 @@ float_setters!(PyOnlineLIFLayer, {
     dt / set_dt => positive,
 });
 
-array_getters!(PyOnlineLIFLayer, W, _v, _spikes, _trace);
+array_getters!(
+    PyOnlineLIFLayer,
+    /// Weights (n_neurons, n_inputs); settable.
+    W,
+    /// Membrane potentials (n_neurons,) now.
+    _v,
+    /// Spikes (n_neurons,) of the last step, 0 or 1.
+    _spikes,
+    /// Presynaptic traces (n_inputs,).
+    _trace,
+);
 
 array_setters!(PyOnlineLIFLayer, { W / set_w });
 
@@ -248,18 +276,32 @@ impl PyOnlineTrainer {
         trainer_config(config_obj).map(|_| ())
     }
 
+    /// Sizes `[n_input, n_hidden..., n_output]`.
     #[getter]
     fn layer_sizes(&self) -> Vec<usize> {
         self.sizes.clone()
     }
 
+    /// Number of layers (`len(layer_sizes) - 1`).
     #[getter]
     fn n_layers(&self) -> usize {
         self.sizes.len() - 1
     }
 }
 
-config_getters!(PyOnlineTrainer, tau_mem, threshold, lr, seed, dtype);
+config_getters!(
+    PyOnlineTrainer,
+    /// Membrane time constant of every layer (ms), as built.
+    tau_mem,
+    /// Firing threshold of every layer, as built.
+    threshold,
+    /// Learning rate of every layer, as built.
+    lr,
+    /// Seed of the initial weights (42: sc-neurocore's).
+    seed,
+    /// `'float64'` or `'float32'`.
+    dtype,
+);
 
 trainer_methods!(PyOnlineTrainer);
 change_methods!(PyOnlineTrainer);

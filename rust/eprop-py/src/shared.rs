@@ -530,6 +530,9 @@ macro_rules! seed_train_methods {
                 $crate::shared::step(py, self, x, target, true)
             }
 
+            /// Train on one sequence, learning at every step as sc-neurocore
+            /// does; returns the mean loss per step. `inputs` (T, n_inputs),
+            /// `targets` (T, n_outputs); from reset state unless `reset=False`.
             #[pyo3(signature = (inputs, targets, *, reset=true))]
             fn train_sequence(
                 &self,
@@ -635,10 +638,11 @@ pub(crate) use change_methods;
 /// Read-only properties of `$cls`, one per name: the hyperparameter of that
 /// name (`$cls::config_value`).
 macro_rules! config_getters {
-    ($cls:ty, $($name:ident),* $(,)?) => {
+    ($cls:ty, $($(#[$m:meta])* $name:ident),* $(,)?) => {
         #[pyo3::pymethods]
         impl $cls {
             $(
+                $(#[$m])*
                 #[getter]
                 fn $name<'py>(&self, py: Python<'py>) -> PyResult<Obj<'py>> {
                     self.config_value(py, stringify!($name))
@@ -673,10 +677,11 @@ pub(crate) use float_setters;
 /// Read-only array properties of `$cls`, one per name: the array of that
 /// name (`$cls::named_array`), a read-only copy.
 macro_rules! array_getters {
-    ($cls:ty, $($name:ident),* $(,)?) => {
+    ($cls:ty, $($(#[$m:meta])* $name:ident),* $(,)?) => {
         #[pyo3::pymethods]
         impl $cls {
             $(
+                $(#[$m])*
                 #[getter]
                 #[allow(non_snake_case)]
                 fn $name<'py>(&self, py: Python<'py>) -> PyResult<Obj<'py>> {
