@@ -58,6 +58,7 @@ import time
 import numpy as np
 from eprop import RecurrentNetwork, tasks
 from eprop._plotting import pyplot
+from eprop._progress import Progress
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 N_INPUTS = 40  # 4 groups of 10: left, right, recall, background (eprop.tasks.evidence_accumulation)
@@ -124,35 +125,40 @@ def train(
     val_rng = np.random.default_rng(val_seed)
     start = time.perf_counter()
     it_done = 0
+    bar = None
     for it in range(1, iterations + 1):
         x, y, m = tasks.evidence_accumulation(batch, seed=rng, **task)
+        if verbose and bar is None:  # sequence-steps, with rate, ETA and the loss
+            bar = Progress(f"{label}training", iterations * x.shape[0] * x.shape[1], every=60.0)
         if it % eval_every == 0 or it == 1:
             hist_it.append(it - 1)  # weights after it - 1 updates
             hist_acc.append(net.evaluate(x, y, mask=m)["accuracy"])
         losses = net.train_batch(x, y, mask=m)
         hist_loss.append(float(np.mean(losses)))
         it_done = it
-        if verbose and (it % print_every == 0 or it == 1):
-            print(
-                f"  {label}iteration {it:4d}: loss {hist_loss[-1]:.4f} | accuracy on this (unseen) batch "
-                f"{hist_acc[-1]:.3f} (at iteration {hist_it[-1]}) | {time.perf_counter() - start:7.1f} s",
-                flush=True,
-            )
+        if bar is not None:
+            bar.update(x.shape[0] * x.shape[1], hist_loss[-1])
+            if it % print_every == 0 or it == 1:
+                bar.write(
+                    f"  {label}iteration {it:4d}: loss {hist_loss[-1]:.4f} | accuracy on this (unseen) batch "
+                    f"{hist_acc[-1]:.3f} (at iteration {hist_it[-1]}) | {time.perf_counter() - start:7.1f} s"
+                )
         recent = hist_acc[-stop_window:]
         if stop_at is not None and len(recent) == stop_window and np.mean(recent) >= stop_at and hist_it[-1] == it - 1:
             # candidate: confirm on a fresh validation set (never trained on, not the test set)
             val = accuracy_on_fresh(net, val_rng, n_validation, **task)
             validations.append((it, val))
-            if verbose:
-                print(
+            if bar is not None:
+                bar.write(
                     f"  {label}iteration {it}: mean accuracy of the last {stop_window} unseen batches "
-                    f"{np.mean(recent):.3f}; validation on {n_validation} fresh trials {val:.3f}",
-                    flush=True,
+                    f"{np.mean(recent):.3f}; validation on {n_validation} fresh trials {val:.3f}"
                 )
             if val >= stop_at:
-                if verbose:
-                    print(f"  {label}stopping after iteration {it}")
+                if bar is not None:
+                    bar.write(f"  {label}stopping after iteration {it}")
                 break
+    if bar is not None:
+        bar.close()
     return {
         "iterations": it_done,
         "eval_iterations": hist_it,

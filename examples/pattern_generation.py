@@ -40,6 +40,7 @@ import time
 import numpy as np
 from eprop import EpropTrainer, RecurrentNetwork, tasks
 from eprop._plotting import pyplot
+from eprop._progress import Progress
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
@@ -74,15 +75,18 @@ def train(
     each report (every report_every iterations; none if 0)."""
     curve = []
     start = time.perf_counter()
+    bar = Progress(f"{label}training", iterations * len(inputs), every=60.0) if report_every else None
     for it in range(1, iterations + 1):
-        net.train_sequence(inputs, targets)
-        if report_every and (it % report_every == 0 or it == iterations):
+        loss = net.train_sequence(inputs, targets)
+        if bar is None:
+            continue
+        bar.update(len(inputs), loss)
+        if it % report_every == 0 or it == iterations:
             e = nmse(net.predict_sequence(inputs), targets)
             curve.append((it, e))
-            print(
-                f"  {label}iteration {it:5d}: frozen-network NMSE {e:.4f} | {time.perf_counter() - start:6.1f} s",
-                flush=True,
-            )
+            bar.write(f"  {label}iteration {it:5d}: frozen-network NMSE {e:.4f} | {time.perf_counter() - start:6.1f} s")
+    if bar is not None:
+        bar.close()
     return curve
 
 

@@ -44,6 +44,7 @@ import time
 import numpy as np
 from eprop import RecurrentNetwork, tasks
 from eprop._plotting import pyplot
+from eprop._progress import Progress
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 N_GROUP = 25
@@ -131,8 +132,11 @@ def train(
     recall accuracy is measured before training on it (unseen trials)."""
     hist_it, hist_acc, hist_loss = [], [], []
     start = time.perf_counter()
+    bar = None
     for it in range(1, iterations + 1):
         data = make_batch(rng, batch, **task)
+        if verbose and bar is None:  # sequence-steps, with rate, ETA and the loss
+            bar = Progress(f"{label}training", iterations * batch * data["inputs"].shape[1], every=60.0)
         if it % eval_every == 0 or it == 1:
             hist_it.append(it - 1)
             hist_acc.append(recall_accuracy(net, data)[0])
@@ -140,12 +144,15 @@ def train(
         losses = np.asarray(losses)
         has = data["mask"].any(axis=1)
         hist_loss.append(float(np.mean(losses[has])) if has.any() else float("nan"))
-        if verbose and (it % print_every == 0 or it == 1):
-            print(
-                f"  {label}iteration {it:4d}: loss {hist_loss[-1]:.4f} | recall accuracy on this (unseen) batch "
-                f"{hist_acc[-1]:.3f} (at iteration {hist_it[-1]}) | {time.perf_counter() - start:7.1f} s",
-                flush=True,
-            )
+        if bar is not None:
+            bar.update(batch * data["inputs"].shape[1], hist_loss[-1])
+            if it % print_every == 0 or it == 1:
+                bar.write(
+                    f"  {label}iteration {it:4d}: loss {hist_loss[-1]:.4f} | recall accuracy on this (unseen) batch "
+                    f"{hist_acc[-1]:.3f} (at iteration {hist_it[-1]}) | {time.perf_counter() - start:7.1f} s"
+                )
+    if bar is not None:
+        bar.close()
     return {
         "iterations": iterations,
         "eval_iterations": hist_it,

@@ -146,3 +146,22 @@ def test_progress_bar_is_closed_when_a_chunk_is_refused(capsys):
     with pytest.raises(ValueError, match=r"chunks\[5\]"):
         net.train_stream(chunks, progress=True)
     assert capsys.readouterr().err.endswith("(done)\n")
+
+
+def test_progress_reports_go_to_stdout_beside_the_bar(capsys, monkeypatch):
+    # without a terminal: the line as it is, the progress lines on stderr
+    p = _progress.Progress("work", 10, every=1e9)
+    p.write("  iteration 1: accuracy 0.5")
+    p.update(10, 0.25)
+    p.close()
+    out, err = capsys.readouterr()
+    assert out == "  iteration 1: accuracy 0.5\n"
+    assert err.startswith("work: 10 of 10 steps in ") and err.endswith("loss 0.25 (done)\n")
+    # on a terminal: through tqdm, which clears and redraws its bar around it
+    term = Terminal()
+    p = _progress.Progress("work", 10, file=term)
+    p.write("  iteration 2: accuracy 0.75")
+    p.update(10, 0.125)
+    p.close()
+    assert capsys.readouterr().out == "  iteration 2: accuracy 0.75\n"
+    assert "loss 0.125" in term.getvalue() and "100%" in term.getvalue()

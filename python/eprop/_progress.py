@@ -47,6 +47,14 @@ class Progress:
             self.last = now
             self._line(now, done=False)
 
+    def write(self, line: str) -> None:
+        """Prints a line to stdout without breaking the bar (a report of the
+        work: accuracy so far, a checkpoint written)."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
