@@ -665,4 +665,184 @@ mod tests {
         b[at] ^= 1;
         assert!(from_bytes(&b).is_err(), "a flipped data byte fails the checksum");
     }
+
+    // ------------------------------------------------ fuzzing (proptest)
+
+    /// Counts the bytes each thread has allocated and not freed, and the
+    /// most it held since [`alloc_mark`]: tests run on parallel threads, so
+    /// only this thread's allocations count.
+    struct Tracking;
+
+    thread_local! {
+        static HELD: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+    }
+
+    fn held(delta: isize) {
+        let _ = HELD.try_with(|h| {
+            let (now, peak) = h.get();
+            let now = now.saturating_add_signed(delta);
+            h.set((now, peak.max(now)));
+        });
+    }
+
+    // SAFETY: every call is passed on to the system allocator unchanged; the
+    // bookkeeping touches a thread-local Cell only (no allocation).
+    unsafe impl std::alloc::GlobalAlloc for Tracking {
+        unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+            held(l.size() as isize);
+            unsafe { std::alloc::System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+            held(-(l.size() as isize));
+            unsafe { std::alloc::System.dealloc(p, l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+            held(n as isize - l.size() as isize);
+            unsafe { std::alloc::System.realloc(p, l, n) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Tracking = Tracking;
+
+    /// Starts counting this thread's peak from what it holds now.
+    fn alloc_mark() -> usize {
+        HELD.with(|h| {
+            let (now, _) = h.get();
+            h.set((now, now));
+            now
+        })
+    }
+
+    /// The most this thread held above `base` since [`alloc_mark`].
+    fn alloc_peak(base: usize) -> usize {
+        HELD.with(|h| h.get().1.saturating_sub(base))
+    }
+
+    /// A checkpoint of every kind of member: a matrix, a scalar of each type,
+    /// a list of ints, text, an empty array.
+    fn fuzz_sample() -> StateDict {
+        let mut d = sample();
+        d.put(
+            "W_rec",
+            Value::Array(ndarray::Array2::from_shape_fn((12, 12), |(i, j)| i as f64 - 0.5 * j as f64).into_dyn()),
+        );
+        d.put_float("tau_mem", 20.0);
+        d
+    }
+
+    /// One .npy member's bytes.
+    fn npy_bytes(v: &Value) -> Vec<u8> {
+        let m = Member::of(v);
+        let mut b = m.header();
+        m.data(&mut |chunk| {
+            b.extend_from_slice(chunk);
+            Ok(())
+        })
+        .unwrap();
+        b
+    }
+
+    /// A change to a file: flip a byte, overwrite 4 bytes with a value a
+    /// parser could trust too much (a size, an offset, a count), cut the end,
+    /// insert bytes, or rewrite digits (shapes and dtype widths in a header).
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(usize, u8),
+        Word(usize, u32),
+        Cut(usize),
+        Insert(usize, Vec<u8>),
+        Digits(usize, u64),
+    }
+
+    fn edits() -> impl proptest::strategy::Strategy<Value = Vec<Edit>> {
+        use proptest::prelude::*;
+        let word = prop_oneof![Just(0u32), Just(u32::MAX), Just(0xFFFF), Just(1 << 31), any::<u32>()];
+        let edit = prop_oneof![
+            (any::<usize>(), 1u8..=255).prop_map(|(i, x)| Edit::Flip(i, x)),
+            (any::<usize>(), word).prop_map(|(i, w)| Edit::Word(i, w)),
+            any::<usize>().prop_map(Edit::Cut),
+            (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(i, v)| Edit::Insert(i, v)),
+            (any::<usize>(), prop_oneof![Just(0u64), Just(u64::MAX), Just(1 << 40), any::<u64>()])
+                .prop_map(|(i, n)| Edit::Digits(i, n)),
+        ];
+        proptest::collection::vec(edit, 1..6)
+    }
+
+    fn apply(bytes: &mut Vec<u8>, edits: &[Edit]) {
+        for e in edits {
+            let n = bytes.len().max(1);
+            match e {
+                Edit::Flip(i, x) => {
+                    if let Some(b) = bytes.get_mut(i % n) {
+                        *b ^= x;
+                    }
+                }
+                Edit::Word(i, w) => {
+                    let at = i % n;
+                    for (k, v) in w.to_le_bytes().iter().enumerate() {
+                        if let Some(b) = bytes.get_mut(at + k) {
+                            *b = *v;
+                        }
+                    }
+                }
+                Edit::Cut(i) => bytes.truncate(i % n),
+                Edit::Insert(i, v) => {
+                    let at = i % n;
+                    bytes.splice(at..at, v.iter().copied());
+                }
+                Edit::Digits(i, x) => {
+                    // the first run of ASCII digits at or after i, replaced by x
+                    let start = (i % n..bytes.len()).find(|&k| bytes[k].is_ascii_digit());
+                    if let Some(s) = start {
+                        let end = (s..bytes.len()).find(|&k| !bytes[k].is_ascii_digit()).unwrap_or(bytes.len());
+                        bytes.splice(s..end, x.to_string().into_bytes());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes a reader may hold for an input of `len` bytes: its copies of
+    /// the data (raw, values, the array) and small bookkeeping, never more.
+    fn allowed(len: usize) -> usize {
+        8 * len + (256 << 10)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Damaged archives: refused with an error or read, never a panic,
+        /// never more memory than a few copies of the file.
+        #[test]
+        fn damaged_archives_are_refused_without_panic_or_unbounded_memory(edits in edits()) {
+            let mut bytes = to_bytes(&fuzz_sample());
+            apply(&mut bytes, &edits);
+            let base = alloc_mark();
+            let got = std::panic::catch_unwind(|| from_bytes(&bytes));
+            let peak = alloc_peak(base);
+            proptest::prop_assert!(got.is_ok(), "panicked on {:?}", edits);
+            proptest::prop_assert!(peak <= allowed(bytes.len()), "held {} bytes for a file of {}", peak, bytes.len());
+            if let Ok(Err(e)) = got {
+                proptest::prop_assert!(e.to_string().contains("<bytes>"), "the error names the file: {}", e);
+            }
+        }
+
+        /// Damaged .npy members whose checksum would pass (the archive's CRC
+        /// is recomputed by whoever damaged them): never a panic, never more
+        /// memory than a few copies of the member, whatever shape or dtype
+        /// the header claims.
+        #[test]
+        fn damaged_members_are_refused_without_panic_or_unbounded_memory(which in 0usize..8, edits in edits()) {
+            let d = fuzz_sample();
+            let values: Vec<&Value> = d.entries().iter().map(|(_, v)| v).collect();
+            let mut bytes = npy_bytes(values[which % values.len()]);
+            apply(&mut bytes, &edits);
+            let base = alloc_mark();
+            let got = std::panic::catch_unwind(|| npy_value(&bytes));
+            let peak = alloc_peak(base);
+            proptest::prop_assert!(got.is_ok(), "panicked on {:?}", edits);
+            proptest::prop_assert!(peak <= allowed(bytes.len()), "held {} bytes for a member of {}", peak, bytes.len());
+        }
+    }
 }
