@@ -605,3 +605,83 @@ def test_pickle_across_a_process():
     x = np.zeros((20, t.n_inputs))
     x[::3] = 2.0
     assert json.loads(r.stdout.decode()) == t.predict_sequence(x, reset=False).tobytes().hex()
+
+
+# ------------------------------------------------------------ hostile contents
+
+
+class _Tripwire:
+    """Unpickling this writes a marker file: a reader that unpickles runs code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _rewritten(good, tmp_path, change):
+    """A copy of checkpoint ``good`` with its members changed by ``change``
+    (a dict of arrays, written back with NumPy, pickles allowed)."""
+    with np.load(good, allow_pickle=False) as f:
+        members = {k: f[k] for k in f.files}
+    change(members)
+    p = tmp_path / "hostile.npz"
+    with open(p, "wb") as out:
+        np.savez(out, **members)
+    return p
+
+
+def _first_matrix(members):
+    return next(k for k, v in members.items() if v.ndim == 2 and not k.startswith(("adam", "_")))
+
+
+HOSTILE = {
+    "a pickled object member": lambda m, marker: m.__setitem__("W_extra", np.array([_Tripwire(marker)], dtype=object)),
+    "a weight as a pickled object": lambda m, marker: m.__setitem__(
+        _first_matrix(m), np.array([[_Tripwire(marker)]], dtype=object)
+    ),
+    "a weight as complex numbers": lambda m, marker: m.__setitem__(
+        _first_matrix(m), m[_first_matrix(m)].astype(complex)
+    ),
+    "a weight as text": lambda m, marker: m.__setitem__(_first_matrix(m), m[_first_matrix(m)].astype(str)),
+    "a weight of the wrong shape": lambda m, marker: m.__setitem__(_first_matrix(m), m[_first_matrix(m)][:, :-1]),
+    "a weight transposed": lambda m, marker: m.__setitem__(
+        _first_matrix(m), np.ascontiguousarray(np.vstack([m[_first_matrix(m)]] * 2))
+    ),
+    "a weight with NaN": lambda m, marker: m[_first_matrix(m)].__setitem__((0, 0), np.nan),
+    "an unknown key": lambda m, marker: m.__setitem__("surprise", np.zeros(3)),
+    "a missing weight": lambda m, marker: m.pop(_first_matrix(m)),
+    "a missing class": lambda m, marker: m.pop("class"),
+}
+
+
+def _trained(kind):
+    if kind != "rsnn":
+        return warm(kind)
+    net = eprop.RecurrentNetwork(6, 8, 2, n_adaptive=3, optimizer="adam", seed=3)
+    rng = np.random.default_rng(0)
+    net.train_sequence((rng.random((60, 6)) < 0.3) * 1.0, rng.random((60, 2)))
+    return net
+
+
+@pytest.mark.parametrize("kind", [*ALL_KINDS, "rsnn"])
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_checkpoints_are_refused_and_run_nothing(kind, case, tmp_path):
+    t = _trained(kind)
+    good = tmp_path / "good.npz"
+    t.save(good)
+    marker = tmp_path / "code-ran"
+    p = _rewritten(good, tmp_path, lambda m: HOSTILE[case](m, marker))
+    before = t.state_dict()
+    with pytest.raises(ValueError) as e:
+        type(t).load(p)
+    with pytest.raises(ValueError):  # the state read by the core, then loaded
+        t.load_state_dict(eprop._core.read_checkpoint(p))
+    assert not marker.exists(), "loading ran code from the file"
+    msg = str(e.value)
+    assert len(msg) < 2000 and ("checkpoint" in msg or "state_dict" in msg), msg
+    after = t.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert np.array_equal(np.asarray(before[k]), np.asarray(after[k])), k

@@ -224,6 +224,20 @@ impl StateDict {
     }
 
     /// A size stored in the state equals this trainer's.
+    /// Refuses an entry that `ours` (the state this object writes) does not
+    /// have: a misspelt key, or a state of another layout, is an error, not
+    /// something silently ignored.
+    pub fn check_known_keys(&self, ours: &StateDict) -> Result<()> {
+        match self.entries.iter().find(|(k, _)| !ours.contains(k)) {
+            Some((k, v)) => Err(EpropError::param(
+                &entry(k),
+                "only entries this object's state_dict has",
+                format!("an unknown entry ({})", v.kind_short()),
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub fn check_size(&self, key: &str, expected: usize) -> Result<()> {
         let got = self.int(key)?;
         if got != expected as i64 {

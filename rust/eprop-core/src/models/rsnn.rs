@@ -1785,6 +1785,7 @@ impl<F: Real> Stateful for Trainer<RsnnNet<F>> {
                 ));
             }
         }
+        d.check_known_keys(&self.state())?;
         Kernel::of_state(d)?;
         Dtype::check_state(d, F::DTYPE)?;
         let c = self.model.cfg.clone();

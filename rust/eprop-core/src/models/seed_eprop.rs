@@ -601,6 +601,7 @@ impl<F: Real> Stateful for Trainer<SeedEpropNet<F>> {
         d.check_size("n_inputs", ni)?;
         d.check_size("n_neurons", nr)?;
         d.check_size("n_outputs", no)?;
+        d.check_known_keys(&self.state())?;
         let cfg = SeedEpropConfig::new(
             (ni as i64, nr as i64, no as i64),
             d.float("tau_mem")?,

@@ -275,6 +275,7 @@ pub fn load_layer_state<F: Real>(t: &mut Trainer<SeedOnline<F>>, i: usize, d: &S
     let dims = (t.model.layers[i].cfg.n_inputs, t.model.layers[i].cfg.n_neurons);
     d.check_size("n_inputs", dims.0)?;
     d.check_size("n_neurons", dims.1)?;
+    d.check_known_keys(&layer_state(t, i))?;
     let (layer, state) = load_layer(d, LAYER_CLASS, "", dims)?;
     t.model.layers[i] = layer;
     t.seq.states[i] = state;
@@ -654,6 +655,7 @@ impl<F: Real> Stateful for Trainer<SeedOnline<F>> {
                 format!("{sizes:?}"),
             ));
         }
+        d.check_known_keys(&self.state())?;
         let mut layers = Vec::new();
         let mut states = Vec::new();
         for (i, p) in self.model.cfg.layer_sizes.windows(2).enumerate() {
