@@ -225,7 +225,21 @@ def test_shared_eprop_trainer_from_eight_threads():
         else:
             t.load_state_dict(snap)
 
+    def train_stream(rng):
+        # chunks run one at a time; other threads may use the trainer between them
+        chunks = []
+        for _ in range(int(rng.integers(1, 4))):
+            T = int(rng.integers(1, 30))
+            chunks.append((x_(rng, T), y_(rng, T)))
+        assert np.isfinite(t.train_stream(chunks, reset=bool(rng.integers(2))))
+
+    def predict_stream(rng):
+        outs = list(t.predict_stream(x_(rng, int(rng.integers(1, 30))) for _ in range(2)))
+        assert all(o.ndim == 2 and np.all(np.isfinite(o)) for o in outs)
+
     ops = [
+        train_stream,
+        predict_stream,
         step_target,
         step_free,
         train_sequence,
@@ -323,7 +337,21 @@ def test_shared_online_trainer_from_eight_threads():
         else:
             t.load_state_dict(snap)
 
+    def train_stream(rng):
+        # chunks run one at a time; other threads may use the trainer between them
+        chunks = []
+        for _ in range(int(rng.integers(1, 4))):
+            T = int(rng.integers(1, 30))
+            chunks.append((x_(rng, T), y_(rng, T)))
+        assert np.isfinite(t.train_stream(chunks, reset=bool(rng.integers(2))))
+
+    def predict_stream(rng):
+        outs = list(t.predict_stream(x_(rng, int(rng.integers(1, 30))) for _ in range(2)))
+        assert all(o.ndim == 2 and np.all(np.isfinite(o)) for o in outs)
+
     ops = [
+        train_stream,
+        predict_stream,
         step_target,
         step_free,
         train_sequence,
