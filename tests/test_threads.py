@@ -141,6 +141,24 @@ def test_two_threads_on_two_trainers_give_the_sequential_results():
 # --------------------------------------------------------------------------- one shared trainer
 
 
+def stream_ops(t, x_, y_):
+    """train_stream and predict_stream on the shared trainer `t` (chunks run
+    one at a time; other threads may use the trainer between them)."""
+
+    def train_stream(rng):
+        chunks = []
+        for _ in range(int(rng.integers(1, 4))):
+            T = int(rng.integers(1, 30))
+            chunks.append((x_(rng, T), y_(rng, T)))
+        assert np.isfinite(t.train_stream(chunks, reset=bool(rng.integers(2))))
+
+    def predict_stream(rng):
+        outs = list(t.predict_stream(x_(rng, int(rng.integers(1, 30))) for _ in range(2)))
+        assert all(o.ndim == 2 and np.all(np.isfinite(o)) for o in outs)
+
+    return [train_stream, predict_stream]
+
+
 def test_shared_eprop_trainer_from_eight_threads():
     n_in, n_rec, n_out = 8, 32, 3
     t = eprop.EpropTrainer(n_in, n_rec, n_out, lr=1e-4)
@@ -225,21 +243,8 @@ def test_shared_eprop_trainer_from_eight_threads():
         else:
             t.load_state_dict(snap)
 
-    def train_stream(rng):
-        # chunks run one at a time; other threads may use the trainer between them
-        chunks = []
-        for _ in range(int(rng.integers(1, 4))):
-            T = int(rng.integers(1, 30))
-            chunks.append((x_(rng, T), y_(rng, T)))
-        assert np.isfinite(t.train_stream(chunks, reset=bool(rng.integers(2))))
-
-    def predict_stream(rng):
-        outs = list(t.predict_stream(x_(rng, int(rng.integers(1, 30))) for _ in range(2)))
-        assert all(o.ndim == 2 and np.all(np.isfinite(o)) for o in outs)
-
     ops = [
-        train_stream,
-        predict_stream,
+        *stream_ops(t, x_, y_),
         step_target,
         step_free,
         train_sequence,
@@ -337,21 +342,8 @@ def test_shared_online_trainer_from_eight_threads():
         else:
             t.load_state_dict(snap)
 
-    def train_stream(rng):
-        # chunks run one at a time; other threads may use the trainer between them
-        chunks = []
-        for _ in range(int(rng.integers(1, 4))):
-            T = int(rng.integers(1, 30))
-            chunks.append((x_(rng, T), y_(rng, T)))
-        assert np.isfinite(t.train_stream(chunks, reset=bool(rng.integers(2))))
-
-    def predict_stream(rng):
-        outs = list(t.predict_stream(x_(rng, int(rng.integers(1, 30))) for _ in range(2)))
-        assert all(o.ndim == 2 and np.all(np.isfinite(o)) for o in outs)
-
     ops = [
-        train_stream,
-        predict_stream,
+        *stream_ops(t, x_, y_),
         step_target,
         step_free,
         train_sequence,

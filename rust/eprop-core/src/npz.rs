@@ -803,6 +803,14 @@ mod tests {
         }
     }
 
+    /// Runs `f` catching a panic; with the most bytes this thread held
+    /// above what it held before.
+    fn guarded<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, usize) {
+        let base = alloc_mark();
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        (got, alloc_peak(base))
+    }
+
     /// Bytes a reader may hold for an input of `len` bytes: its copies of
     /// the data (raw, values, the array) and small bookkeeping, never more.
     fn allowed(len: usize) -> usize {
@@ -818,9 +826,7 @@ mod tests {
         fn damaged_archives_are_refused_without_panic_or_unbounded_memory(edits in edits()) {
             let mut bytes = to_bytes(&fuzz_sample());
             apply(&mut bytes, &edits);
-            let base = alloc_mark();
-            let got = std::panic::catch_unwind(|| from_bytes(&bytes));
-            let peak = alloc_peak(base);
+            let (got, peak) = guarded(|| from_bytes(&bytes));
             proptest::prop_assert!(got.is_ok(), "panicked on {:?}", edits);
             proptest::prop_assert!(peak <= allowed(bytes.len()), "held {} bytes for a file of {}", peak, bytes.len());
             if let Ok(Err(e)) = got {
@@ -838,9 +844,7 @@ mod tests {
             let values: Vec<&Value> = d.entries().iter().map(|(_, v)| v).collect();
             let mut bytes = npy_bytes(values[which % values.len()]);
             apply(&mut bytes, &edits);
-            let base = alloc_mark();
-            let got = std::panic::catch_unwind(|| npy_value(&bytes));
-            let peak = alloc_peak(base);
+            let (got, peak) = guarded(|| npy_value(&bytes));
             proptest::prop_assert!(got.is_ok(), "panicked on {:?}", edits);
             proptest::prop_assert!(peak <= allowed(bytes.len()), "held {} bytes for a member of {}", peak, bytes.len());
         }
