@@ -532,7 +532,7 @@ def _bad_calls(loss):
             f"{meth}-n_threads-0",
             lambda t, m=meth: getattr(t, m)(x, y, n_threads=0),
             ValueError,
-            "n_threads: expected None or an integer >= 1, got 0",
+            "n_threads: expected None or an integer in [1, 1024], got 0",
         )
         add(f"{meth}-n_threads--1", lambda t, m=meth: getattr(t, m)(x, y, n_threads=-1), ValueError, "n_threads")
         add(
@@ -741,7 +741,7 @@ def _bad_calls(loss):
         "train_batch-n_threads-0",
         lambda t: t.train_batch(xb, yb, n_threads=0),
         ValueError,
-        "n_threads: expected None or an integer >= 1, got 0",
+        "n_threads: expected None or an integer in [1, 1024], got 0",
     )
     add("train_batch-n_threads-str", lambda t: t.train_batch(xb, yb, n_threads="2"), TypeError, "")
     add("predict_batch-2d", lambda t: t.predict_batch(x), ValueError, "inputs: expected shape")
@@ -756,7 +756,7 @@ def _bad_calls(loss):
         "predict_batch-n_threads-0",
         lambda t: t.predict_batch(xb, n_threads=0),
         ValueError,
-        "n_threads: expected None or an integer >= 1, got 0",
+        "n_threads: expected None or an integer in [1, 1024], got 0",
     )
     add(
         "batch_memory_bytes-0",
@@ -1703,9 +1703,9 @@ def test_shared_network_from_eight_threads():
         reset,
         apply_updates,
     ]
-    errors, calls = hammer(ops, seconds=2.0, seed=2000)
+    errors, calls = hammer(ops, seed=2000)
     assert not errors, errors[:5]
-    assert calls > 100
+    assert calls == 2400
     d = t.state_dict()
     for k, v in d.items():
         if isinstance(v, np.ndarray):

@@ -85,7 +85,12 @@ class _Public:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> Any:
         """A new instance from a ``state_dict()`` (checked before anything is built)."""
-        obj = cls.from_config(cls.Config(**cls._native._config_of_state(state)))
+        config = cls._native._config_of_state(state)
+        try:
+            obj = cls.from_config(cls.Config(**config))
+        except (ValueError, TypeError) as e:
+            # the configuration came from the state: say so ("state_dict: dt: expected ...")
+            raise type(e)(f"state_dict: {e}") from None
         obj.load_state_dict(state)
         return obj
 
@@ -144,13 +149,19 @@ class _Streams:
         """Iterator over the outputs (t_k, n_outputs) of each input chunk
         (t_k, n_inputs) of ``chunks``, without learning. Lazy: nothing runs
         until it is iterated; the state is reset at the first chunk unless
-        ``reset=False``."""
+        ``reset=False``. A bad chunk raises ValueError or TypeError naming it
+        (``chunks[k]``); the trainer then keeps the state it had after the
+        chunk before it."""
         it = iter(chunks)
 
         def outputs() -> Iterator[Any]:
             first = reset
-            for chunk in it:
-                out = self.predict_sequence(chunk, reset=first)  # type: ignore[attr-defined]
+            for k, chunk in enumerate(it):
+                try:
+                    out = self.predict_sequence(chunk, reset=first)  # type: ignore[attr-defined]
+                except (ValueError, TypeError) as e:
+                    # name the chunk, as train_stream does; the state is that after chunk k - 1
+                    raise type(e)(f"chunks[{k}] {e}") from None
                 first = False
                 yield out
 

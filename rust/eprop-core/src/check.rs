@@ -46,14 +46,16 @@ pub fn seed(value: i128) -> Result<u32> {
     u32::try_from(value).map_err(|_| EpropError::param("seed", "an integer in [0, 2**32 - 1]", value))
 }
 
-/// `n_threads`: None or an integer >= 1.
-pub fn threads(value: Option<i64>) -> Result<Option<usize>> {
+/// The most threads a pool may be asked for (each is an operating-system
+/// thread with its own stack; more than this is a mistake, not a machine).
+pub const MAX_THREADS: i128 = 1024;
+
+/// `n_threads`: None or an integer in [1, MAX_THREADS].
+pub fn threads(value: Option<i128>) -> Result<Option<usize>> {
     match value {
         None => Ok(None),
-        Some(n) if n >= 1 => {
-            Ok(Some(usize::try_from(n).map_err(|_| EpropError::param("n_threads", "None or an integer >= 1", n))?))
-        }
-        Some(n) => Err(EpropError::param("n_threads", "None or an integer >= 1", n)),
+        Some(n) if (1..=MAX_THREADS).contains(&n) => Ok(Some(n as usize)),
+        Some(n) => Err(EpropError::param("n_threads", format!("None or an integer in [1, {MAX_THREADS}]"), n)),
     }
 }
 

@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use crate::check;
 use crate::error::{fmt_shape, EpropError, Result};
 use crate::real::Real;
+use crate::state::Stateful;
 
 /// When accumulated changes are applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,6 +238,83 @@ impl<M: Model> Trainer<M> {
     }
 }
 
+/// The name of the first array of `s`'s state that holds NaN or infinity.
+pub fn non_finite<S: Stateful>(s: &S) -> Option<String> {
+    s.arrays().into_iter().find(|(_, a)| a.iter().any(|v| !v.is_finite())).map(|(name, _)| name)
+}
+
+/// Runs `f` on `t` as one transaction: when `f` succeeds but leaves NaN or
+/// infinity in the state or (per `finite`) in its result, `t` is put back
+/// from a copy taken before, and the error names `args`, the arguments
+/// whose values drove it there (finite values can still overflow: inputs
+/// of 1e300, a huge lr, training that diverges). `f`'s own errors are
+/// passed on (it checks its arguments before it changes anything). Costs
+/// one copy of the state per call. The copy put back has the same state;
+/// its step buffers may hold less spare capacity (`memory_bytes` can drop
+/// by a few bytes after an undone call).
+pub fn atomic<T, R, E>(
+    t: &mut T,
+    args: &str,
+    f: impl FnOnce(&mut T) -> std::result::Result<R, E>,
+    finite: impl FnOnce(&R) -> bool,
+) -> std::result::Result<R, E>
+where
+    T: Stateful + Clone,
+    E: From<EpropError>,
+{
+    if let Some(name) = non_finite(t) {
+        // only a step() that overflowed leaves such a state (it says so)
+        return Err(EpropError::param(
+            "state",
+            "a finite state to run on",
+            format!(
+                "{name} holding infinity or NaN after a step() that overflowed: reset() or load_state_dict() first"
+            ),
+        )
+        .into());
+    }
+    let before = t.clone();
+    let r = f(t)?;
+    let bad = match finite(&r) {
+        false => Some("its results".to_string()),
+        true => non_finite(t).map(|name| format!("the state ({name})")),
+    };
+    match bad {
+        None => Ok(r),
+        Some(what) => {
+            *t = before;
+            Err(overflow(args, &what).into())
+        }
+    }
+}
+
+/// The error of a step-level call (`step`, `apply_learning_signal`) whose
+/// finite arguments `args` made its output, loss or state infinite or NaN.
+/// Unlike the other calls it is not undone: a copy of the state costs
+/// several steps (see `atomic`).
+pub fn overflow_in_step(args: &str) -> EpropError {
+    EpropError::param(
+        args,
+        "values that keep the network finite",
+        "values that made the step's results or state infinite or NaN; this call does not copy the state to \
+         undo itself, so the trainer now holds these values: reset() or load_state_dict() recovers it \
+         (train_sequence, train_batch and the streams undo such a call)",
+    )
+}
+
+/// The error of a call whose finite arguments `args` made `what` infinite
+/// or NaN (nothing was changed).
+pub fn overflow(args: &str, what: &str) -> EpropError {
+    EpropError::param(
+        args,
+        "values that keep the network finite",
+        format!(
+            "values that made {what} infinite or NaN; the call was undone (the trainer is as it was before it): \
+             scale them or the weights down, or lower lr"
+        ),
+    )
+}
+
 /// Copies one row of a (possibly strided) view into a contiguous buffer,
 /// rounded to the model's float type (the one rounding of the inputs).
 #[inline]
@@ -368,8 +446,9 @@ pub fn batch_bytes<M: Model>(model: &M, b: usize, update: Update) -> usize {
 
 fn check_batch_alloc<M: FixedWeights>(model: &M, b: usize, update: Update, step_mean: bool) -> Result<()> {
     let per = batch_state_bytes(model, 1, update, step_mean) / 8 + 1;
-    let n = check::count_f64("batch", &[(b, per)])?;
-    check::alloc("batch", n)
+    let what = format!("inputs (a batch of {b} sequences)");
+    let n = check::count_f64(&what, &[(b, per)])?;
+    check::alloc(&what, n)
 }
 
 /// Inputs, targets and mask of a batch, checked.

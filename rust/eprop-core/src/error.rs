@@ -39,6 +39,13 @@ impl EpropError {
     }
 }
 
+/// Errors met inside a block of work that reports plain messages.
+impl From<EpropError> for String {
+    fn from(e: EpropError) -> String {
+        e.to_string()
+    }
+}
+
 impl fmt::Display for EpropError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -193,7 +193,10 @@ impl Dtype {
     /// existed are float64.
     pub fn of_state(d: &crate::state::StateDict) -> Result<Self> {
         if d.contains("dtype") {
-            Dtype::parse(d.text("dtype")?)
+            Dtype::parse(d.text("dtype")?).map_err(|e| match e {
+                EpropError::Param { expected, got, .. } => EpropError::param("state_dict['dtype']", expected, got),
+                other => other,
+            })
         } else {
             Ok(Dtype::F64)
         }

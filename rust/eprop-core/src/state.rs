@@ -55,6 +55,18 @@ fn entry(key: &str) -> String {
     format!("state_dict['{key}']")
 }
 
+/// An error met while loading a state dict, naming its entry
+/// (`state_dict['lr']`) where it named a bare hyperparameter (`lr`).
+pub fn in_state(e: EpropError) -> EpropError {
+    let named = |name: String| if name.starts_with("state_dict") { name } else { entry(&name) };
+    match e {
+        EpropError::Param { name, expected, got } => EpropError::Param { name: named(name), expected, got },
+        EpropError::Shape { arg, expected, got } => EpropError::Shape { arg: named(arg), expected, got },
+        EpropError::NonFinite { arg, index, value } => EpropError::NonFinite { arg: named(arg), index, value },
+        other => other,
+    }
+}
+
 impl StateDict {
     /// A state of `class` in layout `version` (the header every state carries).
     pub fn new(class: &str, version: i64) -> Self {

@@ -147,6 +147,15 @@ pub fn integer(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<i128> {
         .map_err(|_| value_error(format!("{name}: expected an integer that fits in 128 bits, got {index}")))
 }
 
+/// `n_threads`: None or an integer in [1, `check::MAX_THREADS`].
+pub fn threads(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    let n = match obj {
+        Some(o) if !o.is_none() => Some(integer("n_threads", o)?),
+        _ => None,
+    };
+    check::threads(n).map_err(to_py)
+}
+
 /// An integer that fits in 64 bits (sizes).
 pub fn size(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<i64> {
     let v = integer(name, obj)?;
@@ -243,12 +252,26 @@ pub fn schedule_out<'py>(py: Python<'py>, u: Update) -> PyResult<Bound<'py, PyAn
 /// A filesystem path (`str` or `os.PathLike`).
 pub fn path(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     let fspath = obj.py().import("os")?.getattr("fspath")?;
-    let p = fspath.call1((obj,))?;
-    if let Ok(s) = p.extract::<String>() {
-        return Ok(PathBuf::from(s));
+    let p = fspath.call1((obj,)).map_err(|_| {
+        let ty = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("path: expected a str, bytes or os.PathLike object, got {ty}"))
+    })?;
+    let path = if let Ok(s) = p.extract::<String>() {
+        PathBuf::from(s)
+    } else {
+        // bytes: the file name as given (not re-encoded)
+        let b: Vec<u8> = p.extract()?;
+        #[cfg(unix)]
+        let path = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&b));
+        #[cfg(not(unix))]
+        let path = PathBuf::from(String::from_utf8_lossy(&b).into_owned());
+        path
+    };
+    if path.as_os_str().is_empty() || path.as_os_str().as_encoded_bytes().contains(&0) {
+        let r = p.repr().map(|r| r.to_string()).unwrap_or_default();
+        return Err(value_error(format!("path: expected a non-empty file name without NUL characters, got {r}")));
     }
-    let b: Vec<u8> = p.extract()?;
-    Ok(PathBuf::from(String::from_utf8_lossy(&b).into_owned()))
+    Ok(path)
 }
 
 /// A `state_dict` as a Python dict (arrays as fresh NumPy arrays, float32

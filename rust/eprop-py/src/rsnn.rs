@@ -182,13 +182,23 @@ impl PyRecurrentNetwork {
     /// when there are none). `train_sequence` does it at its end with
     /// `update="sequence"`; call it after driving `step` by hand.
     fn apply_updates(&self, py: Python<'_>) -> PyResult<()> {
-        with_trainer!(py, self, t => t.apply_pending())
+        try_trainer!(py, self, t => eprop_core::driver::atomic(
+            t,
+            "lr",
+            |t| {
+                t.apply_pending();
+                Ok(())
+            },
+            |_| true
+        ))
     }
 
     /// One step. `x` (n_inputs,); with a `target` ((n_outputs,) or a class
     /// index) the gradient is accumulated and applied per `update`;
     /// `mask=False` runs the step without counting its error. Without a target
     /// the step runs without learning (its eligibility traces are tracked).
+    /// Unlike the sequence methods a step is not undone when finite values
+    /// overflow: an infinite or NaN output or loss raises ValueError saying so.
     /// Returns a dict with `spikes`, `output` (the readout, logits for
     /// cross-entropy) and, with a target, `loss`.
     #[pyo3(signature = (x, target=None, mask=true))]
@@ -243,14 +253,14 @@ impl PyRecurrentNetwork {
         inputs: &Bound<'py, PyAny>,
         targets: &Bound<'py, PyAny>,
         mask: Option<&Bound<'py, PyAny>>,
-        n_threads: Option<i64>,
+        n_threads: Option<&Obj<'_>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = shared::batch_args(self, inputs, targets, mask)?;
         shared::train_batch(py, self, args, self.cfg.update, n_threads)
     }
 
     /// Bytes a batch of `batch_size` sequences holds besides weights and inputs.
-    fn batch_memory_bytes(&self, py: Python<'_>, batch_size: i64) -> PyResult<usize> {
+    fn batch_memory_bytes(&self, py: Python<'_>, batch_size: &Obj<'_>) -> PyResult<usize> {
         shared::batch_memory_bytes(py, self, batch_size, Update::Sequence)
     }
 
@@ -268,20 +278,23 @@ impl PyRecurrentNetwork {
         inputs: &Bound<'py, PyAny>,
         targets: &Bound<'py, PyAny>,
         mask: Option<&Bound<'py, PyAny>>,
-        n_threads: Option<i64>,
+        n_threads: Option<&Obj<'_>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let n_threads = check::threads(n_threads).map_err(to_py)?;
+        let n_threads = convert::threads(n_threads)?;
         let ((x, y, m), single) = self.batch_or_sequence(inputs, targets, mask)?;
         let dtype = self.float_type();
         dtype.check_range("inputs", x.iter()).map_err(to_py)?;
         dtype.check_range("targets", y.iter()).map_err(to_py)?;
         let (g, losses) = with_trainer!(py, self, t => {
             run_in_pool(n_threads, || rsnn::gradients(&t.model, x.view(), y.view(), m.as_ref().map(|m| m.view())))
-                .and_then(|r| r.map(|(g, l)| (g.parts().into_iter().map(widened).collect(), l)))
+                .and_then(|r| r.map(|(g, l)| (g.parts().into_iter().map(widened).collect::<Vec<Vec<f64>>>(), l)))
         })?
         .map_err(to_py)?;
-        let d = grads_dict(py, g, &self.cfg, dtype)?;
         let loss = if single { losses[0] } else { losses.iter().sum::<f64>() / losses.len() as f64 };
+        if !(loss.is_finite() && g.iter().flatten().all(|v: &f64| v.is_finite())) {
+            return Err(to_py(eprop_core::driver::overflow("inputs, targets", "the gradients")));
+        }
+        let d = grads_dict(py, g, &self.cfg, dtype)?;
         d.set_item("loss", loss)?;
         Ok(d)
     }
@@ -296,7 +309,7 @@ impl PyRecurrentNetwork {
         inputs: &Bound<'py, PyAny>,
         targets: &Bound<'py, PyAny>,
         mask: Option<&Bound<'py, PyAny>>,
-        n_threads: Option<i64>,
+        n_threads: Option<&Obj<'_>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let ((x, y, m), _) = self.batch_or_sequence(inputs, targets, mask)?;
         self.float_type().check_range("targets", y.iter()).map_err(to_py)?;
@@ -304,6 +317,9 @@ impl PyRecurrentNetwork {
         let loss_kind = self.cfg.loss;
         let (loss, acc) =
             py.detach(|| readout::evaluate(loss_kind, out.view(), y.view(), m.as_ref().map(|m| m.view())));
+        if !loss.is_finite() {
+            return Err(to_py(eprop_core::driver::overflow("inputs, targets", "the loss")));
+        }
         let d = PyDict::new(py);
         d.set_item("loss", loss)?;
         if let Some((a, s)) = acc {

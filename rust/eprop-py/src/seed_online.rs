@@ -140,10 +140,13 @@ impl PyOnlineLIFLayer {
         let dtype = self.stack.dtype();
         dtype.check_range("x", x.iter()).map_err(to_py)?;
         let i = self.index;
-        let z = with_dual!(py, &self.stack, t => {
+        let z = try_dual!(py, &self.stack, t => {
             let (layer, state) = t.layer_mut(i);
             layer.step(state, &rounded(x.as_slice().unwrap_or(&[])));
-            widened(flat(&state.z))
+            match state.v.iter().all(|v| v.is_finite()) {
+                true => Ok(widened(flat(&state.z))),
+                false => Err(eprop_core::driver::overflow_in_step("x")),
+            }
         })?;
         Ok(convert::vec_out(py, z, dtype))
     }
@@ -153,9 +156,13 @@ impl PyOnlineLIFLayer {
         let s = vector("signal", signal, self.dims.1)?;
         self.stack.dtype().check_range("signal", s.iter()).map_err(to_py)?;
         let i = self.index;
-        with_dual!(py, &self.stack, t => {
+        try_dual!(py, &self.stack, t => {
             let (layer, state) = t.layer_mut(i);
-            layer.apply_learning_signal(state, &rounded(s.as_slice().unwrap_or(&[])))
+            layer.apply_learning_signal(state, &rounded(s.as_slice().unwrap_or(&[])));
+            match layer.w.iter().all(|v| v.is_finite()) {
+                true => Ok(()),
+                false => Err(eprop_core::driver::overflow_in_step("signal")),
+            }
         })
     }
 
@@ -169,7 +176,7 @@ impl PyOnlineLIFLayer {
     fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
         let d = convert::dict_to_state(state)?;
         let i = self.index;
-        try_dual!(py, &self.stack, t => seed_online::load_layer_state(t, i, &d))
+        try_dual!(py, &self.stack, t => seed_online::load_layer_state(t, i, &d).map_err(eprop_core::state::in_state))
     }
 
     /// The constructor arguments stored in a `state_dict` (whose class and
@@ -177,7 +184,10 @@ impl PyOnlineLIFLayer {
     #[staticmethod]
     fn _config_of_state<'py>(state: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
         let d = convert::dict_to_state(state)?;
-        state_to_dict(state.py(), &seed_online::layer_config_of_state(&d).map_err(to_py)?)
+        state_to_dict(
+            state.py(),
+            &seed_online::layer_config_of_state(&d).map_err(|e| to_py(eprop_core::state::in_state(e)))?,
+        )
     }
 
     /// Write a checkpoint file (npz, atomic).

@@ -202,7 +202,11 @@ pub fn train_sequence<P: PyTrainer>(
     p: &P,
     (inputs, targets, mask): (&Bound<'_, PyAny>, &Bound<'_, PyAny>, Option<&Bound<'_, PyAny>>),
     reset: bool,
-) -> PyResult<f64> {
+) -> PyResult<f64>
+where
+    Trainer<P::M>: Stateful + Clone,
+    Trainer<P::M32>: Stateful + Clone,
+{
     let c = chunk(p, inputs, targets, mask)?;
     each_trainer!(p, m => stream::train_sequence(py, m, p.widths(), c, reset))
 }
@@ -216,18 +220,26 @@ pub fn step<'py, P: PyTrainer>(
     x: Array1<f64>,
     target: Option<Array1<f64>>,
     mask: bool,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<Bound<'py, PyDict>>
+where
+    Trainer<P::M>: Stateful + Clone,
+    Trainer<P::M32>: Stateful + Clone,
+{
     let with_target = target.is_some();
     let dtype = p.float_type();
     dtype.check_range("x", x.iter()).map_err(to_py)?;
     if let Some(y) = &target {
         dtype.check_range("target", y.iter()).map_err(to_py)?;
     }
-    let (z, out, loss) = with_trainer!(py, p, t => {
+    let args = if with_target { "x, target" } else { "x" };
+    let (z, out, loss) = try_trainer!(py, p, t => {
         let x = rounded(x.as_slice().unwrap_or(&[]));
         let target = target.as_ref().map(|a| rounded(a.as_slice().unwrap_or(&[])));
-        let loss = t.step(&x, target.as_deref(), mask);
-        (t.model.spikes(&t.seq).map(widened), widened(t.output()), loss)
+        let (z, out, loss) = step_outputs(t, &x, target.as_deref(), mask);
+        match loss.is_finite() && out.iter().all(|v| v.is_finite()) {
+            true => Ok((z, out, loss)),
+            false => Err(driver::overflow_in_step(args)),
+        }
     })?;
     let d = PyDict::new(py);
     if let Some(z) = z {
@@ -238,6 +250,18 @@ pub fn step<'py, P: PyTrainer>(
         d.set_item("loss", loss)?;
     }
     Ok(d)
+}
+
+/// One step of `t`'s own sequence: spikes (models with a recurrent layer),
+/// output and loss, widened to float64.
+fn step_outputs<M: Model>(
+    t: &mut Trainer<M>,
+    x: &[M::F],
+    target: Option<&[M::F]>,
+    mask: bool,
+) -> (Option<Vec<f64>>, Vec<f64>, f64) {
+    let loss = t.step(x, target, mask);
+    (t.model.spikes(&t.seq).map(widened), widened(t.output()), loss)
 }
 
 /// Inputs (B, T, n_inputs) of a batch, copied once.
@@ -277,17 +301,22 @@ pub fn train_batch<'py, P: PyTrainer>(
     p: &P,
     args: BatchArgs,
     update: Update,
-    n_threads: Option<i64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let n_threads = check::threads(n_threads).map_err(to_py)?;
+    n_threads: Option<&Obj<'_>>,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    Trainer<P::M>: Stateful + Clone,
+    Trainer<P::M32>: Stateful + Clone,
+{
+    let n_threads = convert::threads(n_threads)?;
     let (x, y, m) = args;
-    let losses = with_trainer!(py, p, t => {
-        run_in_pool(n_threads, || {
-            driver::train_batch(&mut t.model, x.view(), y.view(), m.as_ref().map(|m| m.view()), update)
-        })
-    })?
-    .and_then(|r| r)
-    .map_err(to_py)?;
+    let losses = try_trainer!(py, p, t => {
+        let finite = |l: &Vec<f64>| l.iter().all(|v| v.is_finite());
+        let m = m.as_ref().map(|m| m.view());
+        let run = |t: &mut Trainer<_>| {
+            run_in_pool(n_threads, || driver::train_batch(&mut t.model, x.view(), y.view(), m, update)).and_then(|r| r)
+        };
+        driver::atomic(t, "inputs, targets", run, finite)
+    })?;
     Ok(PyArray::from_vec(py, losses).into_any())
 }
 
@@ -298,9 +327,9 @@ pub fn batch_changes<'py, P: PyTrainer>(
     py: Python<'py>,
     p: &P,
     args: BatchArgs,
-    n_threads: Option<i64>,
+    n_threads: Option<&Obj<'_>>,
 ) -> PyResult<(Obj<'py>, Obj<'py>)> {
-    let n_threads = check::threads(n_threads).map_err(to_py)?;
+    let n_threads = convert::threads(n_threads)?;
     let (x, y, m) = args;
     let b = x.dim().0;
     let (rows, losses, width) = with_trainer!(py, p, t => {
@@ -318,12 +347,22 @@ pub fn batch_changes<'py, P: PyTrainer>(
 
 /// `_apply_changes`: applies the mean of change rows (B, P) as
 /// `train_batch(update="sequence")` does; checked first.
-pub fn apply_changes<P: PyTrainer>(py: Python<'_>, p: &P, changes: &Obj<'_>, n_threads: Option<i64>) -> PyResult<()> {
-    let n_threads = check::threads(n_threads).map_err(to_py)?;
+pub fn apply_changes<P: PyTrainer>(
+    py: Python<'_>,
+    p: &P,
+    changes: &Obj<'_>,
+    n_threads: Option<&Obj<'_>>,
+) -> PyResult<()>
+where
+    Trainer<P::M>: Stateful + Clone,
+    Trainer<P::M32>: Stateful + Clone,
+{
+    let n_threads = convert::threads(n_threads)?;
     let a = convert::array("changes", changes)?;
     try_trainer!(py, p, t => {
         let data = a.as_slice().expect("a standard-layout array");
-        run_in_pool(n_threads, || driver::apply_changes(&mut t.model, a.shape(), data)).and_then(|r| r)
+        let run = |t: &mut Trainer<_>| run_in_pool(n_threads, || driver::apply_changes(&mut t.model, a.shape(), data)).and_then(|r| r);
+        driver::atomic(t, "changes", run, |_| true)
     })
 }
 
@@ -332,9 +371,9 @@ pub fn predict_batch_array<P: PyTrainer>(
     py: Python<'_>,
     p: &P,
     x: Array3<f64>,
-    n_threads: Option<i64>,
+    n_threads: Option<&Obj<'_>>,
 ) -> PyResult<Array3<f64>> {
-    let n_threads = check::threads(n_threads).map_err(to_py)?;
+    let n_threads = convert::threads(n_threads)?;
     let (b, t, _) = x.dim();
     let no = p.widths().1;
     p.float_type().check_range("inputs", x.iter()).map_err(to_py)?;
@@ -342,12 +381,21 @@ pub fn predict_batch_array<P: PyTrainer>(
         let mut out = Array3::zeros((b, t, no));
         run_in_pool(n_threads, || driver::predict_batch(&tr.model, x.view(), out.view_mut()))
             .and_then(|r| r.map(|_| out))
+            .and_then(|out| match out.iter().all(|v| v.is_finite()) {
+                true => Ok(out),
+                false => Err(driver::overflow("inputs", "the outputs")),
+            })
     })?
     .map_err(to_py)
 }
 
-pub fn batch_memory_bytes<P: PyTrainer>(py: Python<'_>, p: &P, batch_size: i64, update: Update) -> PyResult<usize> {
-    let b = check::size("batch_size", batch_size).map_err(to_py)?;
+pub fn batch_memory_bytes<P: PyTrainer>(
+    py: Python<'_>,
+    p: &P,
+    batch_size: &Obj<'_>,
+    update: Update,
+) -> PyResult<usize> {
+    let b = check::size("batch_size", convert::size("batch_size", batch_size)?).map_err(to_py)?;
     with_trainer!(py, p, t => driver::batch_bytes(&t.model, b, update))
 }
 
@@ -424,7 +472,8 @@ macro_rules! trainer_methods {
                 c.check_range((names.0, names.1), self.float_type())?;
                 let steps = c.x.len();
                 let sum = eprop_core::driver::LossSum { total, counted };
-                let sum = $crate::shared::each_trainer!(self, m => $crate::stream::train_chunk_call(py, m, self.widths(), c, (begin, reset), sum))?;
+                let args = format!("{}, {}", names.0, names.1);
+                let sum = $crate::shared::each_trainer!(self, m => $crate::stream::train_chunk_call(py, m, self.widths(), c, (begin, reset), sum, &args))?;
                 Ok((sum.total, sum.counted, steps))
             }
 
@@ -442,7 +491,7 @@ macro_rules! trainer_methods {
                 &self,
                 py: Python<'py>,
                 inputs: &Obj<'py>,
-                n_threads: Option<i64>,
+                n_threads: Option<&Obj<'_>>,
             ) -> PyResult<Obj<'py>> {
                 let x = $crate::convert::batch("inputs", inputs, None, self.widths().0)?;
                 let out = $crate::shared::predict_batch_array(py, self, x, n_threads)?;
@@ -479,7 +528,7 @@ macro_rules! trainer_methods {
             /// rejected dict changes nothing.
             fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
                 let d = $crate::convert::dict_to_state(state)?;
-                $crate::shared::try_trainer!(py, self, t => t.load_state(&d))
+                $crate::shared::try_trainer!(py, self, t => t.load_state(&d).map_err(eprop_core::state::in_state))
             }
 
             /// The constructor arguments stored in a `state_dict` (whose
@@ -487,7 +536,8 @@ macro_rules! trainer_methods {
             #[staticmethod]
             fn _config_of_state<'py>(state: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
                 let d = $crate::convert::dict_to_state(state)?;
-                let c = <eprop_core::driver::Trainer<<$cls as PyTrainer>::M> as Stateful>::config_of_state(&d).map_err(to_py)?;
+                let c = <eprop_core::driver::Trainer<<$cls as PyTrainer>::M> as Stateful>::config_of_state(&d)
+                    .map_err(|e| to_py(eprop_core::state::in_state(e)))?;
                 $crate::convert::state_to_dict(state.py(), &c)
             }
 
@@ -516,7 +566,9 @@ macro_rules! seed_train_methods {
             /// Process one timestep. `x` (n_inputs,), optional `target`
             /// (n_outputs,); with a target the weights learn. Returns a dict
             /// with `output` (n_outputs,), for `EpropTrainer` also `spikes`
-            /// (n_neurons,), and with a target `loss`.
+            /// (n_neurons,), and with a target `loss`. Unlike the sequence
+            /// methods a step is not undone when finite values overflow: an
+            /// infinite or NaN output or loss raises ValueError saying so.
             #[pyo3(signature = (x, target=None))]
             fn step<'py>(
                 &self,
@@ -566,7 +618,7 @@ macro_rules! seed_train_methods {
                 inputs: &Obj<'py>,
                 targets: &Obj<'py>,
                 update: &str,
-                n_threads: Option<i64>,
+                n_threads: Option<&Obj<'_>>,
             ) -> PyResult<Obj<'py>> {
                 let update = eprop_core::driver::Update::parse_batch(update).map_err(to_py)?;
                 let args = $crate::shared::batch_args(self, inputs, targets, None)?;
@@ -578,7 +630,12 @@ macro_rules! seed_train_methods {
             /// buffers, plus (for `update="sequence"`) an accumulator the size
             /// of the weights.
             #[pyo3(signature = (batch_size, update="step"))]
-            fn batch_memory_bytes(&self, py: Python<'_>, batch_size: i64, update: &str) -> PyResult<usize> {
+            fn batch_memory_bytes(
+                &self,
+                py: Python<'_>,
+                batch_size: &$crate::shared::Obj<'_>,
+                update: &str,
+            ) -> PyResult<usize> {
                 let update = eprop_core::driver::Update::parse_batch(update).map_err(to_py)?;
                 $crate::shared::batch_memory_bytes(py, self, batch_size, update)
             }
@@ -606,7 +663,7 @@ macro_rules! change_methods {
                 inputs: &Obj<'py>,
                 targets: &Obj<'py>,
                 mask: Option<&Obj<'py>>,
-                n_threads: Option<i64>,
+                n_threads: Option<&Obj<'_>>,
             ) -> PyResult<(Obj<'py>, Obj<'py>)> {
                 let args = $crate::shared::batch_args(self, inputs, targets, mask)?;
                 $crate::shared::batch_changes(py, self, args, n_threads)
@@ -617,7 +674,7 @@ macro_rules! change_methods {
             /// `train_batch(update="sequence")` applies for those sequences.
             /// A refused argument changes nothing.
             #[pyo3(signature = (changes, *, n_threads=None))]
-            fn _apply_changes(&self, py: Python<'_>, changes: &Obj<'_>, n_threads: Option<i64>) -> PyResult<()> {
+            fn _apply_changes(&self, py: Python<'_>, changes: &Obj<'_>, n_threads: Option<&Obj<'_>>) -> PyResult<()> {
                 $crate::shared::apply_changes(py, self, changes, n_threads)
             }
 

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use eprop_core::check;
 use eprop_core::driver::{self, FixedRun, LossSum, Model, Trainer};
 use eprop_core::real::{Dtype, Real};
+use eprop_core::state::Stateful;
 use numpy::ndarray::{s, Array1, Array2, ArrayView1, ArrayView2};
 use numpy::{PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
@@ -264,14 +265,18 @@ pub fn train_sequence<M: Model>(
     widths: (usize, usize),
     chunk: Chunk,
     reset: bool,
-) -> PyResult<f64> {
-    run_locked(py, m, move |g| {
+) -> PyResult<f64>
+where
+    Trainer<M>: Stateful + Clone,
+{
+    let run = move |g: &mut Trainer<M>| {
         driver::begin(g, reset);
         let mut sum = LossSum::default();
         train_chunk(g, &chunk, widths.0 + widths.1, &mut sum)?;
         driver::finish(g);
         Ok(sum.mean())
-    })
+    };
+    run_locked(py, m, move |g| driver::atomic(g, "inputs, targets", run, |loss: &f64| loss.is_finite()))
 }
 
 /// `predict_sequence(inputs, *, reset=True)`: outputs (T, n_outputs).
@@ -281,13 +286,16 @@ pub fn predict_sequence<'py, M: Model>(
     widths: (usize, usize),
     inputs: &Bound<'py, PyAny>,
     reset: bool,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<Bound<'py, PyAny>>
+where
+    Trainer<M>: Stateful + Clone,
+{
     let dtype = <M::F as Real>::DTYPE;
     let x = rows("inputs", inputs, None, widths.0)?;
     x.check_range("inputs", dtype)?;
     let t = x.len();
     let step = block_rows(widths.0 + widths.1);
-    let out = run_locked(py, m, move |g| {
+    let run = move |g: &mut Trainer<M>| {
         driver::begin(g, reset);
         let mut out = Array2::zeros((t, widths.1));
         for start in (0..t).step_by(step) {
@@ -296,7 +304,9 @@ pub fn predict_sequence<'py, M: Model>(
             driver::predict_rows(g, xb.view(), out.slice_mut(s![start..end, ..]));
         }
         Ok(out)
-    })?;
+    };
+    let finite = |o: &Array2<f64>| o.iter().all(|v| v.is_finite());
+    let out = run_locked(py, m, move |g| driver::atomic(g, "inputs", run, finite))?;
     Ok(crate::convert::array_out(py, out, dtype))
 }
 
@@ -311,14 +321,19 @@ pub fn train_chunk_call<M: Model>(
     chunk: Chunk,
     (begin, reset): (bool, bool),
     mut sum: LossSum,
-) -> PyResult<LossSum> {
-    run_locked(py, m, move |g| {
+    args: &str,
+) -> PyResult<LossSum>
+where
+    Trainer<M>: Stateful + Clone,
+{
+    let run = move |g: &mut Trainer<M>| {
         if begin {
             driver::begin(g, reset);
         }
         train_chunk(g, &chunk, widths.0 + widths.1, &mut sum)?;
         Ok(sum)
-    })
+    };
+    run_locked(py, m, move |g| driver::atomic(g, args, run, |s: &LossSum| s.total.is_finite()))
 }
 
 /// Runs every block of `c` through `run` on the model's weights.

@@ -317,7 +317,7 @@ impl RsnnConfig {
             return Err(EpropError::param("tau_reg", format!("a value >= dt={}", cfg.dt), cfg.tau_reg));
         }
         cfg.dtype.check_hypers(&cfg.hypers())?;
-        check::alloc("RecurrentNetwork", cfg.n_f64()?)?;
+        check::alloc(&cfg.sizes_text(), cfg.n_f64()?)?;
         Ok(cfg)
     }
 
@@ -351,7 +351,14 @@ impl RsnnConfig {
         // W_out, its moments and gradient; the readout's vectors
         let n_last = self.n_last();
         shapes.extend_from_slice(&[(no, n_last), (no, n_last), (no, n_last), (no, n_last), (3, n_last), (10, no)]);
-        check::count_f64("RecurrentNetwork", &shapes)
+        check::count_f64(&self.sizes_text(), &shapes)
+    }
+
+    /// The sizes, as named in messages: `RecurrentNetwork(n_inputs=.., n_neurons=.., n_outputs=..)`.
+    pub fn sizes_text(&self) -> String {
+        let n: Vec<usize> = self.layers.iter().map(|s| s.n_neurons).collect();
+        let n = if n.len() == 1 { n[0].to_string() } else { format!("{n:?}") };
+        format!("RecurrentNetwork(n_inputs={}, n_neurons={n}, n_outputs={})", self.n_inputs, self.n_outputs)
     }
 
     /// Neurons of the last layer (what the readout reads).

@@ -79,11 +79,12 @@ impl SeedEpropConfig {
         };
         let (ni, nr, no) = (cfg.n_inputs, cfg.n_neurons, cfg.n_outputs);
         // weights, one sequence state, step buffers
+        let what = format!("EpropTrainer(n_inputs={ni}, n_neurons={nr}, n_outputs={no})");
         let n = check::count_f64(
-            "EpropTrainer",
+            &what,
             &[(nr, ni), (nr, ni), (nr, ni), (nr, nr), (nr, nr), (nr, nr), (no, nr), (10, nr), (3, no)],
         )?;
-        check::alloc("EpropTrainer", n)?;
+        check::alloc(&what, n)?;
         Ok(cfg)
     }
 

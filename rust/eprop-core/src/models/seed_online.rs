@@ -55,7 +55,8 @@ impl SeedLayerConfig {
             lr: check::non_negative("lr", lr)?,
             dt: check::positive("dt", dt)?,
         };
-        check::alloc(what, cfg.n_f64(what)?)?;
+        let what = format!("{what}(n_inputs={}, n_neurons={})", cfg.n_inputs, cfg.n_neurons);
+        check::alloc(&what, cfg.n_f64(&what)?)?;
         Ok(cfg)
     }
 
@@ -327,11 +328,12 @@ impl SeedOnlineConfig {
             seed: check::seed(seed)?,
             dtype: Dtype::F64,
         };
+        let what = format!("OnlineTrainer(layer_sizes={:?})", cfg.layer_sizes);
         let mut total = 0usize;
         for layer in cfg.layer_configs() {
-            total = check::count_f64("OnlineTrainer", &[(1, total), (1, layer.n_f64("OnlineTrainer")?)])?;
+            total = check::count_f64(&what, &[(1, total), (1, layer.n_f64(&what)?)])?;
         }
-        check::alloc("OnlineTrainer", total)?;
+        check::alloc(&what, total)?;
         Ok(cfg)
     }
 
