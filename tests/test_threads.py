@@ -16,7 +16,7 @@ import time
 import eprop
 import numpy as np
 import pytest
-from common import EPROP_STATE, arrays, hammer, spikes
+from common import EPROP_STATE, arrays, hammer, spikes, state_bits
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -260,7 +260,7 @@ def test_shared_eprop_trainer_from_eight_threads():
     ]
     errors, calls = hammer(ops)
     assert not errors, errors[:5]
-    assert calls > 100
+    assert calls == 2400
     _check_consistent(t)
     assert np.all(np.diag(t.W_rec) == 0)
 
@@ -359,8 +359,127 @@ def test_shared_online_trainer_from_eight_threads():
     ]
     errors, calls = hammer(ops)
     assert not errors, errors[:5]
-    assert calls > 100
+    assert calls == 2400
     _check_consistent(t)
+
+
+def test_shared_recurrent_network_from_eight_threads():
+    """Every method of a deep RecurrentNetwork (ALIF, adaptive feedback,
+    Adam, regularization), streams among them, from eight threads."""
+    n_in, n_out = 6, 2
+    t = eprop.RecurrentNetwork(n_in, [12, 8], n_out, n_adaptive=[4, 2], feedback="adaptive", reg_rate=0.1, lr=1e-3)
+    snap = t.state_dict()
+
+    def x_(rng, T=None):
+        shape = (n_in,) if T is None else (T, n_in)
+        return (rng.random(shape) < 0.2).astype(np.float64)
+
+    def y_(rng, T=None):
+        return rng.random((n_out,) if T is None else (T, n_out))
+
+    def step(rng):
+        r = t.step(x_(rng), y_(rng), mask=bool(rng.integers(2)))
+        assert r["output"].shape == (n_out,) and np.isfinite(r["loss"])
+
+    def train_sequence(rng):
+        T = int(rng.integers(1, 40))
+        m = rng.random(T) < 0.7
+        assert np.isfinite(t.train_sequence(x_(rng, T), y_(rng, T), mask=m, reset=bool(rng.integers(2))))
+
+    def predict_sequence(rng):
+        T = int(rng.integers(1, 40))
+        assert t.predict_sequence(x_(rng, T), reset=bool(rng.integers(2))).shape == (T, n_out)
+
+    def batch(rng):
+        B, T = int(rng.integers(1, 4)), int(rng.integers(1, 30))
+        x, y = x_(rng, B * T).reshape(B, T, n_in), y_(rng, B * T).reshape(B, T, n_out)
+        k = int(rng.integers(4))
+        if k == 0:
+            assert t.train_batch(x, y, n_threads=int(rng.integers(1, 3))).shape == (B,)
+        elif k == 1:
+            out = t.predict_batch(np.stack([x[0], x[0]]), n_threads=2)
+            np.testing.assert_array_equal(out[0], out[1])  # one call saw one set of weights
+        elif k == 2:
+            g = t.gradients(x, y)
+            assert g["W_in"].shape == (12, n_in) and np.isfinite(g["loss"])
+        else:
+            assert np.isfinite(t.evaluate(x, y)["loss"])
+
+    def weights(rng):
+        w = t.W_rec
+        assert all(np.all(np.diag(m) == 0) for m in w)
+        if rng.integers(2):
+            t.W_out = t.W_out * 0.99
+        else:
+            t.W_rec = [m + 0.01 for m in w]  # diagonals are zeroed by the setter
+
+    def misc(rng):
+        k = int(rng.integers(4))
+        if k == 0:
+            t.reset()
+        elif k == 1:
+            t.apply_updates()
+        elif k == 2:
+            t.lr = float(rng.uniform(1e-4, 1e-3))
+        else:
+            t.load_state_dict(t.state_dict() if rng.integers(2) else snap)
+
+    ops = [*stream_ops(t, x_, y_), step, train_sequence, predict_sequence, batch, weights, misc]
+    errors, calls = hammer(ops)
+    assert not errors, errors[:5]
+    assert calls == 2400
+    d = t.state_dict()
+    assert all(np.all(np.isfinite(v)) for v in d.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")
+    assert all(np.all(np.diag(m) == 0) for m in t.W_rec)
+    dup = copy.deepcopy(t)
+    assert state_bits(dup) == state_bits(t)
+    x, y = spikes((60, n_in), 5, p=0.3), np.random.default_rng(6).random((60, n_out))
+    np.testing.assert_array_equal(dup.predict_sequence(x), t.predict_sequence(x))
+    assert dup.train_sequence(x, y) == t.train_sequence(x, y)
+
+
+def test_shared_layer_from_eight_threads():
+    """A standalone OnlineLIFLayer: step, learning signals, setters, reset,
+    state round trips from eight threads."""
+    n_in, n = 6, 10
+    layer = eprop.OnlineLIFLayer(n_in, n, threshold=0.5, lr=1e-3)
+    snap = layer.state_dict()
+
+    def step(rng):
+        z = layer.step((rng.random(n_in) < 0.3) * 2.0)
+        assert z.shape == (n,) and set(np.unique(z)) <= {0.0, 1.0}
+
+    def signal(rng):
+        layer.apply_learning_signal(rng.normal(size=n) * 0.1)
+
+    def setters(rng):
+        k = int(rng.integers(3))
+        if k == 0:
+            layer.W = layer.W * 0.999
+        elif k == 1:
+            layer.tau_mem = float(rng.uniform(10, 30))
+        else:
+            layer.threshold = float(rng.uniform(0.4, 0.6))
+
+    def misc(rng):
+        k = int(rng.integers(3))
+        if k == 0:
+            layer.reset()
+        elif k == 1:
+            layer.load_state_dict(layer.state_dict())
+        else:
+            layer.load_state_dict(snap)
+
+    errors, calls = hammer([step, step, signal, setters, misc])
+    assert not errors, errors[:5]
+    assert calls == 2400
+    for k, v in layer.state_dict().items():
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            assert np.all(np.isfinite(v)), k
+    dup = copy.deepcopy(layer)
+    assert state_bits(dup) == state_bits(layer)
+    xs = (np.random.default_rng(3).random((40, n_in)) < 0.3) * 2.0
+    assert all(np.array_equal(dup.step(x), layer.step(x)) for x in xs)
 
 
 def _check_consistent(t):
