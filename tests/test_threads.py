@@ -141,6 +141,20 @@ def test_two_threads_on_two_trainers_give_the_sequential_results():
 # --------------------------------------------------------------------------- one shared trainer
 
 
+def random_io(n_in, n_out, p=0.2, amp=1.0):
+    """Generators of random inputs (spikes of height `amp` with probability
+    `p`) and targets: one step (``f(rng)``) or T steps (``f(rng, T)``)."""
+
+    def x_(rng, T=None):
+        shape = (n_in,) if T is None else (T, n_in)
+        return (rng.random(shape) < p).astype(np.float64) * amp
+
+    def y_(rng, T=None):
+        return rng.random((n_out,) if T is None else (T, n_out))
+
+    return x_, y_
+
+
 def stream_ops(t, x_, y_):
     """train_stream and predict_stream on the shared trainer `t` (chunks run
     one at a time; other threads may use the trainer between them)."""
@@ -165,12 +179,7 @@ def test_shared_eprop_trainer_from_eight_threads():
     base = {n: getattr(t, n).copy() for n in ("W_in", "W_rec", "W_out")}
     snap = t.state_dict()
 
-    def x_(rng, T=None):
-        shape = (n_in,) if T is None else (T, n_in)
-        return (rng.random(shape) < 0.2).astype(np.float64)
-
-    def y_(rng, T=None):
-        return rng.random((n_out,) if T is None else (T, n_out))
+    x_, y_ = random_io(n_in, n_out)
 
     def step_target(rng):
         r = t.step(x_(rng), y_(rng))
@@ -271,12 +280,7 @@ def test_shared_online_trainer_from_eight_threads():
     base = [l.W.copy() for l in t.layers]
     snap = t.state_dict()
 
-    def x_(rng, T=None):
-        shape = (sizes[0],) if T is None else (T, sizes[0])
-        return (rng.random(shape) < 0.3).astype(np.float64) * 2.0
-
-    def y_(rng, T=None):
-        return rng.random((sizes[-1],) if T is None else (T, sizes[-1]))
+    x_, y_ = random_io(sizes[0], sizes[-1], p=0.3, amp=2.0)
 
     def step_target(rng):
         assert np.isfinite(t.step(x_(rng), y_(rng))["loss"])
@@ -370,12 +374,7 @@ def test_shared_recurrent_network_from_eight_threads():
     t = eprop.RecurrentNetwork(n_in, [12, 8], n_out, n_adaptive=[4, 2], feedback="adaptive", reg_rate=0.1, lr=1e-3)
     snap = t.state_dict()
 
-    def x_(rng, T=None):
-        shape = (n_in,) if T is None else (T, n_in)
-        return (rng.random(shape) < 0.2).astype(np.float64)
-
-    def y_(rng, T=None):
-        return rng.random((n_out,) if T is None else (T, n_out))
+    x_, y_ = random_io(n_in, n_out)
 
     def step(rng):
         r = t.step(x_(rng), y_(rng), mask=bool(rng.integers(2)))

@@ -240,7 +240,12 @@ impl<M: Model> Trainer<M> {
 
 /// The name of the first array of `s`'s state that holds NaN or infinity.
 pub fn non_finite<S: Stateful>(s: &S) -> Option<String> {
-    s.arrays().into_iter().find(|(_, a)| a.iter().any(|v| !v.is_finite())).map(|(name, _)| name)
+    // a branch-free pass over contiguous memory (vectorized), else element by element
+    let bad = |a: &ndarray::ArrayViewD<'_, S::F>| match a.as_slice_memory_order() {
+        Some(v) => v.iter().fold(false, |acc, x| acc | !x.is_finite()),
+        None => a.iter().any(|x| !x.is_finite()),
+    };
+    s.arrays().into_iter().find(|(_, a)| bad(a)).map(|(name, _)| name)
 }
 
 /// Runs `f` on `t` as one transaction: when `f` succeeds but leaves NaN or
@@ -248,8 +253,9 @@ pub fn non_finite<S: Stateful>(s: &S) -> Option<String> {
 /// from a copy taken before, and the error names `args`, the arguments
 /// whose values drove it there (finite values can still overflow: inputs
 /// of 1e300, a huge lr, training that diverges). `f`'s own errors are
-/// passed on (it checks its arguments before it changes anything). Costs
-/// one copy of the state per call. The copy put back has the same state;
+/// passed on; `f` checks its arguments before it changes anything, and
+/// should it still fail after a change, the copy is put back. Costs one
+/// copy of the state per call. The copy put back has the same state;
 /// its step buffers may hold less spare capacity (`memory_bytes` can drop
 /// by a few bytes after an undone call).
 pub fn atomic<T, R, E>(
@@ -262,19 +268,18 @@ where
     T: Stateful + Clone,
     E: From<EpropError>,
 {
-    if let Some(name) = non_finite(t) {
-        // only a step() that overflowed leaves such a state (it says so)
-        return Err(EpropError::param(
-            "state",
-            "a finite state to run on",
-            format!(
-                "{name} holding infinity or NaN after a step() that overflowed: reset() or load_state_dict() first"
-            ),
-        )
-        .into());
-    }
     let before = t.clone();
-    let r = f(t)?;
+    let r = match f(t) {
+        Ok(r) => r,
+        Err(e) => {
+            // f checks its arguments first; should it fail later (a block of a
+            // memmap changed by another thread meanwhile), nothing stays changed
+            if !same_state(t, &before) {
+                *t = before;
+            }
+            return Err(e);
+        }
+    };
     let bad = match finite(&r) {
         false => Some("its results".to_string()),
         true => non_finite(t).map(|name| format!("the state ({name})")),
@@ -283,9 +288,29 @@ where
         None => Ok(r),
         Some(what) => {
             *t = before;
-            Err(overflow(args, &what).into())
+            // only a step() that overflowed leaves a non-finite state (it says so)
+            Err(match non_finite(t) {
+                Some(name) => EpropError::param(
+                    "state",
+                    "a finite state to run on",
+                    format!("{name} holding infinity or NaN after a step() that overflowed: reset() or load_state_dict() first"),
+                ),
+                None => overflow(args, &what),
+            }
+            .into())
         }
     }
+}
+
+/// Whether two states hold bitwise the same arrays.
+fn same_state<S: Stateful>(a: &S, b: &S) -> bool {
+    let (a, b) = (a.arrays(), b.arrays());
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|((na, xa), (nb, xb))| {
+            na == nb
+                && xa.shape() == xb.shape()
+                && xa.iter().zip(xb.iter()).all(|(p, q)| p.f64().to_bits() == q.f64().to_bits())
+        })
 }
 
 /// The error of a step-level call (`step`, `apply_learning_signal`) whose
