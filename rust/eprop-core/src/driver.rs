@@ -323,7 +323,7 @@ pub fn overflow_in_step(args: &str) -> EpropError {
         "values that keep the network finite",
         "values that made the step's results or state infinite or NaN; this call does not copy the state to \
          undo itself, so the trainer now holds these values: reset() or load_state_dict() recovers it \
-         (train_sequence, train_batch and the streams undo such a call)",
+         (sequence calls and each chunk of a stream undo such a call)",
     )
 }
 
@@ -334,8 +334,8 @@ pub fn overflow(args: &str, what: &str) -> EpropError {
         args,
         "values that keep the network finite",
         format!(
-            "values that made {what} infinite or NaN; the call was undone (the trainer is as it was before it): \
-             scale them or the weights down, or lower lr"
+            "values that made {what} infinite or NaN; the call was undone (the trainer is as it was before it; in \
+             a stream, as after the chunk before): scale them or the weights down, or lower lr"
         ),
     )
 }

@@ -252,7 +252,10 @@ pub fn schedule_out<'py>(py: Python<'py>, u: Update) -> PyResult<Bound<'py, PyAn
 /// A filesystem path (`str` or `os.PathLike`).
 pub fn path(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     let fspath = obj.py().import("os")?.getattr("fspath")?;
-    let p = fspath.call1((obj,)).map_err(|_| {
+    let p = fspath.call1((obj,)).map_err(|e| {
+        if !e.is_instance_of::<PyTypeError>(obj.py()) {
+            return e; // an error raised by __fspath__ itself, or KeyboardInterrupt
+        }
         let ty = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         PyTypeError::new_err(format!("path: expected a str, bytes or os.PathLike object, got {ty}"))
     })?;

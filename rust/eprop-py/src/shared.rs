@@ -479,7 +479,16 @@ macro_rules! trainer_methods {
 
             /// End of a training call: pending per-sequence updates are applied.
             fn _end_of_call(&self, py: Python<'_>) -> PyResult<()> {
-                $crate::shared::with_trainer!(py, self, t => eprop_core::driver::finish(t))
+                // the update pending at a stream's end, undone like a chunk should it overflow
+                $crate::shared::try_trainer!(py, self, t => eprop_core::driver::atomic(
+                    t,
+                    "chunks",
+                    |t| {
+                        eprop_core::driver::finish(t);
+                        Ok::<_, eprop_core::EpropError>(())
+                    },
+                    |_| true
+                ))
             }
 
             /// Run a batch without learning; returns outputs (B, T,
