@@ -656,7 +656,8 @@ def _chunks(draw, s, n):
 @given(data=st.data())
 def test_fuzz_train_stream(kind, data):
     """One chunk: an error leaves the state unchanged; several: an error names
-    its chunk and leaves a finite state (that of the chunks before it)."""
+    its chunk and leaves a finite state (predict_stream checks that it is the
+    state after the chunks before it)."""
     s = data.draw(subjects(kind), label="subject")
     n = data.draw(st.integers(1, 3), label="chunks")
     chunks, ok = _chunks(data.draw, s, n)
@@ -702,11 +703,16 @@ def test_fuzz_predict_stream(kind, data):
         if out is not None:
             assert [o.shape for o in out] == [(len(x), s.n_out) for x in xs]
         return
+    twin_owner, twin = twin_of(s)
     try:
         out = run(s.obj, xs)
     except ERRORS as e:
         assert "chunks[" in str(e), str(e)
         assert not ok, f"valid chunks refused: {e}"
+        k = int(re.match(r"chunks\[(\d+)\]", str(e)).group(1))
+        if k > 0:  # the state is that after chunks[:k]
+            run(twin, xs[:k])
+            assert state_bits(twin_owner) == state_bits(s.owner)
     else:
         assert [o.shape for o in out] == [(len(x), s.n_out) for x in xs]
         assert all(np.isfinite(o).all() for o in out)
