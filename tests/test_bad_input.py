@@ -903,3 +903,23 @@ def test_predict_stream_names_the_bad_chunk():
     next(out)
     with pytest.raises(ValueError, match=r"^chunks\[1\] inputs: expected finite values"):
         next(out)
+
+
+@pytest.mark.parametrize("make", [lambda: eprop.EpropTrainer(3, 6, 2), lambda: eprop.RecurrentNetwork(3, 6, 2)])
+def test_a_huge_lr_is_refused_by_the_call_that_overflows(make):
+    """lr = 1e300 is a finite hyperparameter; the training call whose update
+    overflows is undone and refused (the first for EpropTrainer, which learns at
+    every step; the second for RecurrentNetwork, whose first update is finite)."""
+    t = make()
+    t.lr = 1e300
+    x = (np.random.default_rng(0).random((50, 3)) < 0.5) * 2.0
+    y = np.random.default_rng(1).random((50, 2))
+    for _ in range(3):
+        before = state_bits(t)
+        try:
+            assert math.isfinite(t.train_sequence(x, y))
+        except ValueError as e:
+            assert "undone" in str(e) and state_bits(t) == before
+            break
+    else:
+        pytest.fail("lr = 1e300 trained three sequences without overflowing")
