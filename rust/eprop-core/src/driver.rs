@@ -238,6 +238,11 @@ impl<M: Model> Trainer<M> {
     }
 }
 
+/// Whether every value is finite (neither NaN nor infinity).
+pub fn all_finite<'a, F: Real>(values: impl IntoIterator<Item = &'a F>) -> bool {
+    values.into_iter().all(|v| v.is_finite())
+}
+
 /// The name of the first array of `s`'s state that holds NaN or infinity.
 pub fn non_finite<S: Stateful>(s: &S) -> Option<String> {
     // a branch-free pass over contiguous memory (vectorized), else element by element

@@ -291,7 +291,7 @@ impl PyRecurrentNetwork {
         })?
         .map_err(to_py)?;
         let loss = if single { losses[0] } else { losses.iter().sum::<f64>() / losses.len() as f64 };
-        if !(loss.is_finite() && g.iter().flatten().all(|v: &f64| v.is_finite())) {
+        if !(loss.is_finite() && eprop_core::driver::all_finite(g.iter().flatten())) {
             return Err(to_py(eprop_core::driver::overflow("inputs, targets", "the gradients")));
         }
         let d = grads_dict(py, g, &self.cfg, dtype)?;

@@ -143,7 +143,7 @@ impl PyOnlineLIFLayer {
         let z = try_dual!(py, &self.stack, t => {
             let (layer, state) = t.layer_mut(i);
             layer.step(state, &rounded(x.as_slice().unwrap_or(&[])));
-            match state.v.iter().all(|v| v.is_finite()) {
+            match eprop_core::driver::all_finite(&state.v) {
                 true => Ok(widened(flat(&state.z))),
                 false => Err(eprop_core::driver::overflow_in_step("x")),
             }
@@ -159,7 +159,7 @@ impl PyOnlineLIFLayer {
         try_dual!(py, &self.stack, t => {
             let (layer, state) = t.layer_mut(i);
             layer.apply_learning_signal(state, &rounded(s.as_slice().unwrap_or(&[])));
-            match layer.w.iter().all(|v| v.is_finite()) {
+            match eprop_core::driver::all_finite(&layer.w) {
                 true => Ok(()),
                 false => Err(eprop_core::driver::overflow_in_step("signal")),
             }

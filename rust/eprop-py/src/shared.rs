@@ -236,7 +236,7 @@ where
         let x = rounded(x.as_slice().unwrap_or(&[]));
         let target = target.as_ref().map(|a| rounded(a.as_slice().unwrap_or(&[])));
         let (z, out, loss) = step_outputs(t, &x, target.as_deref(), mask);
-        match loss.is_finite() && out.iter().all(|v| v.is_finite()) {
+        match loss.is_finite() && driver::all_finite(&out) {
             true => Ok((z, out, loss)),
             false => Err(driver::overflow_in_step(args)),
         }
@@ -310,7 +310,7 @@ where
     let n_threads = convert::threads(n_threads)?;
     let (x, y, m) = args;
     let losses = try_trainer!(py, p, t => {
-        let finite = |l: &Vec<f64>| l.iter().all(|v| v.is_finite());
+        let finite = |l: &Vec<f64>| driver::all_finite(l);
         let m = m.as_ref().map(|m| m.view());
         let run = |t: &mut Trainer<_>| {
             run_in_pool(n_threads, || driver::train_batch(&mut t.model, x.view(), y.view(), m, update)).and_then(|r| r)
@@ -381,7 +381,7 @@ pub fn predict_batch_array<P: PyTrainer>(
         let mut out = Array3::zeros((b, t, no));
         run_in_pool(n_threads, || driver::predict_batch(&tr.model, x.view(), out.view_mut()))
             .and_then(|r| r.map(|_| out))
-            .and_then(|out| match out.iter().all(|v| v.is_finite()) {
+            .and_then(|out| match driver::all_finite(&out) {
                 true => Ok(out),
                 false => Err(driver::overflow("inputs", "the outputs")),
             })

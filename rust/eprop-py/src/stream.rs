@@ -305,7 +305,7 @@ where
         }
         Ok(out)
     };
-    let finite = |o: &Array2<f64>| o.iter().all(|v| v.is_finite());
+    let finite = |o: &Array2<f64>| driver::all_finite(o);
     let out = run_locked(py, m, move |g| driver::atomic(g, "inputs", run, finite))?;
     Ok(crate::convert::array_out(py, out, dtype))
 }
