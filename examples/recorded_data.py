@@ -9,7 +9,8 @@ of 1 ms (``eprop.encode.stretch``) and fed as input currents, cross-entropy
 on every step of each utterance (the padding after a short one does not
 count), accuracy from the readout summed over those steps
 (``RecurrentNetwork.evaluate``). ACSF1 (sktime's bundled appliance power
-traces, 1460 samples) goes through ``eprop.encode.delta`` instead.
+traces, 1460 samples) and GunPoint (hand positions, 150 samples) go through
+``eprop.encode.delta`` instead.
 
 Result of the full run (40 epochs of batches of 16, Adam 2e-3, seed 1):
 100 LIF neurons 84.3% on the 370 test utterances, two layers of 50 80.5%
