@@ -209,9 +209,17 @@ pub struct Lazy<F: Real = f64> {
     cy: Vec<F>,
     cw: Vec<F>,
     cb: Vec<F>,
+    /// The powers a step uses, by steps since the origin s (up to
+    /// [`POWERS_KEPT`]): alpha^s, alpha^-s, kappa^s, kappa^-s (each `powi`,
+    /// so bitwise what computing them at each step gives).
+    powers: std::sync::Arc<[[F; 4]]>,
     inp: Columns<F>,
     rec: Columns<F>,
 }
+
+/// Most entries of [`Lazy`]'s table of powers; steps further from the
+/// origin (only with slow decays) compute theirs.
+const POWERS_KEPT: u32 = 1024;
 
 impl<F: Real> Lazy<F> {
     /// Buffers for `n` neurons (the last `n - first_adaptive` ALIF) and
@@ -250,6 +258,9 @@ impl<F: Real> Lazy<F> {
             cy: z(),
             cw: z(),
             cb: z(),
+            powers: (0..=max_span.min(POWERS_KEPT) as i32)
+                .map(|s| [alpha.powi(s), alpha.powi(-s), kappa.powi(s), kappa.powi(-s)])
+                .collect(),
             inp: Columns::new(n_in, n, na, keep_esum),
             rec: Columns::new(n, n, na, keep_esum),
         })
@@ -257,7 +268,21 @@ impl<F: Real> Lazy<F> {
 
     /// Bytes of the buffers.
     pub fn bytes(&self) -> usize {
-        F::BYTES * 15 * self.p.len() + self.inp.bytes() + self.rec.bytes() + std::mem::size_of::<Self>()
+        F::BYTES * (15 * self.p.len() + 4 * self.powers.len())
+            + self.inp.bytes()
+            + self.rec.bytes()
+            + std::mem::size_of::<Self>()
+    }
+
+    /// alpha^s, alpha^-s, kappa^s, kappa^-s for `s` steps since the origin.
+    fn powers(&self, s: u32) -> [F; 4] {
+        match self.powers.get(s as usize) {
+            Some(&p) => p,
+            None => {
+                let s = s as i32;
+                [self.alpha.powi(s), self.alpha.powi(-s), self.kappa.powi(s), self.kappa.powi(-s)]
+            }
+        }
     }
 
     /// The indices of this step's active inputs and neurons (the events of
@@ -352,24 +377,29 @@ impl<F: Real> Lazy<F> {
     /// the previous step (`z_prev`). Requires [`Self::loaded`] and [`Self::fits`].
     pub fn begin_step(&mut self, psi_prev: &[F], x: &[F], z_prev: &[F]) {
         self.span += 1;
-        let s = self.span as i32;
         let fa = self.first_adaptive;
-        let a_prev = self.alpha.powi(s - 1);
+        let a_prev = self.powers(self.span - 1)[0];
         for ((p, d), &ps) in self.p[fa..].iter_mut().zip(&mut self.d[fa..]).zip(&psi_prev[fa..]) {
             *p *= self.rho - self.beta * ps;
             *d += ps * a_prev / *p;
         }
-        let inv = self.alpha.powi(-s);
+        let inv = self.powers(self.span)[1];
         self.inp.collect(x, inv);
         self.rec.collect(z_prev, inv);
         if self.inp.events.is_empty() && self.rec.events.is_empty() {
             return;
         }
+        let g = F::ONE - self.kappa;
+        coefficients_lif(
+            (&self.f1[..fa], &self.k[..fa], &self.g1[..fa], &self.r1[..fa], &self.s1[..fa]),
+            g,
+            (&mut self.cx[..fa], &mut self.cy[..fa], &mut self.cw[..fa]),
+        );
         coefficients(
-            (&self.d, &self.f1, &self.f2, &self.k, &self.g1, &self.g2),
-            (&self.r1, &self.r2, &self.s1, &self.s2),
-            F::ONE - self.kappa,
-            (&mut self.cx, &mut self.cy, &mut self.cw, &mut self.cb),
+            (&self.d[fa..], &self.f1[fa..], &self.f2[fa..], &self.k[fa..], &self.g1[fa..], &self.g2[fa..]),
+            (&self.r1[fa..], &self.r2[fa..], &self.s1[fa..], &self.s2[fa..]),
+            g,
+            (&mut self.cx[fa..], &mut self.cy[fa..], &mut self.cw[fa..], &mut self.cb[fa..]),
         );
         let c = (&self.cx[..], &self.cy[..], &self.cw[..], &self.cb[fa..]);
         apply_events(&mut self.inp, c);
@@ -380,20 +410,24 @@ impl<F: Real> Lazy<F> {
     /// new psi, the learning signal, the regularization signal and whether
     /// the step's e is summed (the sequence form of the regularization).
     pub fn end_step(&mut self, psi: &[F], signal: &[F], reg: &[F], sum_e: bool) {
-        let s = self.span as i32;
-        let (ap, kp, kn) = (self.alpha.powi(s), self.kappa.powi(s), self.kappa.powi(-s));
+        let [ap, _, kp, kn] = self.powers(self.span);
         let fa = self.first_adaptive;
-        // LIF rows are ALIF rows with beta = 0 (then f2 = 0, and P, D unused)
-        for (r, beta) in [(0..fa, F::ZERO), (fa..self.p.len(), self.beta)] {
-            add_step(
-                (&psi[r.clone()], &signal[r.clone()], &reg[r.clone()], &self.p[r.clone()], &self.d[r.clone()]),
-                (&mut self.f1[r.clone()], &mut self.f2[r.clone()], &mut self.k[r.clone()]),
-                (&mut self.g1[r.clone()], &mut self.g2[r.clone()], &mut self.r1[r.clone()], &mut self.r2[r.clone()]),
-                (&mut self.s1[r.clone()], &mut self.s2[r]),
-                (ap, kp, kn, beta),
-                sum_e,
-            );
-        }
+        // the regularization sums only change where a signal is not zero
+        let flags = (reg.iter().any(|&r| r != F::ZERO), sum_e);
+        add_step_lif(
+            (&psi[..fa], &signal[..fa], &reg[..fa]),
+            (&mut self.f1[..fa], &mut self.k[..fa], &mut self.g1[..fa], &mut self.r1[..fa], &mut self.s1[..fa]),
+            (ap, kp, kn),
+            flags,
+        );
+        add_step(
+            (&psi[fa..], &signal[fa..], &reg[fa..], &self.p[fa..], &self.d[fa..]),
+            (&mut self.f1[fa..], &mut self.f2[fa..], &mut self.k[fa..]),
+            (&mut self.g1[fa..], &mut self.g2[fa..], &mut self.r1[fa..], &mut self.r2[fa..]),
+            (&mut self.s1[fa..], &mut self.s2[fa..]),
+            (ap, kp, kn, self.beta),
+            flags,
+        );
     }
 
     /// Turns the encoded values of `c` into plain values at the current step.
@@ -403,7 +437,7 @@ impl<F: Real> Lazy<F> {
             return;
         }
         let g = F::ONE - self.kappa;
-        let kp = self.kappa.powi(self.span as i32);
+        let kp = self.powers(self.span)[2];
         let fa = self.first_adaptive;
         let na = n - fa;
         let keep_esum = !c.w.is_empty();
@@ -470,6 +504,35 @@ fn coefficients_imp<F: Real>(
     }
 }
 
+/// [`coefficients_imp`] for LIF rows (beta = 0: D, F2, G2, R2 and S2 are
+/// zero there, and B has no LIF rows), bitwise the same values of X, Y, W.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn coefficients_lif_imp<F: Real>(
+    (f1, k, g1, r1, s1): (Rows<F>, Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+    g: F,
+    (cx, cy, cw): (RowsMut<F>, RowsMut<F>, RowsMut<F>),
+) {
+    let n = cx.len();
+    let (f1, k, g1, r1, s1) = (&f1[..n], &k[..n], &g1[..n], &r1[..n], &s1[..n]);
+    let (cy, cw) = (&mut cy[..n], &mut cw[..n]);
+    for j in 0..n {
+        let phi = f1[j];
+        cx[j] = -g * phi;
+        cy[j] = -(g * (g1[j] - phi * k[j]) + r1[j]);
+        cw[j] = -s1[j];
+    }
+}
+
+crate::kernels::simd_dispatch! {
+    /// Per-row coefficients of an event for LIF rows.
+    pub fn coefficients_lif / coefficients_lif_avx2(
+        a: (Rows<F>, Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+        g: F,
+        out: (RowsMut<F>, RowsMut<F>, RowsMut<F>),
+    ) => coefficients_lif_imp
+}
+
 crate::kernels::simd_dispatch! {
     /// Per-row coefficients of an event (see the module documentation).
     pub fn coefficients / coefficients_avx2(
@@ -488,7 +551,7 @@ fn add_step_imp<F: Real>(
     (g1, g2, r1, r2): (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
     (s1, s2): (RowsMut<F>, RowsMut<F>),
     (ap, kp, kn, beta): (F, F, F, F),
-    sum_e: bool,
+    (with_reg, sum_e): (bool, bool),
 ) {
     let n = psi.len();
     let (signal, reg, p, d) = (&signal[..n], &reg[..n], &p[..n], &d[..n]);
@@ -504,13 +567,53 @@ fn add_step_imp<F: Real>(
         k[j] += lk;
         g1[j] += lk * f1[j];
         g2[j] += lk * f2[j];
-        r1[j] += reg[j] * e1;
-        r2[j] += reg[j] * e2;
+        if with_reg {
+            r1[j] += reg[j] * e1;
+            r2[j] += reg[j] * e2;
+        }
         if sum_e {
             s1[j] += e1;
             s2[j] += e2;
         }
     }
+}
+
+/// [`add_step_imp`] for LIF rows (beta = 0, so e2 = 0 and F2, G2, R2, S2
+/// stay zero): bitwise the same F1, K, G1, R1, S1.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn add_step_lif_imp<F: Real>(
+    (psi, signal, reg): (Rows<F>, Rows<F>, Rows<F>),
+    (f1, k, g1, r1, s1): (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
+    (ap, kp, kn): (F, F, F),
+    (with_reg, sum_e): (bool, bool),
+) {
+    let n = psi.len();
+    let (signal, reg) = (&signal[..n], &reg[..n]);
+    let (f1, k, g1, r1, s1) = (&mut f1[..n], &mut k[..n], &mut g1[..n], &mut r1[..n], &mut s1[..n]);
+    for j in 0..n {
+        let e1 = psi[j] * ap;
+        f1[j] += kn * e1;
+        let lk = kp * signal[j];
+        k[j] += lk;
+        g1[j] += lk * f1[j];
+        if with_reg {
+            r1[j] += reg[j] * e1;
+        }
+        if sum_e {
+            s1[j] += e1;
+        }
+    }
+}
+
+crate::kernels::simd_dispatch! {
+    /// Adds one step's terms to the running sums of LIF rows.
+    pub fn add_step_lif / add_step_lif_avx2(
+        a: (Rows<F>, Rows<F>, Rows<F>),
+        b: (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
+        consts: (F, F, F),
+        flags: (bool, bool),
+    ) => add_step_lif_imp
 }
 
 crate::kernels::simd_dispatch! {
@@ -522,25 +625,53 @@ crate::kernels::simd_dispatch! {
         c: (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
         e: (RowsMut<F>, RowsMut<F>),
         consts: (F, F, F, F),
-        sum_e: bool,
+        flags: (bool, bool),
     ) => add_step_imp
 }
 
 /// The rank-one updates of the active columns of `c` (see the module
 /// documentation), coefficients `(cx, cy, cw, cb)` per row (cb: ALIF rows).
-fn apply_events<F: Real>(c: &mut Columns<F>, (cx, cy, cw, cb): (&[F], &[F], &[F], &[F])) {
-    let n = cx.len();
-    let na = cb.len();
-    let keep_esum = !c.w.is_empty();
-    for &(i, dl) in &c.events {
-        axpy(&mut c.x[i * n..(i + 1) * n], dl, cx);
-        axpy(&mut c.y[i * n..(i + 1) * n], dl, cy);
-        if keep_esum {
-            axpy(&mut c.w[i * n..(i + 1) * n], dl, cw);
-        }
-        axpy(&mut c.b[i * na..(i + 1) * na], dl, cb);
-        c.a[i] += dl;
+fn apply_events<F: Real>(c: &mut Columns<F>, coef: (&[F], &[F], &[F], &[F])) {
+    let Columns { x, y, w, b, a, events, .. } = c;
+    event_columns(events, (x, y, w, b), coef);
+    for &(i, dl) in events.iter() {
+        a[i] += dl;
     }
+}
+
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn event_columns_imp<F: Real>(
+    events: &[(usize, F)],
+    (x, y, w, b): (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
+    (cx, cy, cw, cb): (Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+) {
+    let (n, na) = (cx.len(), cb.len());
+    let (cy, cw) = (&cy[..n], &cw[..n]);
+    let keep_esum = !w.is_empty();
+    for &(i, dl) in events {
+        // X and Y of the column in one pass (the same operations per
+        // element as two separate passes)
+        let (xc, yc) = (&mut x[i * n..(i + 1) * n], &mut y[i * n..(i + 1) * n]);
+        for j in 0..n {
+            xc[j] += dl * cx[j];
+            yc[j] += dl * cy[j];
+        }
+        if keep_esum {
+            axpy(&mut w[i * n..(i + 1) * n], dl, cw);
+        }
+        axpy(&mut b[i * na..(i + 1) * na], dl, cb);
+    }
+}
+
+crate::kernels::simd_dispatch! {
+    /// The rank-one updates of the columns of `events` (unit, increment) of
+    /// X, Y, W (`w` empty when not kept) and B.
+    pub fn event_columns / event_columns_avx2(
+        events: &[(usize, F)],
+        cols: (RowsMut<F>, RowsMut<F>, RowsMut<F>, RowsMut<F>),
+        coef: (Rows<F>, Rows<F>, Rows<F>, Rows<F>),
+    ) => event_columns_imp
 }
 
 /// Which eligibility kernel a model runs.
@@ -643,22 +774,118 @@ mod tests {
             for (x, y) in a.iter().zip(&b) {
                 same(x, y, "coefficients");
             }
-            for sum_e in [false, true] {
+            let (mut a, mut b) = (outs(), outs());
+            for (o, use_avx) in [(&mut a, false), (&mut b, true)] {
+                let [cx, cy, cw, _] = o.as_mut_slice() else { unreachable!() };
+                let args = ((r(1), r(3), r(4), r(6), r(8)), F::of(0.3));
+                if use_avx {
+                    // SAFETY: avx2() checked the CPU.
+                    unsafe { coefficients_lif_avx2(args.0, args.1, (cx, cy, cw)) };
+                } else {
+                    coefficients_lif_imp(args.0, args.1, (cx, cy, cw));
+                }
+            }
+            for (x, y) in a.iter().zip(&b) {
+                same(x, y, "coefficients_lif");
+            }
+            for flags in [(false, false), (true, false), (false, true), (true, true)] {
                 let sums = || -> Vec<Vec<F>> { (0..9).map(|k| v(970 + k)).collect() };
                 let (mut a, mut b) = (sums(), sums());
+                let (mut c, mut d) = (sums(), sums());
                 for (o, use_avx) in [(&mut a, false), (&mut b, true)] {
                     let [f1, f2, k, g1, g2, r1, r2, s1, s2] = o.as_mut_slice() else { unreachable!() };
                     let inp = (r(0), r(1), r(2), r(3), r(4));
                     let c = (F::of(0.9), F::of(0.8), F::of(1.2), F::of(0.4));
                     if use_avx {
                         // SAFETY: avx2() checked the CPU.
-                        unsafe { add_step_avx2(inp, (f1, f2, k), (g1, g2, r1, r2), (s1, s2), c, sum_e) };
+                        unsafe { add_step_avx2(inp, (f1, f2, k), (g1, g2, r1, r2), (s1, s2), c, flags) };
                     } else {
-                        add_step_imp(inp, (f1, f2, k), (g1, g2, r1, r2), (s1, s2), c, sum_e);
+                        add_step_imp(inp, (f1, f2, k), (g1, g2, r1, r2), (s1, s2), c, flags);
+                    }
+                }
+                for (o, use_avx) in [(&mut c, false), (&mut d, true)] {
+                    let [f1, _, k, g1, _, r1, _, s1, _] = o.as_mut_slice() else { unreachable!() };
+                    let (inp, c) = ((r(0), r(1), r(2)), (F::of(0.9), F::of(0.8), F::of(1.2)));
+                    if use_avx {
+                        // SAFETY: avx2() checked the CPU.
+                        unsafe { add_step_lif_avx2(inp, (f1, k, g1, r1, s1), c, flags) };
+                    } else {
+                        add_step_lif_imp(inp, (f1, k, g1, r1, s1), c, flags);
+                    }
+                }
+                for (x, y) in a.iter().zip(&b).chain(c.iter().zip(&d)) {
+                    same(x, y, "add_step");
+                }
+            }
+            let events: Vec<(usize, F)> = vec![(2, F::of(0.7)), (0, F::of(-1.3)), (2, F::of(0.01))];
+            for keep_esum in [false, true] {
+                let cols = || -> Vec<Vec<F>> {
+                    let big = |seed: u32| (0..3u32).flat_map(|c| v(seed + c)).collect::<Vec<F>>();
+                    vec![big(800), big(810), if keep_esum { big(820) } else { vec![] }, big(830)]
+                };
+                let (mut a, mut b) = (cols(), cols());
+                for (o, use_avx) in [(&mut a, false), (&mut b, true)] {
+                    let [x, y, w, bb] = o.as_mut_slice() else { unreachable!() };
+                    let coef = (r(0), r(1), r(2), r(3));
+                    if use_avx {
+                        // SAFETY: avx2() checked the CPU.
+                        unsafe { event_columns_avx2(&events, (x, y, w, bb), coef) };
+                    } else {
+                        event_columns_imp(&events, (x, y, w, bb), coef);
                     }
                 }
                 for (x, y) in a.iter().zip(&b) {
-                    same(x, y, "add_step");
+                    same(x, y, "event_columns");
+                }
+            }
+        }
+    }
+
+    /// The LIF kernels are the general ones with beta = 0, bitwise, on rows
+    /// whose ALIF-only sums are zero (as they are in LIF rows).
+    #[test]
+    fn lif_kernels_are_the_general_ones_with_beta_zero() {
+        for n in [1usize, 5, 33] {
+            let v = |seed: u32| values(seed, n, 0.2);
+            let zero = vec![0.0; n];
+            let (psi, signal, reg) = (v(1), v(2), v(3));
+            let one = vec![1.0; n];
+            for flags in [(false, false), (true, true), (true, false)] {
+                let mut g = [v(10), zero.clone(), v(11), v(12), zero.clone(), v(13), zero.clone(), v(14), zero.clone()];
+                let mut l = [v(10), v(11), v(12), v(13), v(14)];
+                let c = (0.9, 0.8, 1.2);
+                {
+                    let [f1, f2, k, g1, g2, r1, r2, s1, s2] = &mut g;
+                    let inp = (&psi[..], &signal[..], &reg[..], &one[..], &zero[..]);
+                    add_step_imp(inp, (f1, f2, k), (g1, g2, r1, r2), (s1, s2), (c.0, c.1, c.2, 0.0), flags);
+                }
+                {
+                    let [f1, k, g1, r1, s1] = &mut l;
+                    add_step_lif_imp((&psi[..], &signal[..], &reg[..]), (f1, k, g1, r1, s1), c, flags);
+                }
+                for (a, b) in [(&g[0], &l[0]), (&g[2], &l[1]), (&g[3], &l[2]), (&g[5], &l[3]), (&g[7], &l[4])] {
+                    same(a, b, "add_step_lif");
+                }
+                for z in [&g[1], &g[4], &g[6], &g[8]] {
+                    assert!(z.iter().all(|&x| x == 0.0), "an ALIF-only sum changed in a LIF row");
+                }
+                let mut full = [vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]];
+                let mut lif = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
+                {
+                    let [cx, cy, cw, cb] = &mut full;
+                    coefficients_imp(
+                        (&zero, &g[0], &g[1], &g[2], &g[3], &g[4]),
+                        (&g[5], &g[6], &g[7], &g[8]),
+                        0.3,
+                        (cx, cy, cw, cb),
+                    );
+                }
+                {
+                    let [cx, cy, cw] = &mut lif;
+                    coefficients_lif_imp((&g[0], &g[2], &g[3], &g[5], &g[7]), 0.3, (cx, cy, cw));
+                }
+                for (a, b) in full.iter().zip(&lif) {
+                    same(a, b, "coefficients_lif");
                 }
             }
         }

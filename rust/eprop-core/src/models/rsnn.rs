@@ -404,10 +404,10 @@ impl RsnnConfig {
         self.update != Update::Sequence
     }
 
-    fn neuron<F: Real>(&self, l: usize) -> Canonical<F> {
+    fn neuron<F: Real>(&self, l: usize, d: &Decays) -> Canonical<F> {
         Canonical {
-            alpha: F::of(self.alpha()),
-            rho: F::of(self.rho()),
+            alpha: F::of(d.alpha),
+            rho: F::of(d.rho),
             threshold: F::of(self.threshold),
             beta: F::of(self.beta),
             gamma: F::of(self.surrogate_height),
@@ -757,6 +757,29 @@ impl<F: Real> Scratch<F> {
     }
 }
 
+/// The decays per step (alpha, rho, kappa) of a configuration, with the
+/// values they came from, so that a step computes them (three `exp`) only
+/// when dt or a time constant changed since the last step.
+#[derive(Clone, Copy, Debug, Default)]
+struct Decays {
+    from: [u64; 4],
+    alpha: f64,
+    rho: f64,
+    kappa: f64,
+}
+
+impl Decays {
+    /// Those of `cfg`: the kept values if they came from the same dt and
+    /// time constants (bitwise), else computed again and kept.
+    fn of(&mut self, cfg: &RsnnConfig) -> Decays {
+        let from = [cfg.dt, cfg.tau_mem, cfg.tau_adapt, cfg.tau_out].map(f64::to_bits);
+        if from != self.from {
+            *self = Decays { from, alpha: cfg.alpha(), rho: cfg.rho(), kappa: cfg.kappa() };
+        }
+        *self
+    }
+}
+
 /// One sequence in flight.
 #[derive(Clone, Debug)]
 pub struct RsnnSeq<F: Real = f64> {
@@ -775,6 +798,8 @@ pub struct RsnnSeq<F: Real = f64> {
     /// Whether the event-driven kernel runs (only inside a call that runs
     /// steps: outside one, every array holds its plain value).
     event: bool,
+    /// The configuration's decays, as last used.
+    decays: Decays,
 }
 
 impl<F: Real> RsnnSeq<F> {
@@ -819,6 +844,7 @@ impl<F: Real> RsnnSeq<F> {
             lazy: lazy.unwrap_or_default(),
             stepping: vec![false; nl],
             event: false,
+            decays: Decays::default(),
         }
     }
 
@@ -953,10 +979,10 @@ impl<F: Real> RsnnNet<F> {
     /// instead of at the end of the sequence. Returns the loss of the step
     /// (0 when not learning). The weights are not changed.
     pub fn run_step(&self, seq: &mut RsnnSeq<F>, x: &[F], target: Option<&[F]>, learn: bool, online_reg: bool) -> f64 {
-        let event = seq.event;
-        each_layer(seq, x, |ls| self.layer_forward(ls, true, event));
+        let (event, d) = (seq.event, seq.decays.of(&self.cfg));
+        each_layer(seq, x, |ls| self.layer_forward(ls, true, event, &d));
         seq.state.steps += 1;
-        self.readout(&mut seq.state);
+        self.readout(&mut seq.state, &d);
         let loss = match target.filter(|_| learn) {
             Some(t) => error(self.cfg.loss, flat(&seq.state.y), t, &mut seq.err),
             None => {
@@ -966,7 +992,8 @@ impl<F: Real> RsnnNet<F> {
         };
         let steps = seq.state.steps;
         let err = std::mem::take(&mut seq.err);
-        each_layer(seq, x, |ls| self.layer_learning(ls, &err, steps, target.is_some(), learn, online_reg));
+        let flags = (target.is_some(), learn, online_reg);
+        each_layer(seq, x, |ls| self.layer_learning(ls, &err, steps, flags, &d));
         seq.err = err;
         if learn && target.is_some() {
             self.readout_gradients(seq);
@@ -981,7 +1008,7 @@ impl<F: Real> RsnnNet<F> {
     /// One layer's part of the forward pass: with `track`, first its
     /// eligibility (ALIF vectors densely, or the event kernel's start of the
     /// step when `event`), then traces, membranes, spikes.
-    fn layer_forward(&self, ls: LayerStep<'_, F>, track: bool, event: bool) {
+    fn layer_forward(&self, ls: LayerStep<'_, F>, track: bool, event: bool, d: &Decays) {
         let LayerStep { l, input, st, g, sc, lazy, stepping } = ls;
         *stepping = false;
         if track {
@@ -993,22 +1020,22 @@ impl<F: Real> RsnnNet<F> {
                 }
             }
             if !*stepping {
-                self.adapt_eligibility(l, st);
+                self.adapt_eligibility(l, st, d);
             }
         }
-        self.forward_layer(l, st, sc, input, *stepping);
+        self.forward_layer(l, st, sc, input, *stepping, d);
     }
 
     /// One layer's part after the output: rate statistics, learning signal,
     /// eligibility and gradient sums.
+    /// `(with_target, learn, online_reg)`: see [`Self::run_step`].
     fn layer_learning(
         &self,
         ls: LayerStep<'_, F>,
         err: &[F],
         steps: u64,
-        with_target: bool,
-        learn: bool,
-        online_reg: bool,
+        (with_target, learn, online_reg): (bool, bool, bool),
+        d: &Decays,
     ) {
         let LayerStep { l, st, g, sc, lazy, stepping, .. } = ls;
         self.update_rate(st, steps, online_reg);
@@ -1016,7 +1043,7 @@ impl<F: Real> RsnnNet<F> {
         let sum_e = self.sums_e(with_target, online_reg);
         match lazy.filter(|_| *stepping) {
             Some(lz) => lz.end_step(flat(&st.psi), &sc.signal, &sc.reg_signal, sum_e),
-            None => self.eligibility(l, st, g, sc, with_target, sum_e),
+            None => self.eligibility((l, st, g, sc), with_target, sum_e, d),
         }
     }
 
@@ -1057,16 +1084,17 @@ impl<F: Real> RsnnNet<F> {
     /// The forward dynamics alone (prediction): membranes, adaptation, spikes,
     /// presynaptic traces and readout. Eligibility traces are not advanced.
     pub fn forward_only(&self, seq: &mut RsnnSeq<F>, x: &[F]) {
-        each_layer(seq, x, |ls| self.layer_forward(ls, false, false));
+        let d = seq.decays.of(&self.cfg);
+        each_layer(seq, x, |ls| self.layer_forward(ls, false, false, &d));
         seq.state.steps += 1;
-        self.readout(&mut seq.state);
+        self.readout(&mut seq.state, &d);
     }
 
     /// ALIF eligibility vectors of layer `l` with psi(t-1) and zbar(t-1):
     /// `eps_a <- psi zbar + (rho - beta psi) eps_a`.
-    fn adapt_eligibility(&self, l: usize, st: &mut LayerState<F>) {
+    fn adapt_eligibility(&self, l: usize, st: &mut LayerState<F>, d: &Decays) {
         let cfg = &self.cfg;
-        let (rho, beta, first_ad) = (F::of(cfg.rho()), F::of(cfg.beta), cfg.first_adaptive(l));
+        let (rho, beta, first_ad) = (F::of(d.rho), F::of(cfg.beta), cfg.first_adaptive(l));
         let psi_prev = flat(&st.psi);
         for (pre, eps) in
             [(flat(&st.zbar_in), flat_mut(&mut st.eps_a_in)), (flat(&st.zbar_rec), flat_mut(&mut st.eps_a_rec))]
@@ -1088,10 +1116,19 @@ impl<F: Real> RsnnNet<F> {
     /// of layer `l` receiving `x`.
     /// `active_known`: the indices of the active inputs and neurons are in
     /// the scratch already (from the event kernel's events of this step).
-    fn forward_layer(&self, l: usize, st: &mut LayerState<F>, sc: &mut Scratch<F>, x: &[F], active_known: bool) {
+    #[allow(clippy::too_many_arguments)]
+    fn forward_layer(
+        &self,
+        l: usize,
+        st: &mut LayerState<F>,
+        sc: &mut Scratch<F>,
+        x: &[F],
+        active_known: bool,
+        d: &Decays,
+    ) {
         let cfg = &self.cfg;
         let p = &self.params.layers[l];
-        let alpha = F::of(cfg.alpha());
+        let alpha = F::of(d.alpha);
         for (zb, &xi) in flat_mut(&mut st.zbar_in).iter_mut().zip(x) {
             *zb = flush(alpha * *zb + xi);
         }
@@ -1117,7 +1154,7 @@ impl<F: Real> RsnnNet<F> {
             matvec(flat(&p.w_rec), flat(&st.z), &sc.idx_rec, sparse_rec, &mut sc.rec_current);
         }
         canonical_update(
-            &cfg.neuron::<F>(l),
+            &cfg.neuron::<F>(l, d),
             CanonicalState {
                 v: flat_mut(&mut st.v),
                 a: flat_mut(&mut st.a),
@@ -1132,9 +1169,9 @@ impl<F: Real> RsnnNet<F> {
 
     /// Readout of the last layer: zhat is its spike train low-pass filtered
     /// with unit gain, `y = W_out zhat + b`.
-    fn readout(&self, st: &mut RsnnState<F>) {
+    fn readout(&self, st: &mut RsnnState<F>, d: &Decays) {
         let p = &self.params;
-        let kappa = F::of(self.cfg.kappa());
+        let kappa = F::of(d.kappa);
         let gain = F::ONE - kappa;
         let RsnnState { layers, zhat, y, .. } = st;
         let z = flat(&layers.last().expect("at least one layer").z);
@@ -1202,15 +1239,13 @@ impl<F: Real> RsnnNet<F> {
     /// (one pass per row).
     fn eligibility(
         &self,
-        l: usize,
-        st: &mut LayerState<F>,
-        g: &mut LayerGrads<F>,
-        sc: &Scratch<F>,
+        (l, st, g, sc): (usize, &mut LayerState<F>, &mut LayerGrads<F>, &Scratch<F>),
         accumulate: bool,
         sum_e: bool,
+        d: &Decays,
     ) {
         let cfg = &self.cfg;
-        let kappa = F::of(cfg.kappa());
+        let kappa = F::of(d.kappa);
         let consts = (cfg.first_adaptive(l), F::of(cfg.beta), kappa, F::ONE - kappa);
         let flags = (accumulate, sum_e);
         let rows = (flat(&st.psi), &sc.signal[..], &sc.reg_signal[..]);
