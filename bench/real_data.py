@@ -87,10 +87,10 @@ SEEDS = (1, 2, 3)
 # --------------------------------------------------------------------------- sides
 
 
-def eprop_side(data, sizes, k, epochs, lr, seed, max_batches=None):
+def eprop_side(data, sizes, k, epochs, lr, seed, max_batches=None, reg_rate=0.0):
     xtr, ytr, xte, yte, last = data
     n_classes = int(ytr[0].max()) + 1
-    net = make_network(xtr.shape[2], sizes, n_classes, lr, seed)
+    net = make_network(xtr.shape[2], sizes, n_classes, lr, seed, reg_rate)
     rss0 = _rss()
     t0 = time.perf_counter()
     done = 0
@@ -146,10 +146,16 @@ class Bptt:
             "b": jnp.asarray(net.b_out),
         }
         self.lr = net.lr
+        # the firing-rate regularization of RecurrentNetwork (reg_rate > 0):
+        # (reg_rate / 2) sum_j (f_j - f0)^2 per sequence, f_j the spikes per
+        # step of neuron j over the whole sequence, f0 = target_rate dt / 1000
+        self.reg = net.config.reg_rate
+        self.f0 = net.config.target_rate * DT / 1000.0
         self.grad = jax.jit(jax.value_and_grad(self.loss))
 
-    def outputs(self, p, xs):
-        """Readout (B, T, K) of inputs (B, T, C)."""
+    def outputs(self, p, xs, rates=False):
+        """Readout (B, T, K) of inputs (B, T, C) (`rates`: and the spikes
+        per step of every neuron over the sequence, (B, n) per layer)."""
         jax, jnp = self.jax, self.jnp
         masks = [1.0 - jnp.eye(w.shape[0]) for w in p["w_rec"]]
 
@@ -164,21 +170,30 @@ class Bptt:
                 new_z.append(z)
                 below = z
             zhat = self.kappa * zhat + (1.0 - self.kappa) * below
-            return (new_v, new_z, zhat), zhat @ p["w_out"].T + p["b"]
+            y = zhat @ p["w_out"].T + p["b"]
+            # the spikes are kept only when asked for (BPTT's memory stays
+            # what the network alone needs)
+            return (new_v, new_z, zhat), ((y, new_z) if rates else y)
 
         B = xs.shape[0]
         zeros = [jnp.zeros((B, w.shape[0])) for w in p["w_rec"]]
         init = (zeros, zeros, jnp.zeros((B, p["w_out"].shape[1])))
-        _, ys = jax.lax.scan(step, init, jnp.swapaxes(xs, 0, 1))
-        return jnp.swapaxes(ys, 0, 1)
+        _, out = jax.lax.scan(step, init, jnp.swapaxes(xs, 0, 1))
+        if rates:
+            ys, zs = out
+            return jnp.swapaxes(ys, 0, 1), [z.mean(axis=0) for z in zs]
+        return jnp.swapaxes(out, 0, 1)
 
     def loss(self, p, xs, labels, mask):
         """Cross-entropy summed over the counted steps, mean over the batch."""
         jnp = self.jnp
-        y = self.outputs(p, xs)
+        y, rates = self.outputs(p, xs, rates=True) if self.reg > 0 else (self.outputs(p, xs), [])
         logp = y - self.jax.scipy.special.logsumexp(y, axis=-1, keepdims=True)
         picked = jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
-        return -jnp.sum(picked * mask) / xs.shape[0]
+        loss = -jnp.sum(picked * mask) / xs.shape[0]
+        if self.reg > 0:
+            loss = loss + sum(0.5 * self.reg * jnp.sum((f - self.f0) ** 2) for f in rates) / xs.shape[0]
+        return loss
 
     def train(self, data, k, epochs, seed, max_batches=None):
         jnp = self.jnp
@@ -215,9 +230,9 @@ class Bptt:
         return accuracy(evaluate, xte, yte, k, last)
 
 
-def bptt_side(data, sizes, k, epochs, lr, seed, max_batches=None):
+def bptt_side(data, sizes, k, epochs, lr, seed, max_batches=None, reg_rate=0.0):
     xtr, ytr = data[:2]
-    net = make_network(xtr.shape[2], sizes, int(ytr[0].max()) + 1, lr, seed)
+    net = make_network(xtr.shape[2], sizes, int(ytr[0].max()) + 1, lr, seed, reg_rate)
     model = Bptt(net)
     seconds, peak, done = model.train(data, k, epochs, seed, max_batches)
     acc = None if max_batches else model.accuracy(data, k)
@@ -294,9 +309,8 @@ def child(spec: dict) -> dict:
     if spec.get("validation"):
         data = validation_split(data, spec["seed"])
     args = (data, spec["sizes"], spec["k"], spec["epochs"], spec["lr"], spec["seed"], spec.get("max_batches"))
-    if spec["side"] == "eprop":
-        return eprop_side(*args)
-    return bptt_side(*args)
+    side = eprop_side if spec["side"] == "eprop" else bptt_side
+    return side(*args, reg_rate=spec.get("reg_rate", 0.0))
 
 
 def run(spec: dict) -> dict:
@@ -313,6 +327,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--child")
     ap.add_argument("--quick", action="store_true", help="a few epochs (checks that everything runs)")
+    ap.add_argument(
+        "--reg-rate",
+        type=float,
+        default=0.0,
+        help="firing-rate regularization of both spiking sides (RecurrentNetwork's reg_rate; the same "
+        "objective for BPTT); > 0 writes docs/real_data_reg.json and skips the memory sweep",
+    )
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
@@ -341,6 +362,7 @@ def main():
                 lr=lr,
                 seed=1,
                 validation=True,
+                reg_rate=args.reg_rate,
             )
             trials.append(run(spec))
         results["selection"].extend(trials)
@@ -358,16 +380,22 @@ def main():
                     epochs=epochs[dataset],
                     lr=chosen[(side, repr(sizes))],
                     seed=seed,
+                    reg_rate=args.reg_rate,
                 )
                 results["accuracy"].append(run(spec))
     results["summary"] = summary(results["accuracy"])
     for row in results["summary"]:
         print(json.dumps(row), flush=True)
+    name = "real_data_reg" if args.reg_rate > 0 else "real_data"
+    out = ROOT / "docs" / (f"{name}_quick.json" if args.quick else f"{name}.json")
+    if args.reg_rate > 0:
+        out.write_text(json.dumps(results, indent=1))
+        print("wrote", out)
+        return
     for kk in (1, 10, 100):
         for side in ("eprop", "bptt"):
             spec = dict(dataset="JapaneseVowels", side=side, sizes=100, k=kk, epochs=1, lr=2e-3, seed=1, max_batches=3)
             results["stretch"].append(run(spec))
-    out = ROOT / "docs" / ("real_data_quick.json" if args.quick else "real_data.json")
     out.write_text(json.dumps(results, indent=1))
     print("wrote", out)
     plot(results, out.with_suffix(".png"))

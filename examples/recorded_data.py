@@ -113,9 +113,10 @@ def batch(x, y, k, last):
     return xs, np.repeat(y[:, None], T, axis=1), mask
 
 
-def make_network(n_in, sizes, n_classes, lr=2e-3, seed=1):
+def make_network(n_in, sizes, n_classes, lr=2e-3, seed=1, reg_rate=0.0):
     """The network of the benchmark: LIF, no refractory period, symmetric
-    feedback (a lower layer: fixed random), cross-entropy, Adam."""
+    feedback (a lower layer: fixed random), cross-entropy, Adam; with
+    `reg_rate` > 0 the firing-rate regularization toward 10 Hz."""
     return RecurrentNetwork(
         n_in,
         sizes,
@@ -130,6 +131,7 @@ def make_network(n_in, sizes, n_classes, lr=2e-3, seed=1):
         optimizer="adam",
         lr=lr,
         seed=seed,
+        reg_rate=reg_rate,
     )
 
 
