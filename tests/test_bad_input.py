@@ -923,3 +923,14 @@ def test_a_huge_lr_is_refused_by_the_call_that_overflows(make):
             break
     else:
         pytest.fail("lr = 1e300 trained three sequences without overflowing")
+
+
+@pytest.mark.parametrize("cls", [eprop.OnlineLIFLayer, eprop.EpropTrainer, eprop.RecurrentNetwork])
+def test_a_state_asking_for_impossible_sizes_names_the_state(cls):
+    """A damaged state (or file) whose sizes cannot be allocated: MemoryError
+    naming state_dict (found by the fuzzer: it named only the class)."""
+    small = {eprop.OnlineLIFLayer: (2, 3), eprop.EpropTrainer: (2, 3, 1), eprop.RecurrentNetwork: (2, 3, 1)}[cls]
+    d = cls(*small).state_dict()
+    d["n_neurons"] = 2**45
+    with pytest.raises((MemoryError, ValueError), match=r"^state_dict: "):
+        cls.from_state_dict(d)

@@ -88,8 +88,9 @@ class _Public:
         config = cls._native._config_of_state(state)
         try:
             obj = cls.from_config(cls.Config(**config))
-        except (ValueError, TypeError) as e:
-            # the configuration came from the state: say so ("state_dict: dt: expected ...")
+        except (ValueError, TypeError, MemoryError) as e:
+            # the configuration came from the state: say so ("state_dict: dt: expected ...",
+            # or sizes too large to allocate from a damaged file)
             raise type(e)(f"state_dict: {e}") from None
         obj.load_state_dict(state)
         return obj
