@@ -32,6 +32,41 @@ pub fn decay(dt: f64, tau: f64) -> f64 {
     (-dt / tau).exp()
 }
 
+/// The decays of `N` time constants over one step, kept with the dt and
+/// time constants they came from: a step computes them (`N` calls of `exp`)
+/// only when one of those changed since the last step, and otherwise gets
+/// the same values back (bitwise what [`decay`] gives).
+#[derive(Clone, Copy, Debug)]
+pub struct DecayCache<const N: usize> {
+    from: Option<(u64, [u64; N])>,
+    values: [f64; N],
+}
+
+impl<const N: usize> Default for DecayCache<N> {
+    fn default() -> Self {
+        DecayCache { from: None, values: [0.0; N] }
+    }
+}
+
+/// A cache is not state: two are equal whatever they hold.
+impl<const N: usize> PartialEq for DecayCache<N> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<const N: usize> DecayCache<N> {
+    /// `decay(dt, tau)` of each of `taus`.
+    pub fn of(&mut self, dt: f64, taus: [f64; N]) -> [f64; N] {
+        let from = Some((dt.to_bits(), taus.map(f64::to_bits)));
+        if from != self.from {
+            self.values = taus.map(|tau| decay(dt, tau));
+            self.from = from;
+        }
+        self.values
+    }
+}
+
 use crate::real::Real;
 
 /// Seed rule: membrane update of one neuron; returns (membrane after reset, spike).
@@ -133,6 +168,18 @@ crate::kernels::simd_dispatch! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decay_cache_gives_what_decay_gives_and_follows_changes() {
+        let mut c = DecayCache::<2>::default();
+        for (dt, taus) in [(1.0, [20.0, 2000.0]), (1.0, [20.0, 2000.0]), (0.5, [20.0, 2000.0]), (0.5, [7.0, 2000.0])] {
+            let got = c.of(dt, taus);
+            for (g, tau) in got.iter().zip(taus) {
+                assert_eq!(g.to_bits(), decay(dt, tau).to_bits(), "dt {dt}, tau {tau}");
+            }
+        }
+        assert_eq!(c, DecayCache::default(), "a cache compares equal whatever it holds");
+    }
 
     #[test]
     fn seed_spike_resets_by_subtraction_and_psi_after_reset() {

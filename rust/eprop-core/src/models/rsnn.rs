@@ -87,7 +87,7 @@ use crate::event::{sparse_enough, Kernel, Lazy, Synapses, AUTO_MAX_ACTIVITY, AUT
 use crate::kernels::{
     batch_mean, elig_rows, flat, flat_mut, flush, matvec, matvec_cols, nonzeros, transpose, Change, MeanInto,
 };
-use crate::neuron::{canonical_update, decay, Canonical, CanonicalState};
+use crate::neuron::{canonical_update, decay, Canonical, CanonicalState, DecayCache};
 use crate::optim::{kolen_pollack, update as optimizer_update, zero_diagonal, OptimState, Optimizer};
 use crate::readout::{error, feedback_signal, transposed_signal, Loss};
 use crate::real::{Dtype, Real};
@@ -757,26 +757,19 @@ impl<F: Real> Scratch<F> {
     }
 }
 
-/// The decays per step (alpha, rho, kappa) of a configuration, with the
-/// values they came from, so that a step computes them (three `exp`) only
-/// when dt or a time constant changed since the last step.
-#[derive(Clone, Copy, Debug, Default)]
+/// The decays per step of a configuration: membrane, adaptation, readout.
+#[derive(Clone, Copy, Debug)]
 struct Decays {
-    from: [u64; 4],
     alpha: f64,
     rho: f64,
     kappa: f64,
 }
 
 impl Decays {
-    /// Those of `cfg`: the kept values if they came from the same dt and
-    /// time constants (bitwise), else computed again and kept.
-    fn of(&mut self, cfg: &RsnnConfig) -> Decays {
-        let from = [cfg.dt, cfg.tau_mem, cfg.tau_adapt, cfg.tau_out].map(f64::to_bits);
-        if from != self.from {
-            *self = Decays { from, alpha: cfg.alpha(), rho: cfg.rho(), kappa: cfg.kappa() };
-        }
-        *self
+    /// Those of `cfg`, from `cache` (computed only when dt or a time constant changed).
+    fn of(cache: &mut DecayCache<3>, cfg: &RsnnConfig) -> Decays {
+        let [alpha, rho, kappa] = cache.of(cfg.dt, [cfg.tau_mem, cfg.tau_adapt, cfg.tau_out]);
+        Decays { alpha, rho, kappa }
     }
 }
 
@@ -798,8 +791,8 @@ pub struct RsnnSeq<F: Real = f64> {
     /// Whether the event-driven kernel runs (only inside a call that runs
     /// steps: outside one, every array holds its plain value).
     event: bool,
-    /// The configuration's decays, as last used.
-    decays: Decays,
+    /// The configuration's decays, as last computed.
+    decays: DecayCache<3>,
 }
 
 impl<F: Real> RsnnSeq<F> {
@@ -844,7 +837,7 @@ impl<F: Real> RsnnSeq<F> {
             lazy: lazy.unwrap_or_default(),
             stepping: vec![false; nl],
             event: false,
-            decays: Decays::default(),
+            decays: DecayCache::default(),
         }
     }
 
@@ -979,7 +972,7 @@ impl<F: Real> RsnnNet<F> {
     /// instead of at the end of the sequence. Returns the loss of the step
     /// (0 when not learning). The weights are not changed.
     pub fn run_step(&self, seq: &mut RsnnSeq<F>, x: &[F], target: Option<&[F]>, learn: bool, online_reg: bool) -> f64 {
-        let (event, d) = (seq.event, seq.decays.of(&self.cfg));
+        let (event, d) = (seq.event, Decays::of(&mut seq.decays, &self.cfg));
         each_layer(seq, x, |ls| self.layer_forward(ls, true, event, &d));
         seq.state.steps += 1;
         self.readout(&mut seq.state, &d);
@@ -1084,7 +1077,7 @@ impl<F: Real> RsnnNet<F> {
     /// The forward dynamics alone (prediction): membranes, adaptation, spikes,
     /// presynaptic traces and readout. Eligibility traces are not advanced.
     pub fn forward_only(&self, seq: &mut RsnnSeq<F>, x: &[F]) {
-        let d = seq.decays.of(&self.cfg);
+        let d = Decays::of(&mut seq.decays, &self.cfg);
         each_layer(seq, x, |ls| self.layer_forward(ls, false, false, &d));
         seq.state.steps += 1;
         self.readout(&mut seq.state, &d);

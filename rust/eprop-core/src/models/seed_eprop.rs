@@ -26,7 +26,7 @@ use crate::kernels::{
     add_scaled_rows, batch_mean, flat, flat_mut, matvec, nonzeros, trace_elig_learn_rows, trace_elig_rows, Change,
     MeanInto,
 };
-use crate::neuron::{decay, seed_update};
+use crate::neuron::{decay, seed_update, DecayCache};
 use crate::optim::zero_diagonal;
 use crate::readout::{error, transposed_signal, Loss};
 use crate::real::{Dtype, Real};
@@ -130,6 +130,8 @@ pub struct SeedEpropScratch<F: Real = f64> {
     idx_in: Vec<usize>,
     idx_rec: Vec<usize>,
     idx_out: Vec<usize>,
+    /// alpha (membrane) and kappa (traces), as last computed.
+    decays: DecayCache<2>,
 }
 
 /// One sequence in flight: its state and its step buffers.
@@ -162,6 +164,7 @@ impl<F: Real> SeedEpropSeq<F> {
                 idx_in: Vec::with_capacity(ni),
                 idx_rec: Vec::with_capacity(nr),
                 idx_out: Vec::with_capacity(nr),
+                decays: DecayCache::default(),
             },
         }
     }
@@ -275,10 +278,16 @@ impl<F: Real> SeedEpropNet<F> {
         self.neurons_and_output(seq);
     }
 
+    /// alpha and kappa of the configuration (see [`DecayCache`]).
+    fn decays(&self, sc: &mut SeedEpropScratch<F>) -> [f64; 2] {
+        sc.decays.of(self.cfg.dt, [self.cfg.tau_mem, self.cfg.tau_trace])
+    }
+
     /// From the input and recurrent currents in the scratch: membrane,
     /// spikes, pseudo-derivatives and readout.
     fn neurons_and_output(&self, seq: &mut SeedEpropSeq<F>) {
         let sc = &mut seq.scratch;
+        let [alpha, _] = self.decays(sc);
         let st = &mut seq.state;
         for (c, r) in sc.current.iter_mut().zip(&sc.rec_current) {
             *c += *r;
@@ -288,7 +297,7 @@ impl<F: Real> SeedEpropNet<F> {
             &sc.current,
             &mut sc.z_new,
             &mut sc.psi,
-            F::of(self.cfg.alpha()),
+            F::of(alpha),
             F::of(self.cfg.threshold),
         );
         let sparse_out = nonzeros(&sc.z_new, &mut sc.idx_out);
@@ -305,7 +314,7 @@ impl<F: Real> SeedEpropNet<F> {
 
     /// Trace and eligibility update without learning; commits z(t).
     fn traces(&self, seq: &mut SeedEpropSeq<F>, x: &[F]) {
-        let kappa = F::of(self.cfg.kappa());
+        let kappa = F::of(self.decays(&mut seq.scratch)[1]);
         let st = &mut seq.state;
         let psi = &seq.scratch.psi;
         trace_elig_rows(flat_mut(&mut st.trace_in), flat_mut(&mut st.elig_in), x, psi, kappa);
@@ -315,7 +324,7 @@ impl<F: Real> SeedEpropNet<F> {
 
     /// Trace, eligibility and weight update in one pass over each matrix; commits z(t).
     fn traces_and_learn(&mut self, seq: &mut SeedEpropSeq<F>, x: &[F]) {
-        let (kappa, lr) = (F::of(self.cfg.kappa()), F::of(self.cfg.lr));
+        let (kappa, lr) = (F::of(self.decays(&mut seq.scratch)[1]), F::of(self.cfg.lr));
         let st = &mut seq.state;
         let sc = &seq.scratch;
         let (tr_in, el_in) = (flat_mut(&mut st.trace_in), flat_mut(&mut st.elig_in));

@@ -16,7 +16,7 @@ use crate::error::{EpropError, Result};
 use crate::kernels::{
     add_scaled_rows, batch_mean, flat, flat_mut, layer_learn_rows, matvec, nonzeros, trace_rows, Change, MeanInto,
 };
-use crate::neuron::{decay, seed_update};
+use crate::neuron::{seed_update, DecayCache};
 use crate::readout::{error, Loss};
 use crate::real::{Dtype, Real};
 use crate::rng::LegacyRng;
@@ -82,6 +82,8 @@ pub struct SeedLayerState<F: Real = f64> {
     psi: Vec<F>,
     current: Vec<F>,
     idx: Vec<usize>,
+    /// The membrane's decay, as last computed.
+    decay: DecayCache<1>,
 }
 
 impl<F: Real> SeedLayerState<F> {
@@ -93,6 +95,7 @@ impl<F: Real> SeedLayerState<F> {
             psi: vec![F::ZERO; cfg.n_neurons],
             current: vec![F::ZERO; cfg.n_neurons],
             idx: Vec::with_capacity(cfg.n_inputs),
+            decay: DecayCache::default(),
         }
     }
 
@@ -127,12 +130,13 @@ impl<F: Real> SeedLayer<F> {
     pub fn forward(&self, st: &mut SeedLayerState<F>, x: &[F]) {
         let sparse = nonzeros(x, &mut st.idx);
         matvec(flat(&self.w), x, &st.idx, sparse, &mut st.current);
+        let [alpha] = st.decay.of(self.cfg.dt, [self.cfg.tau_mem]);
         seed_update(
             flat_mut(&mut st.v),
             &st.current,
             flat_mut(&mut st.z),
             &mut st.psi,
-            F::of(decay(self.cfg.dt, self.cfg.tau_mem)),
+            F::of(alpha),
             F::of(self.cfg.threshold),
         );
     }
