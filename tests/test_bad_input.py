@@ -932,5 +932,5 @@ def test_a_state_asking_for_impossible_sizes_names_the_state(cls):
     small = {eprop.OnlineLIFLayer: (2, 3), eprop.EpropTrainer: (2, 3, 1), eprop.RecurrentNetwork: (2, 3, 1)}[cls]
     d = cls(*small).state_dict()
     d["n_neurons"] = 2**45
-    with pytest.raises((MemoryError, ValueError), match=r"^state_dict: "):
+    with pytest.raises(MemoryError, match=r"^state_dict: "):
         cls.from_state_dict(d)

@@ -505,7 +505,8 @@ fn coefficients_imp<F: Real>(
 }
 
 /// [`coefficients_imp`] for LIF rows (beta = 0: D, F2, G2, R2 and S2 are
-/// zero there, and B has no LIF rows), bitwise the same values of X, Y, W.
+/// zero there, and B has no LIF rows), bitwise the same values of X, Y, W
+/// for finite sums.
 #[inline(always)]
 #[allow(clippy::type_complexity)]
 fn coefficients_lif_imp<F: Real>(
@@ -579,7 +580,7 @@ fn add_step_imp<F: Real>(
 }
 
 /// [`add_step_imp`] for LIF rows (beta = 0, so e2 = 0 and F2, G2, R2, S2
-/// stay zero): bitwise the same F1, K, G1, R1, S1.
+/// stay zero): bitwise the same F1, K, G1, R1, S1 for finite values.
 #[inline(always)]
 #[allow(clippy::type_complexity)]
 fn add_step_lif_imp<F: Real>(
@@ -841,8 +842,34 @@ mod tests {
         }
     }
 
+    /// Skipping the regularization sums when every signal is zero leaves
+    /// them bitwise as adding the zero terms would (signed zeros in psi too).
+    #[test]
+    fn regularization_sums_skipped_without_a_signal_are_unchanged() {
+        for n in [1usize, 6, 33] {
+            let v = |seed: u32| values(seed, n, 0.2);
+            let mut psi = v(1);
+            psi[0] = -0.0;
+            let (signal, reg, p, d) = (v(2), vec![0.0; n], v(3), v(4));
+            for (beta, sum_e) in [(0.0, false), (0.4, true)] {
+                let sums = || -> Vec<Vec<f64>> { (0..9).map(|k| v(20 + k)).collect() };
+                let (mut a, mut b) = (sums(), sums());
+                for (o, with_reg) in [(&mut a, true), (&mut b, false)] {
+                    let [f1, f2, k, g1, g2, r1, r2, s1, s2] = o.as_mut_slice() else { unreachable!() };
+                    let inp = (&psi[..], &signal[..], &reg[..], &p[..], &d[..]);
+                    let c = (0.9, 0.8, 1.2, beta);
+                    add_step_imp(inp, (f1, f2, k), (g1, g2, r1, r2), (s1, s2), c, (with_reg, sum_e));
+                }
+                for (x, y) in a.iter().zip(&b) {
+                    same(x, y, "add_step without a regularization signal");
+                }
+            }
+        }
+    }
+
     /// The LIF kernels are the general ones with beta = 0, bitwise, on rows
-    /// whose ALIF-only sums are zero (as they are in LIF rows).
+    /// whose ALIF-only sums are zero (as they are in LIF rows), for finite
+    /// values (with an infinite psi the general form gives NaN, 0 * inf).
     #[test]
     fn lif_kernels_are_the_general_ones_with_beta_zero() {
         for n in [1usize, 5, 33] {
