@@ -409,11 +409,12 @@ impl<F: Real> Lazy<F> {
     /// End of a step: adds the step's terms to the running sums, given the
     /// new psi, the learning signal, the regularization signal and whether
     /// the step's e is summed (the sequence form of the regularization).
-    pub fn end_step(&mut self, psi: &[F], signal: &[F], reg: &[F], sum_e: bool) {
+    /// `with_reg`: whether `reg` holds a signal (else it is zero and the
+    /// regularization sums are left as they are).
+    pub fn end_step(&mut self, psi: &[F], signal: &[F], reg: &[F], (with_reg, sum_e): (bool, bool)) {
         let [ap, _, kp, kn] = self.powers(self.span);
         let fa = self.first_adaptive;
-        // the regularization sums only change where a signal is not zero
-        let flags = (reg.iter().any(|&r| r != F::ZERO), sum_e);
+        let flags = (with_reg, sum_e);
         add_step_lif(
             (&psi[..fa], &signal[..fa], &reg[..fa]),
             (&mut self.f1[..fa], &mut self.k[..fa], &mut self.g1[..fa], &mut self.r1[..fa], &mut self.s1[..fa]),

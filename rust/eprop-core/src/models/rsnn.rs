@@ -1032,10 +1032,10 @@ impl<F: Real> RsnnNet<F> {
     ) {
         let LayerStep { l, st, g, sc, lazy, stepping, .. } = ls;
         self.update_rate(st, steps, online_reg);
-        self.learning_signal(l, st, sc, err, with_target && learn, with_target && online_reg);
+        let with_reg = self.learning_signal(l, st, sc, err, with_target && learn, with_target && online_reg);
         let sum_e = self.sums_e(with_target, online_reg);
         match lazy.filter(|_| *stepping) {
-            Some(lz) => lz.end_step(flat(&st.psi), &sc.signal, &sc.reg_signal, sum_e),
+            Some(lz) => lz.end_step(flat(&st.psi), &sc.signal, &sc.reg_signal, (with_reg, sum_e)),
             None => self.eligibility((l, st, g, sc), with_target, sum_e, d),
         }
     }
@@ -1202,7 +1202,16 @@ impl<F: Real> RsnnNet<F> {
     /// learning), with B = W_out^T for the last layer under symmetric
     /// feedback and the layer's own matrix otherwise, and, online
     /// (`reg_signal`), the regularization signal `r_j = reg (rate_j - f0) dt / tau_reg`.
-    fn learning_signal(&self, l: usize, st: &LayerState<F>, sc: &mut Scratch<F>, err: &[F], signal: bool, reg: bool) {
+    /// Returns whether it wrote a regularization signal (else it is zero).
+    fn learning_signal(
+        &self,
+        l: usize,
+        st: &LayerState<F>,
+        sc: &mut Scratch<F>,
+        err: &[F],
+        signal: bool,
+        reg: bool,
+    ) -> bool {
         let cfg = &self.cfg;
         if signal {
             let last = l + 1 == cfg.layers.len();
@@ -1214,13 +1223,15 @@ impl<F: Real> RsnnNet<F> {
             sc.signal.fill(F::ZERO);
         }
         sc.reg_signal.fill(F::ZERO);
-        if cfg.reg_rate > 0.0 && reg {
+        let with_reg = cfg.reg_rate > 0.0 && reg;
+        if with_reg {
             let f0 = F::of(cfg.rate_per_step());
             let scale = F::of(cfg.reg_rate / cfg.reg_window());
             for (r, &f) in sc.reg_signal.iter_mut().zip(flat(&st.rate)) {
                 *r = scale * (f - f0);
             }
         }
+        with_reg
     }
 
     /// Whether a step sums its e for the end-of-sequence regularization.
