@@ -552,3 +552,38 @@ def test_constructor_accepts_numpy_integers_and_sequences():
         o = eprop.OnlineTrainer(sizes)
         assert o.layer_sizes == [3, 5, 2]
         np.testing.assert_array_equal(o.layers[0].W, RefOnline([3, 5, 2]).layers[0].W)
+
+
+@pytest.mark.parametrize("name", ["tau_mem", "dt", "tau_trace"])
+@pytest.mark.parametrize("kernel", ["dense", "event"])
+def test_a_time_constant_set_mid_life_is_used_by_the_next_step(name, kernel):
+    """Decays are kept between steps (computed again only when dt or a time
+    constant changed): after a setter the trainer runs as one built with the
+    new value and the same state."""
+    from common import state_bits
+
+    rng = np.random.default_rng(5)
+    x, y = (rng.random((300, 4)) < 0.2).astype(float), rng.random((300, 2))
+    t = eprop.EpropTrainer(4, 12, 2, kernel=kernel, seed=7)
+    t.train_sequence(x, y)  # the decays of the old value are in use
+    setattr(t, name, getattr(t, name) * 0.37)
+    fresh = eprop.EpropTrainer.from_state_dict(t.state_dict())
+    for a in (t, fresh):
+        a.train_sequence(x, y, reset=False)
+    assert state_bits(t) == state_bits(fresh)
+
+
+@pytest.mark.parametrize("name", ["tau_mem", "dt"])
+def test_a_layer_time_constant_set_mid_life_is_used_by_the_next_step(name):
+    from common import state_bits
+
+    rng = np.random.default_rng(6)
+    layer = eprop.OnlineLIFLayer(4, 6, seed=2)
+    for _ in range(20):
+        layer.step((rng.random(4) < 0.5).astype(float))
+    setattr(layer, name, getattr(layer, name) * 0.37)
+    fresh = eprop.OnlineLIFLayer.from_state_dict(layer.state_dict())
+    x = (rng.random(4) < 0.5).astype(float)
+    for a in (layer, fresh):
+        a.step(x)
+    assert state_bits(layer) == state_bits(fresh)

@@ -444,3 +444,25 @@ def test_seed_rule_auto_runs_event_only_on_sparse_inputs():
         for k, v in states[same_as].items():
             if isinstance(v, np.ndarray):
                 assert np.array_equal(v, states["auto"][k]), (p, k)
+
+
+@pytest.mark.parametrize("n_adaptive", [0, 3])
+def test_online_regularization_enters_the_event_kernel(n_adaptive):
+    """An online schedule (update=k) adds the running-rate regularization at
+    every step; one update at the call's end (T < k) shows the gradient whole,
+    without updates feeding differences back. The regularization must move
+    the weights far more than the kernels differ."""
+    rng = np.random.default_rng(11)
+    x = (rng.random((400, 6)) < 0.1).astype(float)
+    y = rng.normal(size=(400, 2))
+    kw = dict(n_adaptive=n_adaptive, update=1000, optimizer="sgd", lr=1e-2, seed=3)
+    w = {}
+    for reg in (0.0, 20.0):
+        for k in ("dense", "event"):
+            net = eprop.RecurrentNetwork(6, 8, 2, kernel=k, reg_rate=reg, **kw)
+            w0 = net.W_in
+            net.train_sequence(x, y)
+            w[reg, k] = net.W_in - w0
+    scale = np.abs(w[20.0, "dense"]).max()
+    assert np.abs(w[20.0, "dense"] - w[0.0, "dense"]).max() > 1e-3 * scale, "vacuous: no regularization"
+    assert np.abs(w[20.0, "event"] - w[20.0, "dense"]).max() <= TOL * scale
