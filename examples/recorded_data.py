@@ -14,8 +14,9 @@ traces, 1460 samples) and GunPoint (hand positions, 150 samples) go through
 
 Result of the full run (40 epochs of batches of 16, Adam 2e-3, seed 1):
 100 LIF neurons 84.3% on the 370 test utterances, two layers of 50 80.5%
-(chance 11%). bench/real_data.py picks each side's rate on a validation
-split instead (1e-3 for one layer there: 83.2%). Run ``python examples/recorded_data.py``
+(chance 11%). bench/real_data.py chooses each side's learning rate,
+regularization and epochs on validation splits instead (docs/tutorials.md).
+Run ``python examples/recorded_data.py``
 (``--quick``: 3 epochs); needs ``pip install sktime``.
 """
 
