@@ -113,6 +113,12 @@ def batches_per_epoch(data):
     return -(-len(data[0]) // BATCH)
 
 
+def epoch_ended(done, data, curve_at):
+    """The epoch that the `done`-th batch ends if it is one of `curve_at`, else None."""
+    epoch, rest = divmod(done, batches_per_epoch(data))
+    return epoch if rest == 0 and epoch in curve_at else None
+
+
 def eprop_side(data, sizes, k, epochs, lr, seed, max_batches=None, reg_rate=0.0, curve_at=()):
     """Trains and tests; `curve_at`: epochs after which the accuracy on the
     held-out part is also measured (the selection runs; their times then
@@ -134,8 +140,9 @@ def eprop_side(data, sizes, k, epochs, lr, seed, max_batches=None, reg_rate=0.0,
     for xb, yb, mb in batches:
         net.train_batch(xb, yb, mask=mb, n_threads=1)
         done += 1
-        if done % batches_per_epoch(data) == 0 and done // batches_per_epoch(data) in curve_at:
-            curve[done // batches_per_epoch(data)] = test()
+        epoch = epoch_ended(done, data, curve_at)
+        if epoch is not None:
+            curve[epoch] = test()
     seconds = time.perf_counter() - t0
     peak = _hwm() - rss0
     return {
@@ -189,6 +196,8 @@ class Bptt:
         self.reg = net.config.reg_rate
         self.f0 = net.config.target_rate * DT / 1000.0
         self.grad = jax.jit(jax.value_and_grad(self.loss))
+        # compiled once, used by every accuracy measurement
+        self.forward = jax.jit(self.outputs)
 
     def outputs(self, p, xs, rates=False):
         """Readout (B, T, K) of inputs (B, T, C) (`rates`: and the spikes
@@ -266,16 +275,17 @@ class Bptt:
                 return w - self.lr * (a / c1) / (jnp.sqrt(b / c2) + eps)
 
             p = self.jax.tree.map(adam, p, m, v)
-            if t % batches_per_epoch(data) == 0 and t // batches_per_epoch(data) in curve_at:
+            epoch = epoch_ended(t, data, curve_at)
+            if epoch is not None:
                 self.params = p
-                curve[t // batches_per_epoch(data)] = self.accuracy(data, k)
+                curve[epoch] = self.accuracy(data, k)
         self.jax.block_until_ready(p)
         self.params = p
         return time.perf_counter() - t0, _hwm() - rss0, t, curve
 
     def accuracy(self, data, k):
         _, _, xte, yte, last = data
-        fwd = self.jax.jit(self.outputs)
+        fwd = self.forward
 
         def evaluate(xb, yb, mb):
             y = np.asarray(fwd(self.params, self.jnp.asarray(xb)))
@@ -461,9 +471,7 @@ def main():
         for side, sizes in sides:
             results["chosen"].append(choose(trials, dataset, side, sizes))
             print(json.dumps(results["chosen"][-1]), flush=True)
-            chosen = {key: v for key, v in results["chosen"][-1].items() if key != "validation_accuracy"}
-            for seed in SEEDS[:1] if args.quick else SEEDS:
-                results["accuracy"].append(run({**chosen, "k": K[dataset], "seed": seed}))
+            results["accuracy"].extend(test_runs(results["chosen"][-1], SEEDS[:1] if args.quick else SEEDS))
         for side in ("logistic", "nearest"):
             results["accuracy"].append(run(dict(dataset=dataset, side=side, sizes=None, seed=1)))
     results["summary"] = summary(results["accuracy"])
@@ -500,6 +508,12 @@ def choose(trials, dataset, side, sizes):
     )
 
 
+def test_runs(chosen, seeds):
+    """The test runs (one at a time) of a choice of `choose`, one per seed."""
+    spec = {key: v for key, v in chosen.items() if key != "validation_accuracy"}
+    return [run({**spec, "k": K[spec["dataset"]], "seed": seed}) for seed in seeds]
+
+
 def reselect(path):
     """Choices made again from the selection runs stored in `path` (after a
     change of the rule); the test runs of every choice that changed are
@@ -511,14 +525,13 @@ def reselect(path):
             continue
         print("changed:", json.dumps(old), "->", json.dumps(new), flush=True)
         results["chosen"][i] = new
-        chosen = {key: v for key, v in new.items() if key != "validation_accuracy"}
         rows = results["accuracy"]
         same = [
             j
             for j, r in enumerate(rows)
             if r["dataset"] == old["dataset"] and r["side"] == old["side"] and r["sizes"] == old["sizes"]
         ]
-        again = [run({**chosen, "k": K[new["dataset"]], "seed": seed}) for seed in SEEDS]
+        again = test_runs(new, SEEDS)
         results["accuracy"] = rows[: same[0]] + again + [r for j, r in enumerate(rows) if j > same[0] and j not in same]
     results["summary"] = summary(results["accuracy"])
     path.write_text(json.dumps(results, indent=1))
